@@ -1,0 +1,250 @@
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+from django.utils import timezone
+
+from registry.platform import platform_sort_key
+
+from . import crypto
+
+
+class Registry(models.Model):
+    AUTH_ANONYMOUS = "anonymous"
+    AUTH_BASIC = "basic"
+    AUTH_TOKEN = "token"
+    AUTH_CHOICES = [
+        (AUTH_ANONYMOUS, "Anonymous"),
+        (AUTH_BASIC, "Username and password"),
+        (AUTH_TOKEN, "Bearer token"),
+    ]
+
+    name = models.SlugField(max_length=64, unique=True)
+    url = models.CharField(max_length=255, help_text="Base URL, e.g. https://ghcr.io or http://127.0.0.1:5000")
+    auth = models.CharField(max_length=16, choices=AUTH_CHOICES, default=AUTH_ANONYMOUS)
+    username = models.CharField(max_length=255, blank=True)
+    secret_encrypted = models.TextField(blank=True, editable=False)
+    insecure = models.BooleanField(default=False, help_text="Allow plain http and unverified TLS")
+    ca_bundle = models.TextField(blank=True, help_text="PEM certificates to trust for this registry")
+    watch = models.TextField(blank=True, help_text="Repositories to scan when the registry has no catalog")
+    required_platforms = models.CharField(max_length=512, blank=True, default="linux/amd64,linux/arm64")
+    concurrency = models.PositiveSmallIntegerField(default=4)
+    last_scan_at = models.DateTimeField(null=True, blank=True)
+    last_scan_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name_plural = "registries"
+        permissions = [("push_registry", "Can assemble and push lists")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("manifests-repository-list", args=[self.name])
+
+    def set_secret(self, secret: str) -> None:
+        self.secret_encrypted = crypto.encrypt(secret)
+
+    def get_secret(self) -> str:
+        return crypto.decrypt(self.secret_encrypted)
+
+    @property
+    def has_secret(self) -> bool:
+        return bool(self.secret_encrypted)
+
+    @property
+    def host(self) -> str:
+        return self.url.split("://", 1)[-1].rstrip("/")
+
+    @property
+    def watch_list(self) -> list[str]:
+        return [name.strip() for name in self.watch.replace(",", "\n").splitlines() if name.strip()]
+
+    @property
+    def required_list(self) -> list[str]:
+        return sorted({p.strip() for p in self.required_platforms.split(",") if p.strip()}, key=platform_sort_key)
+
+
+class Repository(models.Model):
+    registry = models.ForeignKey(Registry, on_delete=models.CASCADE, related_name="repositories")
+    name = models.CharField(max_length=255)
+    platforms = models.JSONField(default=list, blank=True)
+    tag_count = models.PositiveIntegerField(default=0)
+    list_count = models.PositiveIntegerField(default=0)
+    scanned_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["registry", "name"], name="repository_unique_name")]
+
+    def __str__(self) -> str:
+        return f"{self.registry.name}/{self.name}"
+
+
+class Manifest(models.Model):
+    """A manifest by digest: content-addressed, so stored once and never fetched again."""
+
+    digest = models.CharField(max_length=135, unique=True)
+    media_type = models.CharField(max_length=255)
+    kind = models.CharField(max_length=16)  # index, image, artifact, schema1
+    raw = models.BinaryField()
+    size = models.BigIntegerField(default=0)  # manifest bytes plus, for images, config and layers
+    config_digest = models.CharField(max_length=135, blank=True)
+    artifact_type = models.CharField(max_length=255, blank=True)
+    os = models.CharField(max_length=64, blank=True)
+    architecture = models.CharField(max_length=64, blank=True)
+    variant = models.CharField(max_length=32, blank=True)
+    os_version = models.CharField(max_length=64, blank=True)
+    os_features = models.JSONField(default=list, blank=True)
+    platform = models.CharField(max_length=128, blank=True)  # normalized os/arch[/variant]
+    created = models.DateTimeField(null=True, blank=True)
+    fetched_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.digest
+
+    @property
+    def raw_text(self) -> str:
+        return bytes(self.raw).decode("utf-8", errors="replace")
+
+
+class ManifestChild(models.Model):
+    """One entry of an index, exactly as its parent's bytes describe it."""
+
+    parent = models.ForeignKey(Manifest, on_delete=models.CASCADE, related_name="children")
+    position = models.PositiveIntegerField()
+    digest = models.CharField(max_length=135, db_index=True)
+    media_type = models.CharField(max_length=255)
+    size = models.BigIntegerField(default=0)
+    os = models.CharField(max_length=64, blank=True)
+    architecture = models.CharField(max_length=64, blank=True)
+    variant = models.CharField(max_length=32, blank=True)
+    os_version = models.CharField(max_length=64, blank=True)
+    os_features = models.JSONField(default=list, blank=True)
+    platform = models.CharField(max_length=128, blank=True)
+    annotations = models.JSONField(default=dict, blank=True)
+    artifact_type = models.CharField(max_length=255, blank=True)
+    is_attestation = models.BooleanField(default=False)
+    subject = models.CharField(max_length=135, blank=True)
+
+    class Meta:
+        ordering = ["parent", "position"]
+        constraints = [models.UniqueConstraint(fields=["parent", "position"], name="child_unique_position")]
+
+
+class Tag(models.Model):
+    repository = models.ForeignKey(Repository, on_delete=models.CASCADE, related_name="tags")
+    name = models.CharField(max_length=128)
+    digest = models.CharField(max_length=135, blank=True, db_index=True)
+    media_type = models.CharField(max_length=255, blank=True)
+    kind = models.CharField(max_length=16, blank=True)
+    manifest = models.ForeignKey(Manifest, null=True, blank=True, on_delete=models.SET_NULL, related_name="tags")
+    platforms = models.JSONField(default=list, blank=True)  # normalized, in display order
+    size = models.BigIntegerField(default=0)
+    created = models.DateTimeField(null=True, blank=True)
+    missing = models.JSONField(default=list, blank=True)  # child digests that answered 404
+    scanned_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["repository", "name"], name="tag_unique_name")]
+
+    def __str__(self) -> str:
+        return f"{self.repository.name}:{self.name}"
+
+
+class TagPlatform(models.Model):
+    """Normalized platform rows, so coverage is a query and not a walk over JSON."""
+
+    tag = models.ForeignKey(Tag, on_delete=models.CASCADE, related_name="platform_rows")
+    platform = models.CharField(max_length=128, db_index=True)
+    digest = models.CharField(max_length=135)
+    os_version = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tag", "platform", "os_version"], name="tagplatform_unique")
+        ]
+
+
+class Job(models.Model):
+    KIND_PUSH = "push"
+    KIND_SCAN = "scan"
+    KIND_ROLLBACK = "rollback"
+    STATUS_QUEUED = "queued"
+    STATUS_RUNNING = "running"
+    STATUS_SUCCEEDED = "succeeded"
+    STATUS_FAILED = "failed"
+    STATUS_CHOICES = [(s, s) for s in (STATUS_QUEUED, STATUS_RUNNING, STATUS_SUCCEEDED, STATUS_FAILED)]
+
+    kind = models.CharField(max_length=16)
+    status = models.CharField(max_length=16, choices=STATUS_CHOICES, default=STATUS_QUEUED)
+    registry = models.ForeignKey(Registry, null=True, on_delete=models.SET_NULL, related_name="jobs")
+    target = models.CharField(max_length=400, blank=True)
+    params = models.JSONField(default=dict, blank=True)
+    steps = models.JSONField(default=list, blank=True)
+    result = models.JSONField(default=dict, blank=True)
+    digest = models.CharField(max_length=135, blank=True)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.target} ({self.status})"
+
+    @property
+    def is_done(self) -> bool:
+        return self.status in (self.STATUS_SUCCEEDED, self.STATUS_FAILED)
+
+
+class PushRecord(models.Model):
+    """History of every list pushed: who, when, from which digest to which."""
+
+    registry = models.ForeignKey(Registry, on_delete=models.CASCADE, related_name="pushes")
+    repository = models.CharField(max_length=255)
+    tag = models.CharField(max_length=128)
+    old_digest = models.CharField(max_length=135, blank=True)
+    new_digest = models.CharField(max_length=135)
+    media_type = models.CharField(max_length=255)
+    raw = models.BinaryField()
+    job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+
+class ApiToken(models.Model):
+    """An API key: only its SHA-256 is stored; the key is shown once."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    prefix = models.CharField(max_length=12)
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    @staticmethod
+    def hash_key(key: str) -> str:
+        return hashlib.sha256(key.encode()).hexdigest()
+
+    @classmethod
+    def issue(cls, user) -> tuple[ApiToken, str]:
+        key = "mdb_" + secrets.token_urlsafe(32)
+        token = cls.objects.create(user=user, prefix=key[:12], key_hash=cls.hash_key(key))
+        return token, key

@@ -1,0 +1,1 @@
+"""Business logic: plain functions named <noun>_<verb>, keyword-only arguments."""

@@ -1,0 +1,115 @@
+"""Registry authentication: challenge parsing and bearer tokens.
+
+Docker token authentication spec ("Token Authentication Specification") and
+the OCI distribution spec; shared notes, registry-protocol §2.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+
+_PARAM = re.compile(r'([A-Za-z0-9_.-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))')
+
+DEFAULT_TOKEN_LIFETIME = 60
+# Ask again this many seconds before a token expires.
+TOKEN_MARGIN = 5
+
+
+@dataclass(frozen=True)
+class Challenge:
+    scheme: str  # "basic" or "bearer", lowercased
+    params: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def realm(self) -> str:
+        return self.params.get("realm", "")
+
+    @property
+    def service(self) -> str:
+        return self.params.get("service", "")
+
+    @property
+    def scopes(self) -> tuple[str, ...]:
+        scope = self.params.get("scope", "")
+        return tuple(scope.split(" ")) if scope else ()
+
+    @property
+    def error(self) -> str:
+        return self.params.get("error", "")
+
+
+def parse_challenges(header: str) -> list[Challenge]:
+    """Parse a WWW-Authenticate header, which may hold several challenges."""
+    challenges: list[Challenge] = []
+    text = header or ""
+    pos = 0
+    scheme_re = re.compile(r"\s*,?\s*([A-Za-z][A-Za-z0-9_-]*)(?:\s+|$)")
+    while pos < len(text):
+        match = scheme_re.match(text, pos)
+        if not match:
+            break
+        scheme = match.group(1).lower()
+        pos = match.end()
+        params: dict[str, str] = {}
+        while pos < len(text):
+            param = _PARAM.match(text, pos)
+            if not param:
+                break
+            key = param.group(1).lower()
+            value = param.group(2) if param.group(2) is not None else param.group(3)
+            params[key] = re.sub(r"\\(.)", r"\1", value or "")
+            pos = param.end()
+            rest = re.match(r"\s*,\s*", text[pos:])
+            if rest:
+                # A comma then a bare word followed by space or end starts the next challenge.
+                lookahead = text[pos + rest.end():]
+                if re.match(r"[A-Za-z][A-Za-z0-9_-]*(\s+[A-Za-z]|\s*$)", lookahead) and not re.match(
+                    r"[A-Za-z0-9_.-]+\s*=", lookahead
+                ):
+                    pos += rest.end()
+                    break
+                pos += rest.end()
+            else:
+                break
+        challenges.append(Challenge(scheme=scheme, params=params))
+    return challenges
+
+
+def repository_scope(repository: str, actions: str) -> str:
+    return f"repository:{repository}:{actions}"
+
+
+CATALOG_SCOPE = "registry:catalog:*"
+
+
+@dataclass
+class _Token:
+    value: str
+    expires_at: float
+
+
+class TokenCache:
+    """Bearer tokens keyed by the exact set of scopes they were asked for."""
+
+    def __init__(self) -> None:
+        self._tokens: dict[frozenset[str], _Token] = {}
+        self._lock = threading.Lock()
+
+    def get(self, scopes: frozenset[str]) -> str | None:
+        with self._lock:
+            token = self._tokens.get(scopes)
+            if token and token.expires_at > time.monotonic():
+                return token.value
+            return None
+
+    def put(self, scopes: frozenset[str], value: str, expires_in: float) -> None:
+        lifetime = max(1.0, float(expires_in) - TOKEN_MARGIN) if expires_in > TOKEN_MARGIN * 2 else float(expires_in)
+        with self._lock:
+            self._tokens[scopes] = _Token(value=value, expires_at=time.monotonic() + lifetime)
+
+    def drop(self, scopes: frozenset[str]) -> None:
+        with self._lock:
+            self._tokens.pop(scopes, None)
