@@ -406,6 +406,7 @@ class RegistryClient:
         """Follow `Link: <..>; rel="next"` verbatim; fall back to `last=`."""
         url: str | None = f"{path}?{urlencode({'n': page_size})}"
         seen: set[str] = set()
+        names: set[str] = set()
         for _ in range(MAX_PAGES):
             if url is None:
                 return
@@ -422,11 +423,16 @@ class RegistryClient:
                 items = []
             if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
                 raise errors.ContentInvalid(f"{op} answer has no list of names")
-            yield from items
+            fresh = [item for item in items if item not in names]
+            names.update(fresh)
+            yield from fresh
             link = _next_link(response)
             if link:
                 url = link
-            elif len(items) >= page_size:
+            elif len(items) == page_size and fresh:
+                # No Link but a full page: ask for more with `last=`. Some
+                # registries ignore `n` and send everything (Distribution's
+                # tag list does): a longer page, or one with nothing new, ends it.
                 url = f"{path}?{urlencode({'n': page_size, 'last': items[-1]})}"
             else:
                 url = None
