@@ -49,18 +49,27 @@ def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
-DEBUG = env_bool("DEBUG", False)
-SECRET_KEY = env_secret("SECRET_KEY") or (
-    # A fixed key is only acceptable for a local checkout in debug mode.
-    "insecure-development-key" if DEBUG or env_bool("ALLOW_INSECURE_KEY", True) else None
-)
-if not SECRET_KEY:
-    raise ImproperlyConfigured("SECRET_KEY is required")
+def local_secret(name: str) -> str:
+    """A secret `make run` generated under var/ for a local checkout, if any."""
+    path = BASE_DIR / "var" / f"{name}.key"
+    return path.read_text().strip() if path.exists() else ""
 
-# Key for encrypting registry credentials at rest (Fernet, urlsafe base64 of 32
-# bytes). Several keys, comma separated, allow rotation: the first encrypts,
-# all decrypt. `manage.py credentials_rotate` re-encrypts with the first.
-CREDENTIALS_KEYS = env_list("CREDENTIALS_KEYS", env_secret("CREDENTIALS_KEY") or "")
+
+DEBUG = env_bool("DEBUG", False)
+SECRET_KEY = env_secret("SECRET_KEY") or local_secret("secret") or None
+if not SECRET_KEY:
+    if not (DEBUG or env_bool("ALLOW_INSECURE_KEY", True)):
+        raise ImproperlyConfigured("SECRET_KEY is required")
+    SECRET_KEY = "insecure-key-for-a-local-checkout-only"
+
+# Keys for encrypting registry credentials at rest (Fernet: url-safe base64 of
+# 32 bytes). CREDENTIALS_KEY (or _FILE) is the current key; CREDENTIALS_KEYS
+# may list older ones after it, comma separated: the first encrypts, all
+# decrypt, and `manage.py credentials_rotate` re-encrypts with the first.
+CREDENTIALS_KEYS = [
+    key for key in [env_secret("CREDENTIALS_KEY") or local_secret("credentials"), *env_list("CREDENTIALS_KEYS", "")]
+    if key
+]
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
@@ -140,6 +149,8 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "var" / "staticfiles"
+# Serve static/ straight from the source folders: nothing to collect for a run.
+WHITENOISE_USE_FINDERS = True
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "manifests-registry-list"
@@ -182,7 +193,7 @@ REGISTRY_TIMEOUT_SECONDS = env_int("REGISTRY_TIMEOUT_SECONDS", 15)
 REGISTRY_CONCURRENCY = env_int("REGISTRY_CONCURRENCY", 4)
 
 # Token that Docker Distribution's notifications endpoint sends as a bearer.
-WEBHOOK_TOKEN = env_secret("WEBHOOK_TOKEN")
+WEBHOOK_TOKEN = env_secret("WEBHOOK_TOKEN") or local_secret("webhook")
 
 LOGGING = {
     "version": 1,

@@ -10,3 +10,20 @@ from .services import push
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def push_run(job_id: int) -> None:
     push.push_job_run(job_id=job_id)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def scan_run(job_id: int) -> None:
+    from .services import scan
+
+    scan.scan_job_run(job_id=job_id)
+
+
+@shared_task
+def registries_rescan() -> None:
+    """Beat: re-scan every registry."""
+    from .models import Registry
+    from .services import scan
+
+    for registry in Registry.objects.all():
+        scan.scan_enqueue(registry=registry)

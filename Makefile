@@ -1,0 +1,55 @@
+# Two commands do everything on a fresh Debian/Ubuntu machine, as root:
+#   make run    install what is missing, start the whole stack with a demo registry
+#   make test   install what is missing, run the whole suite
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+APT_RUN := redis-server docker-registry skopeo
+APT_TEST := $(APT_RUN) chromium postgresql
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: run test bench lint system-run system-test venv keys
+
+define apt_install
+	@missing=""; for p in $(1); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; done; \
+	if ! $(PYTHON) -c 'import venv, ensurepip' >/dev/null 2>&1; then missing="$$missing python3-venv"; fi; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+endef
+
+system-run:
+	$(call apt_install,$(APT_RUN))
+
+system-test:
+	$(call apt_install,$(APT_TEST))
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+# Local secrets for a checkout: Django's key and the credentials key, made once.
+keys:
+	@mkdir -p var && chmod 700 var
+	@[ -s var/secret.key ] || $(PY) -c 'import secrets; print(secrets.token_urlsafe(50))' > var/secret.key
+	@[ -s var/credentials.key ] || $(PY) -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())' > var/credentials.key
+	@[ -s var/webhook.key ] || $(PY) -c 'import secrets; print(secrets.token_urlsafe(24))' > var/webhook.key
+	@chmod 600 var/*.key
+
+run: system-run venv keys
+	$(PY) manage.py migrate --noinput -v 0
+	$(PY) manage.py runstack
+
+test: system-test venv
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: system-run venv
+	$(PY) -m bench
+
+lint: venv
+	$(VENV)/bin/ruff check .

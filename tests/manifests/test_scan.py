@@ -1,0 +1,124 @@
+"""Scanning a real registry: what is stored, and what it costs in requests."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.management import call_command
+
+from manifests.demo import attested_index_push, image_push, index_push
+from manifests.management.commands.seed_demo import seed
+from manifests.models import Manifest, Registry, Repository, Tag
+from manifests.services.scan import repository_scan, scan_job_run
+from manifests.services.jobs import job_create
+from registry.platform import Platform
+
+AMD64 = Platform("linux", "amd64")
+ARM64 = Platform("linux", "arm64", "v8")
+
+
+@pytest.fixture
+def seeded(fresh_registry, db):
+    running = fresh_registry("anonymous")
+    with running.client() as client:
+        seed(client)
+    registry = Registry.objects.create(name="demo", url=running.url, insecure=True)
+    return running, registry
+
+
+def _scan(registry: Registry):
+    job = job_create(kind="scan", registry=registry, target=registry.name, params={})
+    scan_job_run(job_id=job.pk)
+    job.refresh_from_db()
+    return job
+
+
+def test_a_scan_stores_every_shape_of_the_demo_registry(seeded):
+    running, registry = seeded
+    job = _scan(registry)
+    assert job.status == "succeeded", job.error
+    webapp = Tag.objects.get(repository__name="demo/webapp", name="1.4")
+    assert webapp.kind == "index"
+    assert webapp.platforms == ["linux/amd64", "linux/arm64", "linux/arm/v7"]
+    children = list(webapp.manifest.children.all())
+    assert sum(c.is_attestation for c in children) == 3
+    assert all(c.subject in {d.digest for d in children} for c in children if c.is_attestation)
+    assert webapp.size > 0 and webapp.created is not None
+    latest = Tag.objects.get(repository__name="demo/webapp", name="latest")
+    assert latest.digest == webapp.digest
+    tools = Tag.objects.get(repository__name="demo/tools", name="latest")
+    assert tools.platforms == ["linux/amd64", "linux/arm64", "linux/arm/v7", "linux/arm/v6"]
+    windows = Tag.objects.get(repository__name="demo/windows-app", name="latest")
+    assert sorted(windows.platform_rows.values_list("os_version", flat=True)) == ["10.0.17763.5329",
+                                                                                   "10.0.20348.2227"]
+    assert Tag.objects.get(repository__name="username/arm64v8-test").platforms == ["linux/arm64"]
+    assert "linux/arm64" not in Tag.objects.get(repository__name="demo/legacy").platforms
+    repo = Repository.objects.get(name="demo/webapp")
+    assert repo.tag_count == 3 and repo.list_count == 3
+
+
+def test_a_rescan_costs_one_head_per_tag_and_nothing_else(seeded):
+    running, registry = seeded
+    _scan(registry)
+    manifests_before = Manifest.objects.count()
+    job = _scan(registry)
+    requests = job.result["requests"]
+    tags = Tag.objects.filter(repository__registry=registry).count()
+    assert requests.get("HEAD manifest") == tags
+    assert requests.get("GET manifest", 0) == 0 and requests.get("GET blob", 0) == 0
+    assert Manifest.objects.count() == manifests_before
+
+
+def test_a_first_scan_costs_one_get_per_tag_and_per_unknown_digest(fresh_registry, db):
+    running = fresh_registry("anonymous")
+    with running.client() as client:
+        one = image_push(client, repository="cost/a", tag="v1", platform=AMD64)
+        client.put_manifest("cost/a", "v2", client.get_manifest("cost/a", one.digest).raw, one.media_type)
+    registry = Registry.objects.create(name="cost", url=running.url, insecure=True)
+    with running.client() as client:
+        repository_scan(client=client, registry=registry, name="cost/a")
+        # Two tags, one manifest, one config: no HEADs on a first sight.
+        assert client.counters["GET manifest"] == 2
+        assert client.counters["GET blob"] == 1
+        assert client.counters["HEAD manifest"] == 0
+
+
+def test_a_missing_child_is_recorded_and_the_rest_still_shows(fresh_registry, db):
+    running = fresh_registry("anonymous")
+    with running.client() as client:
+        index, images, _ = attested_index_push(client, repository="gone/child", tag="v1", platforms=[AMD64, ARM64])
+        client.request("DELETE", f"/v2/gone/child/manifests/{images[1].digest}", op="DELETE manifest",
+                       ok=(202,))
+    registry = Registry.objects.create(name="gone", url=running.url, insecure=True)
+    with running.client() as client:
+        repository_scan(client=client, registry=registry, name="gone/child")
+    tag = Tag.objects.get(name="v1")
+    assert tag.missing == [images[1].digest]
+    assert tag.platforms == ["linux/amd64", "linux/arm64"]  # the list still says what it points at
+    assert tag.error == ""
+
+
+def test_a_nested_index_contributes_its_platforms(fresh_registry, db):
+    running = fresh_registry("anonymous")
+    with running.client() as client:
+        inner, _, _ = attested_index_push(client, repository="nest/ed", tag="inner", platforms=[AMD64, ARM64])
+        win = image_push(client, repository="nest/ed", tag=None, platform=Platform("windows", "amd64",
+                                                                                    os_version="10.0.20348.1"))
+        index_push(client, repository="nest/ed", tag="outer", children=[inner.descriptor(), win.descriptor()])
+    registry = Registry.objects.create(name="nest", url=running.url, insecure=True)
+    with running.client() as client:
+        repository_scan(client=client, registry=registry, name="nest/ed")
+    outer = Tag.objects.get(name="outer")
+    assert outer.platforms == ["linux/amd64", "linux/arm64", "windows/amd64"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_scan_wait_runs_on_the_worker_and_prints_a_summary(fresh_registry, celery_worker, capsys):
+    running = fresh_registry("anonymous")
+    with running.client() as client:
+        image_push(client, repository="cmd/scan", tag="v1", platform=AMD64)
+    Registry.objects.create(name="cmd", url=running.url, insecure=True)
+    call_command("scan", "cmd", "--wait", "--timeout", "60")
+    out = capsys.readouterr().out
+    assert "repositories: 1  tags: 1" in out
+    assert "GET manifest: 1" in out
+    assert Tag.objects.get(name="v1").platforms == ["linux/amd64"]
