@@ -1,12 +1,25 @@
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import include, path, re_path
 
 from . import views
 
 urlpatterns = [
     path("healthz", views.health, name="manifests-health"),
+    path("api/v1/", include("manifests.api_urls")),
+    path("hooks/registry/<slug:name>", views.registry_webhook, name="manifests-webhook"),
     path("", views.registry_list, name="manifests-registry-list"),
+    path("registries/new", views.registry_edit, name="manifests-registry-add"),
+    path("registries/<slug:name>/edit", views.registry_edit, name="manifests-registry-edit"),
+    path("registries/<slug:name>/delete", views.registry_delete, name="manifests-registry-delete"),
+    path("registries/<slug:name>/scan", views.scan_start, name="manifests-scan"),
     path("registries/<slug:name>/", views.repository_list, name="manifests-repository-list"),
+    # Repository names contain slashes: the tag part is matched from the right.
+    re_path(r"^registries/(?P<name>[-\w]+)/r/(?P<repository>[a-z0-9._/-]+)/t/(?P<tag>[A-Za-z0-9_][A-Za-z0-9._-]{0,127})$",
+            views.tag_detail, name="manifests-tag-detail"),
+    re_path(r"^registries/(?P<name>[-\w]+)/r/(?P<repository>[a-z0-9._/-]+)/$", views.tag_list,
+            name="manifests-tag-list"),
+    path("coverage", views.coverage_matrix, name="manifests-coverage"),
+    path("jobs/", views.job_list, name="manifests-job-list"),
     path("jobs/<int:job_id>/", views.job_detail, name="manifests-job-detail"),
 ]

@@ -1,11 +1,54 @@
 from __future__ import annotations
 
-from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404, render
-from django.views.decorators.http import require_GET
+import csv
+import hmac
+import json
 
-from .models import Job, Registry
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.paginator import Paginator
+from django.db.models import Count
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.vary import vary_on_headers
+from django_htmx.http import HttpResponseStopPolling
+
+from registry.errors import InvalidPlatform
+from registry.platform import Platform, platform_sort_key
+
+from .forms import RegistryForm
+from .models import Job, ManifestChild, PushRecord, Registry, Repository, Tag
+from .services import coverage, queue
+from .services.scan import scan_enqueue
+
+PAGE_SIZE = 50
+
+
+def _registry_or_404(name: str) -> Registry:
+    return get_object_or_404(Registry, name=name)
+
+
+def _repository_or_404(registry: Registry, name: str) -> Repository:
+    return get_object_or_404(Repository, registry=registry, name=name)
+
+
+def _render(request: HttpRequest, template: str, context: dict) -> HttpResponse:
+    context.setdefault("queue_down", not queue.queue_available())
+    return render(request, template, context)
+
+
+def _platform_filter(request: HttpRequest) -> tuple[str, str]:
+    """A normalized platform from ?platform=, and an error message for the field."""
+    value = request.GET.get("platform", "").strip()
+    if not value:
+        return "", ""
+    try:
+        return Platform.parse(value).normalized, ""
+    except InvalidPlatform as exc:
+        return "", str(exc)
 
 
 @require_GET
@@ -13,21 +56,271 @@ def health(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
 
 
+# -- registries --------------------------------------------------------------
+
+
 @require_GET
 @login_required
 def registry_list(request: HttpRequest) -> HttpResponse:
-    return render(request, "manifests/registry_list.html", {"registries": Registry.objects.all()})
+    registries = Registry.objects.annotate(
+        repository_total=Count("repositories", distinct=True),
+    ).order_by("name")
+    tag_totals = dict(
+        Tag.objects.values_list("repository__registry").annotate(n=Count("pk")).values_list("repository__registry", "n")
+    )
+    platforms: dict[int, set[str]] = {}
+    for registry_id, repo_platforms in Repository.objects.values_list("registry_id", "platforms"):
+        platforms.setdefault(registry_id, set()).update(repo_platforms)
+    rows = [
+        {"registry": r, "tags": tag_totals.get(r.pk, 0),
+         "platforms": sorted(platforms.get(r.pk, ()), key=platform_sort_key)}
+        for r in registries
+    ]
+    return _render(request, "manifests/registry_list.html", {"rows": rows})
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+@permission_required("manifests.change_registry", raise_exception=True)
+def registry_edit(request: HttpRequest, name: str | None = None) -> HttpResponse:
+    instance = _registry_or_404(name) if name else None
+    form = RegistryForm(request.POST or None, instance=instance)
+    if request.method == "POST" and form.is_valid():
+        registry = form.save()
+        messages.success(request, f"Saved registry {registry.name}.")
+        return redirect("manifests-registry-list")
+    return _render(request, "manifests/registry_form.html", {"form": form, "registry": instance})
+
+
+@require_POST
+@login_required
+@permission_required("manifests.delete_registry", raise_exception=True)
+def registry_delete(request: HttpRequest, name: str) -> HttpResponse:
+    registry = _registry_or_404(name)
+    registry.delete()
+    messages.success(request, f"Removed registry {name} and its stored inventory.")
+    return redirect("manifests-registry-list")
+
+
+@require_POST
+@login_required
+def scan_start(request: HttpRequest, name: str) -> HttpResponse:
+    """Refresh: re-scan a registry, a repository or some tags on the worker."""
+    registry = _registry_or_404(name)
+    repository = request.POST.get("repository", "")
+    tags = [t for t in request.POST.getlist("tag") if t] or None
+    try:
+        job = scan_enqueue(registry=registry, repository=repository, tags=tags, user=request.user)
+    except queue.QueueUnavailable as exc:
+        messages.error(request, str(exc))
+        return redirect(request.POST.get("next") or "manifests-registry-list")
+    return redirect("manifests-job-detail", job_id=job.pk)
+
+
+# -- inventory ---------------------------------------------------------------
 
 
 @require_GET
 @login_required
 def repository_list(request: HttpRequest, name: str) -> HttpResponse:
-    registry = get_object_or_404(Registry, name=name)
-    return render(request, "manifests/repository_list.html", {"registry": registry})
+    registry = _registry_or_404(name)
+    query = request.GET.get("q", "").strip()
+    platform, platform_error = _platform_filter(request)
+    repositories = registry.repositories.all()
+    if query:
+        repositories = repositories.filter(name__icontains=query)
+    if platform:
+        repositories = repositories.filter(tags__platform_rows__platform=platform).distinct()
+    page = Paginator(repositories.order_by("name"), PAGE_SIZE).get_page(request.GET.get("page"))
+    return _render(request, "manifests/repository_list.html", {
+        "registry": registry, "page": page, "query": query, "platform": request.GET.get("platform", ""),
+        "platform_error": platform_error})
 
 
 @require_GET
 @login_required
+def tag_list(request: HttpRequest, name: str, repository: str) -> HttpResponse:
+    registry = _registry_or_404(name)
+    repo = _repository_or_404(registry, repository)
+    platform, platform_error = _platform_filter(request)
+    query = request.GET.get("q", "").strip()
+    tags = repo.tags.all()
+    if platform:
+        tags = tags.filter(platform_rows__platform=platform).distinct()
+    if query:
+        tags = tags.filter(name__icontains=query)
+    # Group tags sharing a digest: order by digest group, newest first.
+    page = Paginator(tags.order_by("-created", "digest", "name"), 200).get_page(request.GET.get("page"))
+    groups: list[dict] = []
+    for tag in page.object_list:
+        if groups and groups[-1]["digest"] == tag.digest and tag.digest:
+            groups[-1]["tags"].append(tag)
+        else:
+            groups.append({"digest": tag.digest, "tags": [tag], "first": tag})
+    return _render(request, "manifests/tag_list.html", {
+        "registry": registry, "repository": repo, "page": page, "groups": groups, "query": query,
+        "platform": request.GET.get("platform", ""), "platform_error": platform_error})
+
+
+@require_GET
+@login_required
+def tag_detail(request: HttpRequest, name: str, repository: str, tag: str) -> HttpResponse:
+    registry = _registry_or_404(name)
+    repo = _repository_or_404(registry, repository)
+    tag_row = get_object_or_404(Tag.objects.select_related("manifest"), repository=repo, name=tag)
+    children = list(tag_row.manifest.children.all()) if tag_row.manifest else []
+    missing = set(tag_row.missing)
+    for child in children:
+        child.is_missing = child.digest in missing
+    same_digest = repo.tags.filter(digest=tag_row.digest).exclude(pk=tag_row.pk).order_by("name") \
+        if tag_row.digest else Tag.objects.none()
+    # Lists in this registry that reference this manifest as a child.
+    parents = ManifestChild.objects.filter(digest=tag_row.digest).values("parent_id") if tag_row.digest else []
+    referenced_by = Tag.objects.filter(repository__registry=registry, manifest_id__in=parents) \
+        .select_related("repository").order_by("repository__name", "name")[:50] if tag_row.digest else []
+    history = PushRecord.objects.filter(registry=registry, repository=repo.name, tag=tag_row.name)[:20]
+    raw = tag_row.manifest.raw_text if tag_row.manifest else ""
+    pretty = ""
+    if raw:
+        try:
+            pretty = json.dumps(json.loads(raw), indent=2)
+        except ValueError:
+            pretty = raw
+    reference = f"{registry.host}/{repo.name}:{tag_row.name}"
+    return _render(request, "manifests/tag_detail.html", {
+        "registry": registry, "repository": repo, "tag": tag_row, "children": children,
+        "platform_children": [c for c in children if not c.is_attestation],
+        "attestations": [c for c in children if c.is_attestation],
+        "same_digest": same_digest, "referenced_by": referenced_by, "history": history,
+        "raw": raw, "pretty": pretty, "reference": reference,
+        "insecure_flag": " --insecure" if registry.insecure else ""})
+
+
+# -- coverage ----------------------------------------------------------------
+
+
+def _coverage_context(request: HttpRequest) -> dict:
+    registries = list(Registry.objects.all())
+    chosen = request.GET.get("registry") or (registries[0].name if registries else "")
+    registry = next((r for r in registries if r.name == chosen), None)
+    context: dict = {"registries": registries, "registry": registry, "errors": {},
+                     "pattern": request.GET.get("tag", "").strip(), "search": request.GET.get("q", "").strip(),
+                     "require_text": request.GET.get("require", ""), "lacking_text": request.GET.get("lacking", "")}
+    if registry is None:
+        return context
+    try:
+        required = coverage.required_parse(context["require_text"], registry=registry)
+    except InvalidPlatform as exc:
+        context["errors"]["require"] = str(exc)
+        required = registry.required_list
+    lacking = ""
+    if context["lacking_text"]:
+        try:
+            lacking = Platform.parse(context["lacking_text"]).normalized
+        except InvalidPlatform as exc:
+            context["errors"]["lacking"] = str(exc)
+    repositories = coverage.coverage_rows(registry=registry, required=required, pattern=context["pattern"],
+                                          lacking=lacking, search=context["search"])
+    context.update({"required": required, "lacking": lacking, "repositories": repositories})
+    return context
+
+
+@require_GET
+@login_required
+@vary_on_headers("HX-Request")
+def coverage_matrix(request: HttpRequest) -> HttpResponse:
+    context = _coverage_context(request)
+    export = request.GET.get("format", "")
+    if context.get("registry") is None:
+        return _render(request, "manifests/coverage.html", context)
+    if export in ("csv", "json"):
+        rows = coverage.coverage_materialize(list(context["repositories"]), required=context["required"])
+        return _coverage_export(export, rows, context)
+    page = Paginator(context["repositories"], 100).get_page(request.GET.get("page"))
+    rows = coverage.coverage_materialize(list(page.object_list), required=context["required"])
+    context.update({"page": page, "rows": rows, "columns": coverage.coverage_columns(rows, context["required"])})
+    template = "manifests/_coverage_table.html" if request.htmx else "manifests/coverage.html"
+    return _render(request, template, context)
+
+
+def _coverage_export(kind: str, rows: list[coverage.CoverageRow], context: dict) -> HttpResponse:
+    registry = context["registry"]
+    if kind == "json":
+        return JsonResponse({"registry": registry.name, "required": context["required"],
+                             "rows": [row.__dict__ for row in rows]})
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="coverage-{registry.name}.csv"'
+    columns = coverage.coverage_columns(rows, context["required"])
+    writer = csv.writer(response)
+    writer.writerow(["repository", "tag", "digest", *columns, "missing"])
+    for row in rows:
+        # Cells a spreadsheet would run as formulas are quoted with a leading apostrophe.
+        safe = [("'" + v) if v[:1] in ("=", "+", "-", "@") else v for v in (row.repository, row.tag)]
+        writer.writerow([*safe, row.digest, *("yes" if c in row.platforms else "" for c in columns),
+                         " ".join(row.missing)])
+    return response
+
+
+# -- jobs ----------------------------------------------------------------------
+
+
+@require_GET
+@login_required
+def job_list(request: HttpRequest) -> HttpResponse:
+    page = Paginator(Job.objects.select_related("registry", "created_by"), PAGE_SIZE).get_page(
+        request.GET.get("page"))
+    return _render(request, "manifests/job_list.html", {"page": page})
+
+
+@require_GET
+@login_required
+@vary_on_headers("HX-Request")
 def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
-    job = get_object_or_404(Job, pk=job_id)
-    return render(request, "manifests/job_detail.html", {"job": job})
+    job = get_object_or_404(Job.objects.select_related("registry"), pk=job_id)
+    if request.htmx:
+        response = render(request, "manifests/_job.html", {"job": job})
+        if job.is_done:
+            # 286 tells htmx to stop polling; the partial carries the final state.
+            response.status_code = HttpResponseStopPolling.status_code
+        return response
+    return _render(request, "manifests/job_detail.html", {"job": job})
+
+
+# -- registry notifications ----------------------------------------------------
+
+
+@csrf_exempt
+@require_POST
+def registry_webhook(request: HttpRequest, name: str) -> JsonResponse:
+    """Docker Distribution's notifications: re-scan each pushed tag at once."""
+    expected = settings.WEBHOOK_TOKEN or ""
+    given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+        return JsonResponse({"error": "invalid token"}, status=401)
+    registry = Registry.objects.filter(name=name).first()
+    if registry is None:
+        return JsonResponse({"error": "unknown registry"}, status=404)
+    try:
+        envelope = json.loads(request.body)
+        events = envelope.get("events", [])
+        assert isinstance(events, list)
+    except (ValueError, AssertionError, AttributeError):
+        return JsonResponse({"error": "expected a notification envelope"}, status=400)
+    pushed: dict[str, set[str]] = {}
+    for event in events:
+        target = event.get("target") if isinstance(event, dict) else None
+        if not isinstance(target, dict) or event.get("action") not in ("push", "delete"):
+            continue
+        repository, tag = target.get("repository"), target.get("tag")
+        if isinstance(repository, str) and isinstance(tag, str) and tag:
+            pushed.setdefault(repository, set()).add(tag)
+        elif isinstance(repository, str) and event.get("action") == "delete":
+            pushed.setdefault(repository, set())
+    jobs = []
+    try:
+        for repository, tags in pushed.items():
+            jobs.append(scan_enqueue(registry=registry, repository=repository, tags=sorted(tags) or None).pk)
+    except queue.QueueUnavailable as exc:
+        return JsonResponse({"error": str(exc)}, status=503)
+    return JsonResponse({"queued": jobs}, status=202)
+

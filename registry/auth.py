@@ -41,39 +41,37 @@ class Challenge:
         return self.params.get("error", "")
 
 
+_SCHEME = re.compile(r"\s*([A-Za-z][A-Za-z0-9_-]*)(?=\s|,|$)")
+
+
 def parse_challenges(header: str) -> list[Challenge]:
-    """Parse a WWW-Authenticate header, which may hold several challenges."""
+    """Parse a WWW-Authenticate header, which may hold several challenges (RFC 7235 §4.1).
+
+    A challenge is a scheme followed by comma-separated `key=value` or
+    `key="quoted"` parameters; a bare word after a comma starts the next one.
+    """
     challenges: list[Challenge] = []
     text = header or ""
     pos = 0
-    scheme_re = re.compile(r"\s*,?\s*([A-Za-z][A-Za-z0-9_-]*)(?:\s+|$)")
     while pos < len(text):
-        match = scheme_re.match(text, pos)
+        while pos < len(text) and text[pos] in " ,":
+            pos += 1
+        match = _SCHEME.match(text, pos)
         if not match:
             break
-        scheme = match.group(1).lower()
-        pos = match.end()
+        scheme, pos = match.group(1).lower(), match.end()
         params: dict[str, str] = {}
-        while pos < len(text):
-            param = _PARAM.match(text, pos)
+        while True:
+            probe = pos
+            while probe < len(text) and text[probe] in " ,":
+                probe += 1
+            param = _PARAM.match(text, probe)
             if not param:
                 break
             key = param.group(1).lower()
             value = param.group(2) if param.group(2) is not None else param.group(3)
             params[key] = re.sub(r"\\(.)", r"\1", value or "")
             pos = param.end()
-            rest = re.match(r"\s*,\s*", text[pos:])
-            if rest:
-                # A comma then a bare word followed by space or end starts the next challenge.
-                lookahead = text[pos + rest.end():]
-                if re.match(r"[A-Za-z][A-Za-z0-9_-]*(\s+[A-Za-z]|\s*$)", lookahead) and not re.match(
-                    r"[A-Za-z0-9_.-]+\s*=", lookahead
-                ):
-                    pos += rest.end()
-                    break
-                pos += rest.end()
-            else:
-                break
         challenges.append(Challenge(scheme=scheme, params=params))
     return challenges
 

@@ -6,8 +6,9 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
-from .errors import ManifestInvalid, MediaTypeMismatch
+from .errors import InvalidReference, ManifestInvalid, MediaTypeMismatch
 from .platform import Platform
+from .reference import validate_digest
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -113,8 +114,13 @@ def _descriptor(item: object, *, where: str) -> Descriptor:
     media_type = item.get("mediaType", "")
     digest = item.get("digest")
     size = item.get("size")
-    if not isinstance(digest, str) or ":" not in digest:
+    if not isinstance(digest, str):
         raise ManifestInvalid(f"{where} has no valid digest")
+    try:
+        validate_digest(digest)
+    except InvalidReference:
+        # The digest is pasted into URL paths: it must follow the grammar exactly.
+        raise ManifestInvalid(f"{where} has an invalid digest") from None
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:
         raise ManifestInvalid(f"{where} has no valid size")
     if not isinstance(media_type, str):
@@ -143,6 +149,8 @@ def parse_manifest(raw: bytes, *, content_type: str = "", digest: str = "") -> M
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ManifestInvalid(f"manifest is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ManifestInvalid("manifest JSON is nested too deeply") from None
     if not isinstance(data, dict):
         raise ManifestInvalid("manifest is not a JSON object")
     declared = data.get("mediaType") or ""
@@ -157,10 +165,13 @@ def parse_manifest(raw: bytes, *, content_type: str = "", digest: str = "") -> M
         media_type = OCI_INDEX if "manifests" in data else OCI_MANIFEST
     if media_type in ("application/json", "text/plain"):
         media_type = OCI_INDEX if "manifests" in data else OCI_MANIFEST
-    if data.get("schemaVersion") == 1 or media_type in SCHEMA1_TYPES:
+    version = data.get("schemaVersion")
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise ManifestInvalid("schemaVersion must be a number")
+    if version == 1 or media_type in SCHEMA1_TYPES:
         return Manifest(raw=raw, media_type=media_type if media_type in SCHEMA1_TYPES else DOCKER_SCHEMA1,
                         digest=digest or sha256_digest(raw), data=data)
-    if data.get("schemaVersion") != 2:
+    if version != 2:
         raise ManifestInvalid("schemaVersion must be 2")
     annotations = data.get("annotations") or {}
     if not isinstance(annotations, dict):

@@ -78,7 +78,7 @@ class Platform:
         if not value or len(parts) < 2 or len(parts) > 3 or not all(parts):
             raise InvalidPlatform(f"{text!r} is not a platform: expected os/arch or os/arch/variant")
         for part in parts:
-            if not _TOKEN.match(part.lower()):
+            if not _TOKEN.fullmatch(part.lower()):
                 raise InvalidPlatform(f"{text!r} is not a platform: {part!r} has characters not allowed")
         variant = parts[2] if len(parts) == 3 else ""
         return cls(os=parts[0].lower(), architecture=parts[1].lower(), variant=variant.lower(),

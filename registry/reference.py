@@ -29,7 +29,7 @@ def validate_repository(name: str) -> str:
     if len(name) > MAX_NAME_LENGTH:
         raise InvalidReference(f"repository name is longer than {MAX_NAME_LENGTH} characters")
     for component in name.split("/"):
-        if not _COMPONENT.match(component):
+        if not _COMPONENT.fullmatch(component):
             raise InvalidReference(
                 f"{name!r} is not a valid repository name: each part must be lowercase letters and "
                 "digits, separated by '.', '_', '__' or '-'"
@@ -38,7 +38,7 @@ def validate_repository(name: str) -> str:
 
 
 def validate_tag(tag: str) -> str:
-    if not _TAG.match(tag or ""):
+    if not _TAG.fullmatch(tag or ""):
         raise InvalidReference(
             f"{tag!r} is not a valid tag: up to 128 letters, digits, '_', '.' or '-', not starting with '.' or '-'"
         )
@@ -46,9 +46,9 @@ def validate_tag(tag: str) -> str:
 
 
 def validate_digest(digest: str) -> str:
-    if not _DIGEST.match(digest or ""):
+    if not _DIGEST.fullmatch(digest or ""):
         raise InvalidReference(f"{digest!r} is not a valid digest")
-    if digest.startswith("sha256:") and not _SHA256.match(digest):
+    if digest.startswith("sha256:") and not _SHA256.fullmatch(digest):
         raise InvalidReference(f"{digest!r} is not a valid sha256 digest (64 lowercase hex digits)")
     return digest
 
@@ -78,7 +78,7 @@ class Reference:
         if sep and ("." in first or ":" in first or first == "localhost" or first.startswith("[")):
             if not allow_host:
                 raise InvalidReference(f"{text!r} names a registry host; give the repository path only")
-            if not _HOST.match(first):
+            if not _HOST.fullmatch(first):
                 raise InvalidReference(f"{first!r} is not a valid registry host")
             host, rest = first, remainder
         tag = ""

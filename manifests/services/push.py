@@ -10,7 +10,7 @@ from registry import errors
 from registry.reference import Reference
 
 from ..models import Job, PushRecord, Registry
-from . import jobs
+from . import jobs, queue
 from .assemble import AssemblyInvalid, SourceSpec, TagMoved, list_plan, list_push
 from .registries import registry_client
 
@@ -22,12 +22,14 @@ def push_job_create(*, registry: Registry, target: str, sources: list[SourceSpec
     """Record a push job and enqueue it once the transaction commits."""
     from ..tasks import push_run
 
+    if not queue.queue_available():
+        raise queue.QueueUnavailable()
     job = jobs.job_create(
         kind=Job.KIND_PUSH, registry=registry, target=target, user=user,
         params={"sources": [s.to_json() for s in sources], "format": fmt, "annotations": annotations,
                 "expect_digest": expect_digest},
     )
-    transaction.on_commit(lambda: push_run.delay(job.pk))
+    queue.job_enqueue(task=push_run, job=job)
     return job
 
 

@@ -28,7 +28,7 @@ from registry.mediatypes import KIND_IMAGE, Manifest, parse_manifest
 from registry.platform import Platform, platform_sort_key
 
 from ..models import Job, Manifest as ManifestRow, ManifestChild, Registry, Repository, Tag, TagPlatform
-from . import jobs
+from . import jobs, queue
 from .registries import registry_client
 
 logger = logging.getLogger(__name__)
@@ -280,9 +280,11 @@ def scan_enqueue(*, registry: Registry, repository: str = "", tags: list[str] | 
     from ..tasks import scan_run
 
     target = registry.name + (f"/{repository}" if repository else "") + (f":{','.join(tags)}" if tags else "")
+    if not queue.queue_available():
+        raise queue.QueueUnavailable()
     job = jobs.job_create(kind=Job.KIND_SCAN, registry=registry, target=target, user=user,
                           params={"repository": repository, "tags": tags})
-    transaction.on_commit(lambda: scan_run.delay(job.pk))
+    queue.job_enqueue(task=scan_run, job=job)
     return job
 
 

@@ -55,7 +55,9 @@ class Command(BaseCommand):
         VAR.mkdir(exist_ok=True)
         (VAR / "logs").mkdir(exist_ok=True)
         self.processes: list[tuple[str, subprocess.Popen]] = []
-        signal.signal(signal.SIGTERM, lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
+        # Set both explicitly: a shell starting us in the background ignores SIGINT.
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, self._interrupt)
         try:
             self._start(port, registry_port)
             self._supervise()
@@ -63,6 +65,10 @@ class Command(BaseCommand):
             self.stdout.write("\nstopping...")
         finally:
             self._stop_all()
+
+    @staticmethod
+    def _interrupt(signum, frame) -> None:
+        raise KeyboardInterrupt
 
     def _spawn(self, name: str, argv: list[str], **kwargs) -> subprocess.Popen:
         log = (VAR / "logs" / f"{name}.log").open("ab")

@@ -1,0 +1,226 @@
+"""Read-only JSON API for CI and scripts: the stored inventory, coverage and jobs.
+
+Every answer is JSON, errors included (`{"error": ...}`): a script should never
+have to parse an HTML error page. Authenticated by session or by
+`Authorization: Token <key>` (see the `apitoken` command).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+
+from registry.errors import InvalidPlatform
+from registry.platform import normalize_platform_string
+
+from .models import ApiToken, Job, Manifest, ManifestChild, Registry, Repository, Tag
+from .services.coverage import coverage_materialize, coverage_rows, required_parse
+from .services.scan import MAX_DEPTH
+
+PAGE_SIZE = 100
+
+View = Callable[..., JsonResponse]
+
+
+class _ApiError(Exception):
+    """An answer other than 200: raised by the helpers, turned into JSON by `_api_view`."""
+
+    def __init__(self, status: int, message: str, **extra: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.payload = {"error": message, **extra}
+
+
+def _api_user(request: HttpRequest):
+    """The user of a session or of a valid, unrevoked API token; None otherwise.
+
+    A request that sends an Authorization header is judged by that header alone,
+    so a bad key is refused even from a browser that also holds a session.
+    """
+    header = request.headers.get("Authorization", "")
+    if not header:
+        return request.user if request.user.is_authenticated else None
+    scheme, _, key = header.partition(" ")
+    key = key.strip()
+    if scheme.lower() != "token" or not key:
+        return None
+    token = (ApiToken.objects.select_related("user")
+             .filter(key_hash=ApiToken.hash_key(key), revoked_at__isnull=True).first())
+    if token is None or not token.user.is_active:
+        return None
+    ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
+    return token.user
+
+
+def _registry_or_404(name: str) -> Registry:
+    registry = Registry.objects.filter(name=name).first()
+    if registry is None:
+        raise _ApiError(404, f"no registry named {name}")
+    return registry
+
+
+def _api_view(view: View) -> View:
+    """GET only, authenticated, JSON errors."""
+
+    # No CSRF check: nothing here changes state, and every other method gets a
+    # JSON 405 instead of CsrfViewMiddleware's HTML 403.
+    @csrf_exempt
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
+        if request.method != "GET":
+            response = JsonResponse({"error": f"method {request.method} not allowed: the API is read-only"},
+                                    status=405)
+            response["Allow"] = "GET"
+            return response
+        user = _api_user(request)
+        if user is None:
+            response = JsonResponse({"error": "authentication required: log in or send Authorization: Token <key>"},
+                                    status=401)
+            response["WWW-Authenticate"] = "Token"
+            return response
+        request.user = user
+        try:
+            return view(request, *args, **kwargs)
+        except _ApiError as exc:
+            return JsonResponse(exc.payload, status=exc.status)
+
+    return wrapper
+
+
+def _page_number(request: HttpRequest) -> int:
+    text = request.GET.get("page", "1")
+    if not text.isdigit() or int(text) < 1:
+        raise _ApiError(400, "page must be a positive integer", field="page")
+    return int(text)
+
+
+def _page_url(request: HttpRequest, page: int) -> str:
+    query = request.GET.copy()
+    query["page"] = str(page)
+    return request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
+
+
+def _descriptor_entry(child: ManifestChild) -> dict:
+    return {"platform": child.platform, "os": child.os, "architecture": child.architecture,
+            "variant": child.variant, "os_version": child.os_version, "os_features": child.os_features,
+            "digest": child.digest, "media_type": child.media_type, "size": child.size}
+
+
+def _index_entries(index: Manifest, *, depth: int = 0) -> tuple[list[dict], list[dict]]:
+    """(platforms, attestations) of an index, nested indexes followed as scan.manifest_summary does."""
+    children = list(index.children.all())
+    nested = {row.digest: row for row in
+              Manifest.objects.filter(kind="index", digest__in=[c.digest for c in children])}
+    platforms: list[dict] = []
+    attestations: list[dict] = []
+    for child in children:
+        if child.is_attestation:
+            attestations.append({"digest": child.digest, "subject": child.subject})
+        elif child.digest in nested and depth < MAX_DEPTH:
+            inner_platforms, inner_attestations = _index_entries(nested[child.digest], depth=depth + 1)
+            platforms += inner_platforms
+            attestations += inner_attestations
+        else:
+            platforms.append(_descriptor_entry(child))
+    return platforms, attestations
+
+
+def _image_entry(tag: Tag, manifest: Manifest) -> dict:
+    # `size` is the manifest's own byte count, as an index descriptor would give
+    # it, so the field means the same for both shapes (Manifest.size adds blobs).
+    return {"platform": manifest.platform, "os": manifest.os, "architecture": manifest.architecture,
+            "variant": manifest.variant, "os_version": manifest.os_version, "os_features": manifest.os_features,
+            "digest": tag.digest, "media_type": manifest.media_type, "size": len(manifest.raw)}
+
+
+# -- views ---------------------------------------------------------------------
+
+
+@_api_view
+def repository_list(request: HttpRequest, name: str) -> JsonResponse:
+    registry = _registry_or_404(name)
+    page = _page_number(request)
+    repositories = Repository.objects.filter(registry=registry).order_by("name")
+    if search := request.GET.get("q", "").strip():
+        repositories = repositories.filter(name__icontains=search)
+    # One row beyond the page tells whether there is a next one, without a COUNT.
+    start = (page - 1) * PAGE_SIZE
+    rows = list(repositories.values("name", "tag_count", "platforms")[start:start + PAGE_SIZE + 1])
+    return JsonResponse({
+        "repositories": [{"name": row["name"], "tags": row["tag_count"], "platforms": row["platforms"]}
+                         for row in rows[:PAGE_SIZE]],
+        "next": _page_url(request, page + 1) if len(rows) > PAGE_SIZE else None,
+    })
+
+
+@_api_view
+def tag_detail(request: HttpRequest, name: str, repository: str, tag: str) -> JsonResponse:
+    registry = _registry_or_404(name)
+    repository_row = Repository.objects.filter(registry=registry, name=repository).first()
+    if repository_row is None:
+        raise _ApiError(404, f"no repository named {repository} in {registry.name}")
+    tag_row = Tag.objects.select_related("manifest").filter(repository=repository_row, name=tag).first()
+    if tag_row is None:
+        raise _ApiError(404, f"no tag named {tag} in {repository}")
+    manifest = tag_row.manifest
+    platforms: list[dict] = []
+    attestations: list[dict] = []
+    if manifest is not None and manifest.kind == "index":
+        platforms, attestations = _index_entries(manifest)
+    elif manifest is not None:
+        platforms = [_image_entry(tag_row, manifest)]
+    return JsonResponse({
+        "repository": repository_row.name, "tag": tag_row.name, "digest": tag_row.digest,
+        "media_type": tag_row.media_type, "kind": tag_row.kind, "platforms": platforms,
+        "attestations": attestations, "missing": tag_row.missing, "scanned_at": tag_row.scanned_at,
+        "error": tag_row.error,
+    })
+
+
+@_api_view
+def coverage(request: HttpRequest) -> JsonResponse:
+    name = request.GET.get("registry", "").strip()
+    if not name:
+        raise _ApiError(400, "the registry parameter is required", field="registry")
+    registry = _registry_or_404(name)
+    try:
+        required = required_parse(request.GET.get("require"), registry=registry)
+    except InvalidPlatform as exc:
+        raise _ApiError(400, str(exc), field="require") from None
+    lacking = request.GET.get("lacking", "").strip()
+    if lacking:
+        try:
+            lacking = normalize_platform_string(lacking)
+        except InvalidPlatform as exc:
+            raise _ApiError(400, str(exc), field="lacking") from None
+    repositories = list(coverage_rows(registry=registry, required=required, pattern=request.GET.get("tag", ""),
+                                      lacking=lacking))
+    rows = coverage_materialize(repositories, required=required)
+    return JsonResponse({
+        "required": required,
+        "rows": [{"repository": row.repository, "tag": row.tag, "digest": row.digest, "platforms": row.platforms,
+                  "missing": row.missing} for row in rows],
+    })
+
+
+@_api_view
+def job_detail(request: HttpRequest, job_id: int) -> JsonResponse:
+    job = Job.objects.filter(pk=job_id).first()
+    if job is None:
+        raise _ApiError(404, f"no job {job_id}")
+    return JsonResponse({
+        "id": job.pk, "kind": job.kind, "status": job.status, "target": job.target, "digest": job.digest,
+        "error": job.error, "steps": job.steps, "result": job.result, "created_at": job.created_at,
+        "finished_at": job.finished_at,
+    })
+
+
+@_api_view
+def unknown(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
+    """Any other path under the API: a JSON 404, not the site's HTML page."""
+    raise _ApiError(404, f"no API endpoint at {request.path}")

@@ -1,0 +1,55 @@
+"""The task queue's health, so nothing is queued into the void when Redis is down."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import redis
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+logger = logging.getLogger(__name__)
+
+_CACHE_SECONDS = 3.0
+_last: tuple[float, bool] = (0.0, False)
+
+
+class QueueUnavailable(Exception):
+    def __init__(self) -> None:
+        super().__init__("The task queue (Redis) is unreachable: scans and pushes cannot start now. "
+                         "The stored inventory is still shown.")
+
+
+def queue_available() -> bool:
+    """PING the broker, with a short timeout; cached for a few seconds."""
+    global _last
+    checked_at, ok = _last
+    if time.monotonic() - checked_at < _CACHE_SECONDS:
+        return ok
+    try:
+        client = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=0.5, socket_connect_timeout=0.5)
+        ok = bool(client.ping())
+        client.close()
+    except (redis.RedisError, OSError):
+        ok = False
+    _last = (time.monotonic(), ok)
+    return ok
+
+
+def job_enqueue(*, task, job) -> None:
+    """Send `task(job.pk)` once the transaction commits; refuse up front if the queue is down."""
+    if not queue_available():
+        raise QueueUnavailable()
+
+    def send() -> None:
+        try:
+            task.apply_async(args=[job.pk], retry=False)
+        except Exception as exc:  # kombu's errors vary by transport
+            logger.warning("could not queue job %s: %s", job.pk, exc)
+            type(job).objects.filter(pk=job.pk).update(
+                status="failed", error="the task queue was unreachable: nothing was done",
+                finished_at=timezone.now())
+
+    transaction.on_commit(send)
