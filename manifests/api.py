@@ -198,7 +198,7 @@ def coverage(request: HttpRequest) -> JsonResponse:
             lacking = normalize_platform_string(lacking)
         except InvalidPlatform as exc:
             raise _ApiError(400, str(exc), field="lacking") from None
-    repositories = list(coverage_rows(registry=registry, required=required, pattern=request.GET.get("tag", ""),
+    repositories = list(coverage_rows(registry=registry, pattern=request.GET.get("tag", ""),
                                       lacking=lacking))
     rows = coverage_materialize(repositories, required=required)
     return JsonResponse({

@@ -27,3 +27,8 @@ def registries_rescan() -> None:
 
     for registry in Registry.objects.all():
         scan.scan_enqueue(registry=registry)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def rollback_run(job_id: int) -> None:
+    push.rollback_job_run(job_id=job_id)

@@ -20,6 +20,12 @@ urlpatterns = [
     re_path(r"^registries/(?P<name>[-\w]+)/r/(?P<repository>[a-z0-9._/-]+)/$", views.tag_list,
             name="manifests-tag-list"),
     path("coverage", views.coverage_matrix, name="manifests-coverage"),
+    path("build/", views.builder_page, name="manifests-builder"),
+    path("build/candidates", views.builder_candidates, name="manifests-builder-candidates"),
+    path("build/preview", views.builder_preview, name="manifests-builder-preview"),
+    path("build/push", views.builder_push, name="manifests-builder-push"),
+    path("jobs/<int:job_id>/retry", views.job_retry, name="manifests-job-retry"),
+    path("pushes/<int:record_id>/rollback", views.push_rollback, name="manifests-push-rollback"),
     path("jobs/", views.job_list, name="manifests-job-list"),
     path("jobs/<int:job_id>/", views.job_detail, name="manifests-job-detail"),
 ]

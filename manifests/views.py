@@ -21,7 +21,8 @@ from registry.platform import Platform, platform_sort_key
 
 from .forms import RegistryForm
 from .models import Job, ManifestChild, PushRecord, Registry, Repository, Tag
-from .services import coverage, queue
+from .services import builder, coverage, push, queue
+from .services.assemble import SourceSpec
 from .services.scan import scan_enqueue
 
 PAGE_SIZE = 50
@@ -219,7 +220,7 @@ def _coverage_context(request: HttpRequest) -> dict:
             lacking = Platform.parse(context["lacking_text"]).normalized
         except InvalidPlatform as exc:
             context["errors"]["lacking"] = str(exc)
-    repositories = coverage.coverage_rows(registry=registry, required=required, pattern=context["pattern"],
+    repositories = coverage.coverage_rows(registry=registry, pattern=context["pattern"],
                                           lacking=lacking, search=context["search"])
     context.update({"required": required, "lacking": lacking, "repositories": repositories})
     return context
@@ -324,3 +325,128 @@ def registry_webhook(request: HttpRequest, name: str) -> JsonResponse:
         return JsonResponse({"error": str(exc)}, status=503)
     return JsonResponse({"queued": jobs}, status=202)
 
+
+
+# -- the list builder ------------------------------------------------------------
+
+
+def _builder_registry(request: HttpRequest) -> Registry | None:
+    name = request.POST.get("registry") or request.GET.get("registry")
+    registries = Registry.objects.all()
+    return registries.filter(name=name).first() if name else registries.first()
+
+
+def _builder_context(request: HttpRequest, state: builder.BuilderState, *, with_preview: bool = True) -> dict:
+    preview = builder.preview_build(state) if with_preview and (state.entries or state.target) else None
+    if preview is not None and not state.expect_digest and request.method == "GET":
+        state.expect_digest = preview.current_digest
+    query = request.GET.get("q", "")
+    return {
+        "state": state, "preview": preview, "registries": Registry.objects.all(), "query": query,
+        "candidates": builder.candidates_search(registry=state.registry, query=query) if state.registry else [],
+        "blank_entry": builder.BuilderEntry(key="", ref=""),
+        "formats": [("auto", "Automatic (Docker list only if every child is Docker)"), ("oci", "OCI image index"),
+                    ("docker", "Docker manifest list")],
+    }
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+@permission_required("manifests.push_registry", raise_exception=True)
+def builder_page(request: HttpRequest) -> HttpResponse:
+    """The builder. Works without JavaScript: Add, Remove and Preview post the whole form here."""
+    registry = _builder_registry(request)
+    if request.method == "GET":
+        target = request.GET.get("target", "").strip()
+        state = builder.BuilderState(registry=registry, target=target)
+        if registry and target:
+            state.entries = builder.entries_from_tag(registry=registry, target=target)
+        return _render(request, "manifests/builder.html", _builder_context(request, state))
+    state = builder.state_from_post(request.POST, registry)
+    if "add" in request.POST:
+        state.entries.append(builder.entry_from_token(request.POST["add"], existing=state.entries))
+    if "remove" in request.POST:
+        state.entries = [e for e in state.entries if e.key != request.POST["remove"]]
+    if "load" in request.POST and registry:
+        state.entries = builder.entries_from_tag(registry=registry, target=state.target)
+        state.expect_digest = ""
+    context = _builder_context(request, state)
+    if "load" in request.POST and context["preview"] is not None:
+        state.expect_digest = context["preview"].current_digest
+    return _render(request, "manifests/builder.html", context)
+
+
+@require_GET
+@login_required
+@permission_required("manifests.push_registry", raise_exception=True)
+def builder_candidates(request: HttpRequest) -> HttpResponse:
+    registry = _builder_registry(request)
+    candidates = builder.candidates_search(registry=registry, query=request.GET.get("q", "")) if registry else []
+    return render(request, "manifests/_candidates.html", {"candidates": candidates})
+
+
+@require_POST
+@login_required
+@permission_required("manifests.push_registry", raise_exception=True)
+def builder_preview(request: HttpRequest) -> HttpResponse:
+    """htmx: validation and preview of the list as the form stands, from the inventory."""
+    state = builder.state_from_post(request.POST, _builder_registry(request))
+    preview = builder.preview_build(state)
+    return render(request, "manifests/_builder_preview.html", {"state": state, "preview": preview, "oob": True})
+
+
+@require_POST
+@login_required
+@permission_required("manifests.push_registry", raise_exception=True)
+def builder_push(request: HttpRequest) -> HttpResponse:
+    state = builder.state_from_post(request.POST, _builder_registry(request))
+    preview = builder.preview_build(state)
+    if not preview.ok:
+        messages.error(request, "The list has problems: see the messages next to the fields.")
+        context = _builder_context(request, state)
+        return _render(request, "manifests/builder.html", context)
+    overwrite = request.POST.get("overwrite") == "1"
+    try:
+        job = push.push_job_create(
+            registry=state.registry, target=state.target, user=request.user,
+            sources=[builder.entry_to_spec(e)[0] for e in state.entries], fmt=state.fmt,
+            annotations=preview.plan.annotations, expect_digest=None if overwrite else state.expect_digest,
+            preview_digest=preview.plan.digest)
+    except queue.QueueUnavailable as exc:
+        messages.error(request, str(exc))
+        return _render(request, "manifests/builder.html", _builder_context(request, state))
+    return redirect("manifests-job-detail", job_id=job.pk)
+
+
+@require_POST
+@login_required
+@permission_required("manifests.push_registry", raise_exception=True)
+def job_retry(request: HttpRequest, job_id: int) -> HttpResponse:
+    """Push again what a failed push job asked for; `overwrite=1` skips the tag-moved check."""
+    job = get_object_or_404(Job, pk=job_id, kind=Job.KIND_PUSH)
+    params = dict(job.params)
+    if request.POST.get("overwrite") == "1":
+        params["expect_digest"] = None
+    try:
+        new = push.push_job_create(
+            registry=job.registry, target=job.target, user=request.user,
+            sources=[SourceSpec.from_json(s) for s in params.get("sources", [])], fmt=params.get("format", "auto"),
+            annotations=params.get("annotations") or {}, expect_digest=params.get("expect_digest"),
+            preview_digest=params.get("preview_digest"))
+    except queue.QueueUnavailable as exc:
+        messages.error(request, str(exc))
+        return redirect("manifests-job-detail", job_id=job.pk)
+    return redirect("manifests-job-detail", job_id=new.pk)
+
+
+@require_POST
+@login_required
+@permission_required("manifests.push_registry", raise_exception=True)
+def push_rollback(request: HttpRequest, record_id: int) -> HttpResponse:
+    record = get_object_or_404(PushRecord.objects.select_related("registry"), pk=record_id)
+    try:
+        job = push.rollback_job_create(record=record, user=request.user)
+    except queue.QueueUnavailable as exc:
+        messages.error(request, str(exc))
+        return redirect("manifests-registry-list")
+    return redirect("manifests-job-detail", job_id=job.pk)

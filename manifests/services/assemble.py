@@ -68,23 +68,33 @@ class SourceSpec:
     os_version: str = ""
     os_features: tuple[str, ...] = ()
     annotations: dict[str, str] = field(default_factory=dict)
+    # For an index source: take exactly this child (then `platform` annotates
+    # it instead of selecting), with the attestations whose subject it is.
+    select: str = ""
 
     @classmethod
     def from_json(cls, data: dict) -> SourceSpec:
         features = data.get("os_features") or ()
         if isinstance(features, str):
             features = tuple(f.strip() for f in features.split(",") if f.strip())
+        annotations = data.get("annotations") or {}
+        if not isinstance(annotations, dict):
+            raise errors.InvalidReference("annotations must be an object of strings")
         return cls(
             reference=str(data.get("reference") or ""),
             platform=str(data.get("platform") or ""),
             os_version=str(data.get("os_version") or ""),
             os_features=tuple(str(f) for f in features),
-            annotations=dict(data.get("annotations") or {}),
+            annotations={str(k): str(v) for k, v in annotations.items()},
+            select=str(data.get("select") or ""),
         )
 
     def to_json(self) -> dict:
-        return {"reference": self.reference, "platform": self.platform, "os_version": self.os_version,
+        data = {"reference": self.reference, "platform": self.platform, "os_version": self.os_version,
                 "os_features": list(self.os_features), "annotations": dict(self.annotations)}
+        if self.select:
+            data["select"] = self.select
+        return data
 
 
 @dataclass(frozen=True)
@@ -154,31 +164,36 @@ def source_resolve(*, client: RegistryClient, spec: SourceSpec, index: int) -> l
                                 platform=platform, annotations=dict(spec.annotations),
                                 artifact_type=manifest.artifact_type)
         return [Entry(ref.repository, descriptor, manifest, index)]
-    # An index: keep the chosen platform's manifests (or all) and the
-    # attestations whose subject is kept.
-    wanted = Platform.parse(spec.platform).key[0] if spec.platform else ""
-    kept: list[Descriptor] = []
-    for child in manifest.children:
-        if child.is_attestation:
-            continue
-        if wanted and (child.platform is None or child.platform.normalized != wanted):
-            continue
-        if spec.os_version and child.platform and child.platform.os_version != spec.os_version and wanted:
-            continue
-        kept.append(child)
-    if not kept:
-        raise AssemblyInvalid({f"sources.{index}": [
-            f"{spec.reference} has no manifest for {spec.platform}" if wanted
-            else f"{spec.reference} is an index with no platform manifests"]})
+    # An index: keep the selected child, or the chosen platform's manifests
+    # (or all), and the attestations whose subject is kept.
+    if spec.select:
+        kept = [c for c in manifest.children if c.digest == spec.select and not c.is_attestation]
+        if not kept:
+            raise AssemblyInvalid({f"sources.{index}": [f"{spec.reference} has no child {spec.select}"]})
+        override = spec
+    else:
+        wanted = Platform.parse(spec.platform).normalized if spec.platform else ""
+        kept = [
+            child for child in manifest.children
+            if not child.is_attestation
+            and (not wanted or (child.platform is not None and child.platform.normalized == wanted))
+            and (not (wanted and spec.os_version) or (child.platform and child.platform.os_version == spec.os_version))
+        ]
+        if not kept:
+            raise AssemblyInvalid({f"sources.{index}": [
+                f"{spec.reference} has no manifest for {spec.platform}" if wanted
+                else f"{spec.reference} is an index with no platform manifests"]})
+        override = replace(spec, platform="")  # the platform selected; it does not rename
     kept_digests = {child.digest for child in kept}
     attestations = [c for c in manifest.children if c.is_attestation and c.attestation_subject in kept_digests]
     entries: list[Entry] = []
     for child in kept + attestations:
         child_manifest = client.get_manifest(ref.repository, child.digest)
         descriptor = child
-        if not child.is_attestation and (spec.os_features or spec.os_version or spec.annotations):
-            descriptor = replace(child, platform=_override_platform(child.platform, replace(spec, platform="")),
-                                 annotations={**child.annotations, **spec.annotations})
+        if not child.is_attestation and (override.platform or override.os_features or override.os_version
+                                         or override.annotations):
+            descriptor = replace(child, platform=_override_platform(child.platform, override),
+                                 annotations={**child.annotations, **override.annotations})
         entries.append(Entry(ref.repository, descriptor, child_manifest, index))
     return entries
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import fnmatch
+import re
 from dataclasses import dataclass
 
 from django.db.models import Case, F, IntegerField, OuterRef, QuerySet, Subquery, Value, When
@@ -31,19 +31,31 @@ def required_parse(text: str | None, *, registry: Registry) -> list[str]:
     return sorted(values, key=platform_sort_key)
 
 
+def glob_to_regex(pattern: str) -> str:
+    """A shell glob (`*`, `?`) as an anchored regex that SQLite and PostgreSQL both read."""
+    parts = []
+    for char in pattern:
+        if char == "*":
+            parts.append(".*")
+        elif char == "?":
+            parts.append(".")
+        else:
+            parts.append(re.escape(char))
+    return "^" + "".join(parts) + "$"
+
+
 def _chosen_tags(pattern: str) -> QuerySet[Tag]:
     """Per repository, the tag the matrix shows: newest matching `pattern`, `latest` first by default."""
     tags = Tag.objects.filter(repository=OuterRef("pk"))
     if pattern:
-        regex = fnmatch.translate(pattern)
-        tags = tags.filter(name__regex=regex.replace("(?s:", "(").replace("\\Z", "$"))
+        tags = tags.filter(name__regex=glob_to_regex(pattern))
     tags = tags.annotate(
         is_latest=Case(When(name="latest", then=Value(1)), default=Value(0), output_field=IntegerField())
     )
     return tags.order_by("-is_latest", F("created").desc(nulls_last=True), "-name")
 
 
-def coverage_rows(*, registry: Registry, required: list[str], pattern: str = "", lacking: str = "",
+def coverage_rows(*, registry: Registry, pattern: str = "", lacking: str = "",
                   search: str = "") -> QuerySet[Repository]:
     """Repositories annotated with the chosen tag's id; materialize with `coverage_materialize`."""
     repositories = Repository.objects.filter(registry=registry).annotate(

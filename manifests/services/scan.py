@@ -27,7 +27,8 @@ from registry import RegistryClient, errors
 from registry.mediatypes import KIND_IMAGE, Manifest, parse_manifest
 from registry.platform import Platform, platform_sort_key
 
-from ..models import Job, Manifest as ManifestRow, ManifestChild, Registry, Repository, Tag, TagPlatform
+from ..models import Job, ManifestChild, Registry, Repository, Tag, TagPlatform
+from ..models import Manifest as ManifestRow
 from . import jobs, queue
 from .registries import registry_client
 
@@ -294,6 +295,9 @@ def scan_job_run(*, job_id: int) -> None:
         return
     progress = jobs.JobProgress(job)
     registry = job.registry
+    if registry is None:
+        jobs.job_finish(job=job, progress=progress, error="the registry was removed")
+        return
     repository, tags = job.params.get("repository") or "", job.params.get("tags")
     totals = {"repositories": 0, "tags": 0, "errors": 0, "changed": 0}
     error = ""

@@ -51,7 +51,7 @@ def demo(fresh_registry) -> Demo:
 
 @pytest.fixture
 def reader(django_user_model):
-    return django_user_model.objects.create_user("reader", password="reader-password")
+    return django_user_model.objects.create_user("reader")  # no password: no slow hashing
 
 
 @pytest.fixture

@@ -1,0 +1,306 @@
+"""The list builder: form entries <-> sources, preview, diff, equivalent CLI."""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+
+from django.db.models import F
+
+from registry.errors import InvalidPlatform, InvalidReference
+from registry.platform import Platform, platform_sort_key
+from registry.reference import Reference
+
+from ..models import ManifestChild, Registry, Tag
+from .assemble import FORMAT_AUTO, FORMATS, AssemblyInvalid, Plan, SourceSpec, list_plan
+from .inventory import InventoryClient, tag_digest_now
+
+ENTRY_FIELDS = ("key", "ref", "select", "label", "os", "arch", "variant", "os_version", "os_features", "annotations")
+
+
+@dataclass
+class BuilderEntry:
+    key: str
+    ref: str
+    select: str = ""
+    label: str = ""
+    os: str = ""
+    arch: str = ""
+    variant: str = ""
+    os_version: str = ""
+    os_features: str = ""
+    annotations: str = ""
+
+    @property
+    def platform(self) -> str:
+        if not self.os and not self.arch:
+            return ""
+        return "/".join(p for p in (self.os, self.arch, self.variant) if p) if self.os and self.arch else "?"
+
+
+@dataclass
+class BuilderState:
+    registry: Registry | None
+    target: str = ""
+    fmt: str = FORMAT_AUTO
+    annotations_text: str = ""
+    entries: list[BuilderEntry] = field(default_factory=list)
+    expect_digest: str = ""
+
+
+@dataclass
+class Preview:
+    plan: Plan | None
+    errors: dict[str, list[str]]  # "target", "format", "annotations", "sources", or an entry key
+    entry_errors: dict[str, list[str]]
+    current_digest: str = ""
+    diff: list[dict] = field(default_factory=list)
+    command: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.plan is not None and not self.errors and not self.entry_errors
+
+
+def annotations_parse(text: str) -> tuple[dict[str, str], list[str]]:
+    """`key=value` lines into a dict, with a message per bad line."""
+    values: dict[str, str] = {}
+    problems: list[str] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip():
+            problems.append(f"line {number}: expected key=value")
+            continue
+        values[key.strip()] = value.strip()
+    return values, problems
+
+
+def state_from_post(data, registry: Registry | None) -> BuilderState:
+    columns = {name: data.getlist(f"e_{name}") for name in ENTRY_FIELDS}
+    count = len(columns["ref"])
+    entries = [
+        BuilderEntry(**{name: (columns[name][i] if i < len(columns[name]) else "").strip() for name in ENTRY_FIELDS})
+        for i in range(count)
+    ]
+    return BuilderState(registry=registry, target=data.get("target", "").strip(), fmt=data.get("format", FORMAT_AUTO),
+                        annotations_text=data.get("annotations", ""), entries=entries,
+                        expect_digest=data.get("expect_digest", ""))
+
+
+def entry_to_spec(entry: BuilderEntry) -> tuple[SourceSpec | None, list[str]]:
+    problems: list[str] = []
+    if bool(entry.os) != bool(entry.arch):
+        problems.append("give both os and architecture")
+    platform = entry.platform if entry.os and entry.arch else ""
+    if platform:
+        try:
+            Platform.parse(platform)
+        except InvalidPlatform as exc:
+            problems.append(str(exc))
+    annotations, bad = annotations_parse(entry.annotations)
+    problems += bad
+    if problems:
+        return None, problems
+    features = tuple(f.strip() for f in entry.os_features.split(",") if f.strip())
+    return SourceSpec(reference=entry.ref, platform=platform, os_version=entry.os_version, os_features=features,
+                      annotations=annotations, select=entry.select), []
+
+
+def preview_build(state: BuilderState) -> Preview:
+    """Validate and render from the inventory; no registry I/O."""
+    errors: dict[str, list[str]] = {}
+    entry_errors: dict[str, list[str]] = {}
+    if state.registry is None:
+        return Preview(None, {"registry": ["choose a registry"]}, {})
+    annotations, bad = annotations_parse(state.annotations_text)
+    if bad:
+        errors["annotations"] = bad
+    specs: list[SourceSpec] = []
+    keys: list[str] = []
+    for entry in state.entries:
+        spec, problems = entry_to_spec(entry)
+        if problems:
+            entry_errors[entry.key] = problems
+        elif spec is not None:
+            specs.append(spec)
+            keys.append(entry.key)
+    if state.fmt not in FORMATS:
+        errors["format"] = [f"format must be one of {', '.join(FORMATS)}"]
+    plan = None
+    try:
+        plan = list_plan(client=InventoryClient(state.registry), target=state.target, sources=specs,
+                         fmt=state.fmt if state.fmt in FORMATS else FORMAT_AUTO, annotations=annotations)
+    except AssemblyInvalid as exc:
+        for name, messages in exc.errors.items():
+            if name.startswith("sources."):
+                index = int(name.split(".", 1)[1])
+                entry_errors.setdefault(keys[index], []).extend(messages)
+            else:
+                errors.setdefault(name, []).extend(messages)
+    current = ""
+    if "target" not in errors:
+        try:
+            current = tag_digest_now(registry=state.registry, reference=state.target)
+        except InvalidReference:
+            current = ""
+    preview = Preview(plan if not errors and not entry_errors else None, errors, entry_errors, current)
+    if preview.plan is not None:
+        preview.diff = diff_build(registry=state.registry, target=state.target, plan=preview.plan)
+        preview.command = command_build(registry=state.registry, state=state, plan=preview.plan)
+    return preview
+
+
+def _platform_key(platform: str, os_version: str) -> str:
+    return f"{platform} {os_version}".strip()
+
+
+def diff_build(*, registry: Registry, target: str, plan: Plan) -> list[dict]:
+    """Per platform: added, removed, changed (another digest) or unchanged, against the stored tag."""
+    ref = Reference.parse(target, allow_host=False)
+    tag = Tag.objects.select_related("manifest").filter(
+        repository__registry=registry, repository__name=ref.repository, name=ref.tag).first()
+    before: dict[str, str] = {}
+    if tag is not None:
+        for row in tag.platform_rows.all():
+            before[_platform_key(row.platform, row.os_version)] = row.digest
+    after: dict[str, str] = {}
+    for entry in plan.entries:
+        descriptor = entry.descriptor
+        if descriptor.is_attestation or descriptor.platform is None:
+            continue
+        after[_platform_key(descriptor.platform.normalized, descriptor.platform.os_version)] = descriptor.digest
+    rows = []
+    for key in sorted(set(before) | set(after), key=lambda k: platform_sort_key(k.split(" ")[0]) + (k,)):
+        old, new = before.get(key, ""), after.get(key, "")
+        status = "added" if not old else "removed" if not new else "unchanged" if old == new else "changed"
+        rows.append({"platform": key, "old": old, "new": new, "status": status})
+    return rows
+
+
+def command_build(*, registry: Registry, state: BuilderState, plan: Plan) -> str:
+    """The one-line `docker buildx imagetools create` that makes the same list (attestations aside)."""
+    host = registry.host
+    parts = ["docker", "buildx", "imagetools", "create", "-t", f"{host}/{plan.target.repository}:{plan.target.tag}"]
+    for key, value in plan.annotations.items():
+        parts += ["--annotation", f"index:{key}={value}"]
+    for entry in plan.entries:
+        if entry.descriptor.is_attestation:
+            continue
+        parts.append(f"{host}/{entry.source_repository}@{entry.descriptor.digest}")
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def entries_from_tag(*, registry: Registry, target: str) -> list[BuilderEntry]:
+    """Start from what the tag holds (amend), one entry per platform manifest."""
+    try:
+        ref = Reference.parse(target, allow_host=False)
+    except InvalidReference:
+        return []
+    tag = Tag.objects.select_related("manifest").filter(
+        repository__registry=registry, repository__name=ref.repository, name=ref.tag).first()
+    if tag is None or tag.manifest is None:
+        return []
+    if tag.kind != "index":
+        m = tag.manifest
+        return [BuilderEntry(key="e0", ref=f"{ref.repository}@{tag.digest}", label=f"{ref.repository}:{ref.tag}",
+                             os=m.os, arch=m.architecture, variant=m.variant, os_version=m.os_version,
+                             os_features=",".join(m.os_features))]
+    entries = []
+    for i, child in enumerate(tag.manifest.children.filter(is_attestation=False)):
+        entries.append(BuilderEntry(
+            key=f"e{i}", ref=f"{ref.repository}@{tag.digest}", select=child.digest,
+            label=f"{ref.repository}:{ref.tag} → {child.platform or 'no platform'}",
+            os=child.os, arch=child.architecture, variant=child.variant, os_version=child.os_version,
+            os_features=",".join(child.os_features),
+            annotations="\n".join(f"{k}={v}" for k, v in child.annotations.items())))
+    return entries
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An image the user can add: a single-platform tag or a platform child of a list."""
+
+    ref: str
+    select: str
+    label: str
+    repository: str
+    tag: str
+    os: str
+    arch: str
+    variant: str
+    os_version: str
+    os_features: str
+    platform: str
+    digest: str
+    media_type: str
+    from_list: bool
+
+    @property
+    def token(self) -> str:
+        return candidate_token(self)
+
+
+def candidates_search(*, registry: Registry, query: str = "", limit: int = 60) -> list[Candidate]:
+    """Single-platform images and the platform children of lists, from the inventory."""
+    terms = query.strip().lower().split()
+    images = Tag.objects.filter(repository__registry=registry, kind="image").select_related("repository", "manifest")
+    children = ManifestChild.objects.filter(
+        parent__tags__repository__registry=registry, is_attestation=False, platform__gt="",
+    ).annotate(tag_name=F("parent__tags__name"), repository_name=F("parent__tags__repository__name"),
+               parent_digest=F("parent__digest"))
+    for term in terms:
+        if "/" in term and term.count("/") >= 1 and not any(c in term for c in ":@"):
+            # A platform (linux/arm64) or a repository path: match either.
+            images = images.filter(manifest__platform__icontains=term) | images.filter(
+                repository__name__icontains=term)
+            children = children.filter(platform__icontains=term) | children.filter(
+                parent__tags__repository__name__icontains=term)
+        else:
+            images = images.filter(repository__name__icontains=term) | images.filter(name__icontains=term)
+            children = children.filter(parent__tags__repository__name__icontains=term) | children.filter(
+                parent__tags__name__icontains=term)
+    found: list[Candidate] = []
+    for tag in images.order_by("repository__name", "name")[:limit]:
+        m = tag.manifest
+        if m is None:
+            continue
+        found.append(Candidate(
+            ref=f"{tag.repository.name}@{tag.digest}", select="", label=f"{tag.repository.name}:{tag.name}",
+            repository=tag.repository.name, tag=tag.name, os=m.os, arch=m.architecture, variant=m.variant,
+            os_version=m.os_version, os_features=",".join(m.os_features), platform=m.platform, digest=tag.digest,
+            media_type=m.media_type, from_list=False))
+    for child in children.order_by("repository_name", "tag_name", "position")[:limit]:
+        found.append(Candidate(
+            ref=f"{child.repository_name}@{child.parent_digest}", select=child.digest,
+            label=f"{child.repository_name}:{child.tag_name} → {child.platform}",
+            repository=child.repository_name, tag=child.tag_name, os=child.os, arch=child.architecture,
+            variant=child.variant, os_version=child.os_version, os_features=",".join(child.os_features),
+            platform=child.platform, digest=child.digest, media_type=child.media_type, from_list=True))
+    return found
+
+
+def entry_from_token(token: str, *, existing: list[BuilderEntry]) -> BuilderEntry:
+    """A new entry from a candidate's Add button (a JSON object of entry fields)."""
+    import json
+
+    try:
+        data = json.loads(token)
+        assert isinstance(data, dict)
+    except (ValueError, AssertionError):
+        data = {}
+    used = {e.key for e in existing}
+    number = len(existing)
+    while f"e{number}" in used:
+        number += 1
+    fields = {name: str(data.get(name, "")) for name in ENTRY_FIELDS if name != "key"}
+    return BuilderEntry(key=f"e{number}", **fields)
+
+
+def candidate_token(candidate: Candidate) -> str:
+    import json
+
+    return json.dumps({"ref": candidate.ref, "select": candidate.select, "label": candidate.label,
+                       "os": candidate.os, "arch": candidate.arch, "variant": candidate.variant,
+                       "os_version": candidate.os_version, "os_features": candidate.os_features})
