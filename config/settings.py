@@ -148,7 +148,8 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = BASE_DIR / "var" / "staticfiles"
+# Only for `collectstatic`; whitenoise serves static/ through the finders.
+STATIC_ROOT = os.environ.get("STATIC_ROOT") or None
 # Serve static/ straight from the source folders: nothing to collect for a run.
 WHITENOISE_USE_FINDERS = True
 

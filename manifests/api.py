@@ -8,18 +8,25 @@ have to parse an HTML error page. Authenticated by session or by
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable
 from typing import Any
 
 from django.http import HttpRequest, JsonResponse
+from django.middleware.csrf import CsrfViewMiddleware
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
-from registry.errors import InvalidPlatform
+from registry.errors import InvalidPlatform, InvalidReference
 from registry.platform import normalize_platform_string
 
 from .models import ApiToken, Job, Manifest, ManifestChild, Registry, Repository, Tag
+from .services.assemble import FORMAT_AUTO, AssemblyInvalid, SourceSpec, list_plan
 from .services.coverage import coverage_materialize, coverage_rows, required_parse
+from .services.inventory import InventoryClient, tag_digest_now
+from .services.push import push_job_create
+from .services.queue import QueueUnavailable
 from .services.scan import MAX_DEPTH
 
 PAGE_SIZE = 100
@@ -64,32 +71,46 @@ def _registry_or_404(name: str) -> Registry:
     return registry
 
 
-def _api_view(view: View) -> View:
-    """GET only, authenticated, JSON errors."""
+def _csrf_refusal(request: HttpRequest) -> JsonResponse | None:
+    """A session-authenticated write must carry the CSRF token; a Token-authenticated one need not."""
+    if request.headers.get("Authorization"):
+        return None
+    refusal = CsrfViewMiddleware(lambda r: None).process_view(request, None, (), {})
+    if refusal is None:
+        return None
+    return JsonResponse({"error": "CSRF token missing or invalid"}, status=403)
 
-    # No CSRF check: nothing here changes state, and every other method gets a
-    # JSON 405 instead of CsrfViewMiddleware's HTML 403.
-    @csrf_exempt
-    @functools.wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
-        if request.method != "GET":
-            response = JsonResponse({"error": f"method {request.method} not allowed: the API is read-only"},
-                                    status=405)
-            response["Allow"] = "GET"
-            return response
-        user = _api_user(request)
-        if user is None:
-            response = JsonResponse({"error": "authentication required: log in or send Authorization: Token <key>"},
-                                    status=401)
-            response["WWW-Authenticate"] = "Token"
-            return response
-        request.user = user
-        try:
-            return view(request, *args, **kwargs)
-        except _ApiError as exc:
-            return JsonResponse(exc.payload, status=exc.status)
 
-    return wrapper
+def _api_view(view: View | None = None, *, methods: tuple[str, ...] = ("GET",)) -> View:
+    """Authenticated, JSON errors, only `methods` (GET unless said)."""
+
+    def decorate(view: View) -> View:
+        # The middleware's CSRF check is replaced by `_csrf_refusal`, so that a
+        # wrong method gets a JSON 405 and not the middleware's HTML 403.
+        @csrf_exempt
+        @functools.wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
+            if request.method not in methods:
+                response = JsonResponse({"error": f"method {request.method} not allowed here"}, status=405)
+                response["Allow"] = ", ".join(methods)
+                return response
+            user = _api_user(request)
+            if user is None:
+                response = JsonResponse(
+                    {"error": "authentication required: log in or send Authorization: Token <key>"}, status=401)
+                response["WWW-Authenticate"] = "Token"
+                return response
+            request.user = user
+            if request.method != "GET" and (refusal := _csrf_refusal(request)) is not None:
+                return refusal
+            try:
+                return view(request, *args, **kwargs)
+            except _ApiError as exc:
+                return JsonResponse(exc.payload, status=exc.status)
+
+        return wrapper
+
+    return decorate(view) if view is not None else decorate
 
 
 def _page_number(request: HttpRequest) -> int:
@@ -218,6 +239,66 @@ def job_detail(request: HttpRequest, job_id: int) -> JsonResponse:
         "error": job.error, "steps": job.steps, "result": job.result, "created_at": job.created_at,
         "finished_at": job.finished_at,
     })
+
+
+@_api_view(methods=("POST",))
+def list_create(request: HttpRequest) -> JsonResponse:
+    """POST /api/v1/lists: check against the inventory at once, then push on the worker."""
+    try:
+        body = json.loads(request.body or b"{}")
+    except ValueError:
+        raise _ApiError(400, "the body must be JSON") from None
+    if not isinstance(body, dict):
+        raise _ApiError(400, "the body must be a JSON object")
+    fields: dict[str, list[str]] = {}
+    registry = Registry.objects.filter(name=str(body.get("registry") or "")).first()
+    if registry is None:
+        fields["registry"] = [f"no registry named {body.get('registry')!r}"]
+    if not request.user.has_perm("manifests.push_registry"):
+        raise _ApiError(403, "you may not push lists")
+    sources_data = body.get("sources")
+    specs: list[SourceSpec] = []
+    if not isinstance(sources_data, list) or not sources_data:
+        fields["sources"] = ["give a non-empty list of sources"]
+    else:
+        for index, item in enumerate(sources_data):
+            try:
+                if not isinstance(item, dict):
+                    raise InvalidReference("each source must be an object with a reference")
+                specs.append(SourceSpec.from_json(item))
+            except InvalidReference as exc:
+                fields.setdefault(f"sources.{index}", []).append(str(exc))
+    fmt = body.get("format") or FORMAT_AUTO
+    annotations = body.get("annotations") or {}
+    if not isinstance(annotations, dict) or not all(isinstance(v, str) for v in annotations.values()):
+        fields["annotations"] = ["annotations must be an object of strings"]
+        annotations = {}
+    target = body.get("target")
+    if not isinstance(target, str) or not target:
+        fields["target"] = ["give the target as repository:tag"]
+    expect_digest = body.get("expect_digest")
+    if expect_digest is not None and not isinstance(expect_digest, str):
+        fields["expect_digest"] = ["a digest, \"\" for a tag that must not exist yet, or null"]
+    if fields:
+        raise _ApiError(400, "the request has problems", fields=fields)
+    try:
+        plan = list_plan(client=InventoryClient(registry), target=target, sources=specs, fmt=str(fmt),
+                         annotations=annotations)
+    except AssemblyInvalid as exc:
+        raise _ApiError(400, "the list cannot be built", fields=exc.errors) from None
+    if expect_digest is not None:
+        current = tag_digest_now(registry=registry, reference=target)
+        if current != expect_digest:
+            raise _ApiError(409, f"{target} holds {current or 'nothing'}, not {expect_digest or 'nothing'}",
+                            current=current)
+    try:
+        job = push_job_create(registry=registry, target=str(plan.target.repository + ":" + plan.target.tag),
+                              sources=specs, fmt=str(fmt), annotations=annotations, expect_digest=expect_digest,
+                              user=request.user)
+    except QueueUnavailable as exc:
+        raise _ApiError(503, str(exc)) from None
+    url = reverse("manifests-api-job-detail", args=[job.pk])
+    return JsonResponse({"job": job.pk, "url": request.build_absolute_uri(url), "digest": plan.digest}, status=202)
 
 
 @_api_view

@@ -14,6 +14,7 @@ urlpatterns = [
             name="manifests-api-tag-detail"),
     path("coverage", api.coverage, name="manifests-api-coverage"),
     path("jobs/<int:job_id>", api.job_detail, name="manifests-api-job-detail"),
+    path("lists", api.list_create, name="manifests-api-list-create"),
     # Last: anything else under api/v1/ answers JSON too.
     re_path(r"^", api.unknown, name="manifests-api-unknown"),
 ]

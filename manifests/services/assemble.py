@@ -281,6 +281,8 @@ def list_plan(*, client: RegistryClient, target: str, sources: list[SourceSpec],
             problems.setdefault(f"sources.{index}", []).append(str(exc))
         except errors.NotFound as exc:
             problems.setdefault(f"sources.{index}", []).append(f"{spec.reference}: {exc.message}")
+    # Platform manifests in the order given, attestations after them, as buildx lays an index out.
+    entries.sort(key=lambda entry: entry.descriptor.is_attestation)
     annotations = dict(annotations or {})
     media_type, more = _validate(entries, fmt=fmt, annotations=annotations)
     for key, messages in more.items():

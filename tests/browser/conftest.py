@@ -19,8 +19,13 @@ from manifests.management.commands.seed_demo import seed
 from tests.harness.services import RunningRegistry, registry_start
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 USERNAME, PASSWORD = "browser-admin", "browser-admin-password"
 
 
@@ -111,8 +116,12 @@ def page(browser: Browser, request, browser_artifacts: Path) -> Iterator[Page]:
 
 
 @pytest.fixture
-def login(live_server, django_user_model) -> Callable[[Page], None]:
+def login(live_server, django_user_model, settings) -> Callable[[Page], None]:
     """`login(page)`: make a user and log in through the login form, as a person would."""
+    # The default PBKDF2 costs ~0.8 s per hash, twice per login; Django's testing
+    # docs suggest a fast hasher. The live server runs in this process, so it
+    # sees the override.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
     def log_in(page: Page) -> None:
         # A superuser for now: the browsing pages only need login; permissions

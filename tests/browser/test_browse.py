@@ -17,8 +17,15 @@ from playwright.sync_api import Locator, Page, expect
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-DEMO_REPOSITORIES = ["demo/cli", "demo/legacy", "demo/tools", "demo/webapp", "demo/windows-app",
-                     "username/arm64v8-test", "username/x8664-test"]
+DEMO_REPOSITORIES = [
+    "demo/cli",
+    "demo/legacy",
+    "demo/tools",
+    "demo/webapp",
+    "demo/windows-app",
+    "username/arm64v8-test",
+    "username/x8664-test",
+]
 LACKING_ARM64 = ["demo/cli", "demo/legacy", "demo/windows-app", "username/x8664-test"]
 
 
@@ -36,8 +43,11 @@ def _assert_console_clean(page: Page) -> None:
     # The pages name no icon, so Chromium asks for /favicon.ico, gets a 404 and logs
     # "Failed to load resource" for it. Known and cosmetic (reported, not fixed here):
     # that one message alone is ignored. Anything else is a broken page.
-    errors = [e for e in page.console_errors if not (e.startswith("console: Failed to load resource")
-                                                        and e.endswith("/favicon.ico)"))]
+    errors = [
+        e
+        for e in page.console_errors
+        if not (e.startswith("console: Failed to load resource") and e.endswith("/favicon.ico)"))
+    ]
     assert errors == [], errors
     assert [r for r in page.bad_responses if not r.endswith("/favicon.ico")] == [], page.bad_responses
 
@@ -49,7 +59,8 @@ def _chips(scope: Locator) -> list[str]:
 def _row(table: Locator, text: str) -> Locator:
     """The one body row whose first cell holds a link named exactly `text`."""
     rows = table.locator("tbody tr").filter(
-        has=table.page.locator("td:first-child").get_by_role("link", name=text, exact=True))
+        has=table.page.locator("td:first-child").get_by_role("link", name=text, exact=True)
+    )
     expect(rows).to_have_count(1)
     return rows
 
@@ -73,7 +84,8 @@ def _digest(registry_server, repository: str, reference: str) -> str:
 
 
 def test_the_registries_page_lists_the_demo_registry_with_counts_and_platforms(
-        page, login, live_server, demo_registry, screenshot):
+    page, login, live_server, demo_registry, screenshot
+):
     login(page)
     _open(page, f"{live_server.url}/")
     expect(page.get_by_role("heading", name="Registries")).to_be_visible()
@@ -84,7 +96,13 @@ def test_the_registries_page_lists_the_demo_registry_with_counts_and_platforms(
     expect(cells.nth(_column(table, "Repositories"))).to_have_text("7")
     expect(cells.nth(_column(table, "Tags"))).to_have_text("12")
     assert _chips(cells.nth(_column(table, "Platforms seen"))) == [
-        "linux/amd64", "linux/arm64", "linux/arm/v7", "linux/arm/v6", "linux/386", "windows/amd64"]
+        "linux/amd64",
+        "linux/arm64",
+        "linux/arm/v7",
+        "linux/arm/v6",
+        "linux/386",
+        "windows/amd64",
+    ]
     expect(cells.nth(_column(table, "Last scan"))).to_contain_text("ago")
     screenshot(page, "registries")
     _assert_console_clean(page)
@@ -96,7 +114,8 @@ def test_the_registries_page_lists_the_demo_registry_with_counts_and_platforms(
 
 
 def test_the_repository_list_shows_each_platform_union_and_list_count(
-        page, login, live_server, demo_registry, screenshot):
+    page, login, live_server, demo_registry, screenshot
+):
     login(page)
     _open(page, f"{live_server.url}/registries/demo/")
     table = page.locator("table.grid")
@@ -115,8 +134,11 @@ def test_the_repository_list_shows_each_platform_union_and_list_count(
     seen = {}
     for name in DEMO_REPOSITORIES:
         cells = _row(table, name).locator("td")
-        seen[name] = (cells.nth(tags_col).inner_text().strip(), cells.nth(lists_col).inner_text().strip(),
-                      _chips(cells.nth(platforms_col)))
+        seen[name] = (
+            cells.nth(tags_col).inner_text().strip(),
+            cells.nth(lists_col).inner_text().strip(),
+            _chips(cells.nth(platforms_col)),
+        )
     assert seen == expected
     screenshot(page, "repositories")
     _assert_console_clean(page)
@@ -139,7 +161,8 @@ def test_searching_repositories_by_name_keeps_only_the_matches(page, login, live
 
 
 def test_filtering_repositories_by_platform_keeps_those_that_have_it(
-        page, login, live_server, demo_registry, screenshot):
+    page, login, live_server, demo_registry, screenshot
+):
     login(page)
     _open(page, f"{live_server.url}/registries/demo/")
     page.get_by_label("Platform").fill("linux/arm64")
@@ -162,7 +185,8 @@ def test_filtering_repositories_by_platform_keeps_those_that_have_it(
 
 
 def test_an_invalid_platform_filter_shows_an_error_by_the_field_and_no_server_error(
-        page, login, live_server, demo_registry, screenshot):
+    page, login, live_server, demo_registry, screenshot
+):
     login(page)
     _open(page, f"{live_server.url}/registries/demo/")
     page.get_by_label("Platform").fill("linux")
@@ -190,7 +214,8 @@ def test_an_invalid_platform_filter_shows_an_error_by_the_field_and_no_server_er
 
 
 def test_the_webapp_tag_list_groups_tags_sharing_a_digest_with_chips_in_the_fixed_order(
-        page, login, live_server, demo_registry, demo_registry_server, screenshot):
+    page, login, live_server, demo_registry, demo_registry_server, screenshot
+):
     index_digest = _digest(demo_registry_server, "demo/webapp", "1.4")
     older_digest = _digest(demo_registry_server, "demo/webapp", "1.3")
     login(page)
@@ -207,7 +232,7 @@ def test_the_webapp_tag_list_groups_tags_sharing_a_digest_with_chips_in_the_fixe
     assert _chips(cells.nth(_column(table, "Platforms"))) == ["linux/amd64", "linux/arm64", "linux/arm/v7"]
     digest_cell = cells.nth(_column(table, "Digest"))
     expect(digest_cell).to_contain_text("index")
-    expect(digest_cell).to_contain_text(index_digest[:len("sha256:") + 12])
+    expect(digest_cell).to_contain_text(index_digest[: len("sha256:") + 12])
     copy = digest_cell.get_by_role("button", name="Copy digest")
     expect(copy).to_have_attribute("data-copy", index_digest)
 
@@ -215,13 +240,15 @@ def test_the_webapp_tag_list_groups_tags_sharing_a_digest_with_chips_in_the_fixe
     expect(older.nth(_column(table, "Tags")).get_by_role("link")).to_have_text(["1.3"])
     assert _chips(older.nth(_column(table, "Platforms"))) == ["linux/amd64", "linux/arm64"]
     expect(older.nth(_column(table, "Digest")).get_by_role("button", name="Copy digest")).to_have_attribute(
-        "data-copy", older_digest)
+        "data-copy", older_digest
+    )
     screenshot(page, "tags-demo-webapp")
     _assert_console_clean(page)
 
 
 def test_the_copy_button_puts_the_full_index_digest_on_the_clipboard(
-        page, login, live_server, demo_registry, demo_registry_server, screenshot):
+    page, login, live_server, demo_registry, demo_registry_server, screenshot
+):
     index_digest = _digest(demo_registry_server, "demo/webapp", "1.4")
     page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
     login(page)
@@ -236,7 +263,8 @@ def test_the_copy_button_puts_the_full_index_digest_on_the_clipboard(
 
 
 def test_the_webapp_tag_page_shows_platforms_attestations_raw_manifest_and_commands(
-        page, login, live_server, demo_registry, demo_registry_server, screenshot):
+    page, login, live_server, demo_registry, demo_registry_server, screenshot
+):
     with demo_registry_server.client() as client:
         index = client.get_manifest("demo/webapp", "1.4")
     platform_digests = [d.digest for d in index.children if not d.is_attestation]
@@ -260,8 +288,9 @@ def test_the_webapp_tag_page_shows_platforms_attestations_raw_manifest_and_comma
     expect(rows.nth(1)).to_contain_text("variant v8")
     expect(rows.nth(2)).to_contain_text("variant v7")
     digest_col = _column(children, "Platform digest")
-    assert [rows.nth(i).locator("td").nth(digest_col).get_by_role("button").get_attribute("data-copy")
-            for i in range(3)] == platform_digests
+    assert [
+        rows.nth(i).locator("td").nth(digest_col).get_by_role("button").get_attribute("data-copy") for i in range(3)
+    ] == platform_digests
     # Attestations are not platforms: no unknown/unknown chip anywhere.
     expect(page.get_by_text("unknown/unknown")).to_have_count(0)
 
@@ -275,15 +304,15 @@ def test_the_webapp_tag_page_shows_platforms_attestations_raw_manifest_and_comma
     summary.click()
     for i in range(3):
         expect(attestation_rows.nth(i)).to_be_visible()
-    attested = [attestation_rows.nth(i).locator("td").nth(1).get_by_role("button").get_attribute("data-copy")
-                for i in range(3)]
+    attested = [
+        attestation_rows.nth(i).locator("td").nth(1).get_by_role("button").get_attribute("data-copy") for i in range(3)
+    ]
     assert sorted(attested) == sorted(platform_digests)
     screenshot(page, "tag-demo-webapp-1.4-attestations")
 
     same = page.get_by_text("Same digest as:")
     expect(same).to_have_text("Same digest as: latest")
-    expect(same.get_by_role("link", name="latest")).to_have_attribute(
-        "href", "/registries/demo/r/demo/webapp/t/latest")
+    expect(same.get_by_role("link", name="latest")).to_have_attribute("href", "/registries/demo/r/demo/webapp/t/latest")
 
     commands = page.locator("pre.cli")
     expect(commands).to_contain_text(f"docker buildx imagetools inspect {demo_registry_server.host}/demo/webapp:1.4")
@@ -323,14 +352,22 @@ def test_tools_shows_arm_v7_and_arm_v6_as_separate_platforms(page, login, live_s
     table = page.locator("table.tags")
     row = _row(table, "latest")
     assert _chips(row.locator("td").nth(_column(table, "Platforms"))) == [
-        "linux/amd64", "linux/arm64", "linux/arm/v7", "linux/arm/v6"]
+        "linux/amd64",
+        "linux/arm64",
+        "linux/arm/v7",
+        "linux/arm/v6",
+    ]
     screenshot(page, "tags-demo-tools")
 
     row.get_by_role("link", name="latest", exact=True).click()
     rows = page.locator("table.children tbody tr")
     expect(rows).to_have_count(4)
     assert [_chips(rows.nth(i)) for i in range(4)] == [
-        ["linux/amd64"], ["linux/arm64"], ["linux/arm/v7"], ["linux/arm/v6"]]
+        ["linux/amd64"],
+        ["linux/arm64"],
+        ["linux/arm/v7"],
+        ["linux/arm/v6"],
+    ]
     expect(rows.nth(2)).to_contain_text("variant v7")
     expect(rows.nth(3)).to_contain_text("variant v6")
     screenshot(page, "tag-demo-tools-latest")
@@ -368,7 +405,8 @@ def test_the_coverage_matrix_marks_repositories_missing_arm64(page, login, live_
 
 
 def test_the_lacking_filter_shows_only_repositories_without_the_platform_and_exports_csv(
-        page, login, live_server, demo_registry, screenshot):
+    page, login, live_server, demo_registry, screenshot
+):
     login(page)
     _open(page, f"{live_server.url}/coverage")
     page.get_by_label("Lacking").fill("linux/arm64")
@@ -398,4 +436,3 @@ def test_the_lacking_filter_shows_only_repositories_without_the_platform_and_exp
     expect(page.get_by_label("Lacking")).to_have_value("linux/arm64")
     expect(page.locator("table.matrix tbody tr td:first-child")).to_have_text(LACKING_ARM64)
     _assert_console_clean(page)
-
