@@ -160,6 +160,16 @@ class Tag(models.Model):
     def __str__(self) -> str:
         return f"{self.repository.name}:{self.name}"
 
+    def chips(self) -> list[str]:
+        """Platforms for display, in the fixed order, windows builds told apart (prefetch platform_rows)."""
+        rows = sorted(self.platform_rows.all(), key=lambda r: (platform_sort_key(r.platform), r.os_version))
+        chips: list[str] = []
+        for row in rows:
+            text = f"{row.platform} {row.os_version}" if row.os_version else row.platform
+            if text not in chips:
+                chips.append(text)
+        return chips
+
 
 class TagPlatform(models.Model):
     """Normalized platform rows, so coverage is a query and not a walk over JSON."""

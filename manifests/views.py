@@ -151,6 +151,7 @@ def tag_list(request: HttpRequest, name: str, repository: str) -> HttpResponse:
     if query:
         tags = tags.filter(name__icontains=query)
     # Group tags sharing a digest: order by digest group, newest first.
+    tags = tags.prefetch_related("platform_rows")
     page = Paginator(tags.order_by("-created", "digest", "name"), 200).get_page(request.GET.get("page"))
     groups: list[dict] = []
     for tag in page.object_list:

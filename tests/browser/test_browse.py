@@ -40,16 +40,9 @@ def _open(page: Page, url: str) -> None:
 
 
 def _assert_console_clean(page: Page) -> None:
-    # The pages name no icon, so Chromium asks for /favicon.ico, gets a 404 and logs
-    # "Failed to load resource" for it. Known and cosmetic (reported, not fixed here):
-    # that one message alone is ignored. Anything else is a broken page.
-    errors = [
-        e
-        for e in page.console_errors
-        if not (e.startswith("console: Failed to load resource") and e.endswith("/favicon.ico)"))
-    ]
-    assert errors == [], errors
-    assert [r for r in page.bad_responses if not r.endswith("/favicon.ico")] == [], page.bad_responses
+    # Any console error (a CSP violation, a failed request, a script error) is a broken page.
+    assert page.console_errors == [], page.console_errors
+    assert page.bad_responses == [], page.bad_responses
 
 
 def _chips(scope: Locator) -> list[str]:
