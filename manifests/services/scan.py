@@ -103,17 +103,21 @@ def tag_fetch(client: RegistryClient, repository: str, tag: str, *, stored_diges
     """Registry I/O for one tag; never raises a registry error (it is recorded)."""
     fetch = TagFetch(name=tag)
     try:
+        claimed = False
         if stored_digest:
             head = client.head_manifest(repository, tag)
             if head.digest == stored_digest:
                 fetch.digest, fetch.unchanged = stored_digest, True
                 return fetch
-            if head.digest and not known.claim(head.digest):
-                fetch.digest = head.digest
-                return fetch
+            if head.digest:
+                claimed = known.claim(head.digest)
+                if not claimed:  # stored already, or another tag is fetching it
+                    fetch.digest = head.digest
+                    return fetch
         manifest = client.get_manifest(repository, tag)
         fetch.digest = manifest.digest
-        if known.claim(manifest.digest):
+        # The tag may have moved again between the HEAD and the GET: claim what we got.
+        if (claimed and manifest.digest == head.digest) or known.claim(manifest.digest):
             _learn(client, repository, manifest, known, fetch)
     except errors.RegistryError as exc:
         fetch.error = str(exc)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.core.management import call_command
 
@@ -122,3 +124,60 @@ def test_scan_wait_runs_on_the_worker_and_prints_a_summary(fresh_registry, celer
     assert "repositories: 1  tags: 1" in out
     assert "GET manifest: 1" in out
     assert Tag.objects.get(name="v1").platforms == ["linux/amd64"]
+
+
+def test_an_artifact_is_stored_as_an_artifact_and_shown_as_what_it_is(fresh_registry, db):
+    """A Helm chart pushed as an OCI artifact: no platform, kind artifact."""
+    running = fresh_registry("anonymous")
+    chart = b"apiVersion: v2\nname: demo\nversion: 0.1.0\n"
+    config = b'{"name":"demo","version":"0.1.0"}'
+    with running.client() as client:
+        from registry.mediatypes import OCI_MANIFEST, sha256_digest
+
+        for blob in (chart, config):
+            client.upload_blob("charts/demo", sha256_digest(blob), blob)
+        manifest = json.dumps({
+            "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": "application/vnd.cncf.helm.config.v1+json", "digest": sha256_digest(config),
+                       "size": len(config)},
+            "layers": [{"mediaType": "application/vnd.cncf.helm.chart.content.v1.tar+gzip",
+                        "digest": sha256_digest(chart), "size": len(chart)}]}).encode()
+        client.put_manifest("charts/demo", "0.1.0", manifest, OCI_MANIFEST)
+    registry = Registry.objects.create(name="charts", url=running.url, insecure=True)
+    with running.client() as client:
+        repository_scan(client=client, registry=registry, name="charts/demo")
+        assert client.counters.get("GET blob", 0) == 0  # an artifact's config is not an image config: not fetched
+    tag = Tag.objects.get(name="0.1.0")
+    assert tag.kind == "artifact" and tag.platforms == []
+    assert tag.manifest.artifact_type == "application/vnd.cncf.helm.config.v1+json"
+
+
+def test_a_repository_with_more_than_1000_tags_is_scanned_whole(fresh_registry, db):
+    running = fresh_registry("anonymous")
+    with running.client() as client:
+        pushed = image_push(client, repository="big/repo", tag="t0000", platform=AMD64)
+        raw = client.get_manifest("big/repo", pushed.digest).raw
+        for i in range(1, 1103):
+            client.put_manifest("big/repo", f"t{i:04d}", raw, pushed.media_type)
+    registry = Registry.objects.create(name="big", url=running.url, insecure=True)
+    with running.client() as client:
+        counts = repository_scan(client=client, registry=registry, name="big/repo")
+    assert counts["tags"] == 1103 and counts["errors"] == 0
+    assert Tag.objects.filter(repository__name="big/repo", digest=pushed.digest).count() == 1103
+    assert Repository.objects.get(name="big/repo").tag_count == 1103
+
+
+def test_a_rescan_picks_up_a_tag_pushed_to_a_new_digest(fresh_registry, db):
+    running = fresh_registry("anonymous")
+    registry = Registry.objects.create(name="moved", url=running.url, insecure=True)
+    with running.client() as client:
+        image_push(client, repository="moved/app", tag="v1", platform=AMD64)
+        repository_scan(client=client, registry=registry, name="moved/app")
+        second = image_push(client, repository="moved/app", tag="v1", platform=ARM64, content="new build")
+        client.counters.clear()
+        counts = repository_scan(client=client, registry=registry, name="moved/app", only_tags=["v1"])
+        # One HEAD finds the move, one GET learns the manifest, one GET its config.
+        assert dict(client.counters) == {"HEAD manifest": 1, "GET manifest": 1, "GET blob": 1}
+    tag = Tag.objects.get(name="v1")
+    assert counts["changed"] == 1 and tag.error == ""
+    assert tag.digest == second.digest and tag.platforms == ["linux/arm64"]
