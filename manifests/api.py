@@ -254,8 +254,8 @@ def list_create(request: HttpRequest) -> JsonResponse:
     registry = Registry.objects.filter(name=str(body.get("registry") or "")).first()
     if registry is None:
         fields["registry"] = [f"no registry named {body.get('registry')!r}"]
-    if not request.user.has_perm("manifests.push_registry"):
-        raise _ApiError(403, "you may not push lists")
+    if not request.user.has_perm("manifests.push_registry") or (registry and not registry.can_push(request.user)):
+        raise _ApiError(403, "you may not push lists to this registry")
     sources_data = body.get("sources")
     specs: list[SourceSpec] = []
     if not isinstance(sources_data, list) or not sources_data:

@@ -21,7 +21,7 @@ class RegistryForm(forms.ModelForm):
     class Meta:
         model = Registry
         fields = ["name", "url", "auth", "username", "insecure", "ca_bundle", "watch", "required_platforms",
-                  "concurrency"]
+                  "concurrency", "push_groups"]
         widgets = {"ca_bundle": forms.Textarea(attrs={"rows": 3}), "watch": forms.Textarea(attrs={"rows": 3})}
 
     def clean_url(self) -> str:

@@ -33,6 +33,9 @@ class Registry(models.Model):
     watch = models.TextField(blank=True, help_text="Repositories to scan when the registry has no catalog")
     required_platforms = models.CharField(max_length=512, blank=True, default="linux/amd64,linux/arm64")
     concurrency = models.PositiveSmallIntegerField(default=4)
+    push_groups = models.ManyToManyField(
+        "auth.Group", blank=True, related_name="push_registries",
+        help_text="If set, only members of these groups may push here (besides the push permission)")
     last_scan_at = models.DateTimeField(null=True, blank=True)
     last_scan_error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -53,6 +56,15 @@ class Registry(models.Model):
 
     def get_secret(self) -> str:
         return crypto.decrypt(self.secret_encrypted)
+
+    def can_push(self, user) -> bool:
+        """The push permission, and membership of a push group when the registry names any."""
+        if not user.is_authenticated or not user.has_perm("manifests.push_registry"):
+            return False
+        if user.is_superuser:
+            return True
+        groups = list(self.push_groups.all())
+        return not groups or user.groups.filter(pk__in=[g.pk for g in groups]).exists()
 
     @property
     def has_secret(self) -> bool:
@@ -219,6 +231,15 @@ class Job(models.Model):
     @property
     def is_done(self) -> bool:
         return self.status in (self.STATUS_SUCCEEDED, self.STATUS_FAILED)
+
+    @property
+    def repository_name(self) -> str:
+        """For push and rollback jobs, whose target is repository:tag."""
+        return self.target.rpartition(":")[0]
+
+    @property
+    def tag_name(self) -> str:
+        return self.target.rpartition(":")[2]
 
 
 class PushRecord(models.Model):

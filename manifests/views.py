@@ -7,6 +7,7 @@ import json
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -332,9 +333,17 @@ def registry_webhook(request: HttpRequest, name: str) -> JsonResponse:
 
 
 def _builder_registry(request: HttpRequest) -> Registry | None:
+    """The registry chosen in the builder, among those the user may push to."""
     name = request.POST.get("registry") or request.GET.get("registry")
-    registries = Registry.objects.all()
-    return registries.filter(name=name).first() if name else registries.first()
+    registries = [r for r in Registry.objects.prefetch_related("push_groups") if r.can_push(request.user)]
+    if name:
+        return next((r for r in registries if r.name == name), None)
+    return registries[0] if registries else None
+
+
+def _require_push(request: HttpRequest, registry: Registry | None) -> None:
+    if registry is None or not registry.can_push(request.user):
+        raise PermissionDenied("You may not push to this registry.")
 
 
 def _builder_context(request: HttpRequest, state: builder.BuilderState, *, with_preview: bool = True) -> dict:
@@ -343,7 +352,8 @@ def _builder_context(request: HttpRequest, state: builder.BuilderState, *, with_
         state.expect_digest = preview.current_digest
     query = request.GET.get("q", "")
     return {
-        "state": state, "preview": preview, "registries": Registry.objects.all(), "query": query,
+        "state": state, "preview": preview, "query": query,
+        "registries": [r for r in Registry.objects.prefetch_related("push_groups") if r.can_push(request.user)],
         "candidates": builder.candidates_search(registry=state.registry, query=query) if state.registry else [],
         "blank_entry": builder.BuilderEntry(key="", ref=""),
         "formats": [("auto", "Automatic (Docker list only if every child is Docker)"), ("oci", "OCI image index"),
@@ -401,6 +411,7 @@ def builder_preview(request: HttpRequest) -> HttpResponse:
 @permission_required("manifests.push_registry", raise_exception=True)
 def builder_push(request: HttpRequest) -> HttpResponse:
     state = builder.state_from_post(request.POST, _builder_registry(request))
+    _require_push(request, state.registry)
     preview = builder.preview_build(state)
     if not preview.ok:
         messages.error(request, "The list has problems: see the messages next to the fields.")
@@ -425,6 +436,7 @@ def builder_push(request: HttpRequest) -> HttpResponse:
 def job_retry(request: HttpRequest, job_id: int) -> HttpResponse:
     """Push again what a failed push job asked for; `overwrite=1` skips the tag-moved check."""
     job = get_object_or_404(Job, pk=job_id, kind=Job.KIND_PUSH)
+    _require_push(request, job.registry)
     params = dict(job.params)
     if request.POST.get("overwrite") == "1":
         params["expect_digest"] = None
@@ -445,6 +457,7 @@ def job_retry(request: HttpRequest, job_id: int) -> HttpResponse:
 @permission_required("manifests.push_registry", raise_exception=True)
 def push_rollback(request: HttpRequest, record_id: int) -> HttpResponse:
     record = get_object_or_404(PushRecord.objects.select_related("registry"), pk=record_id)
+    _require_push(request, record.registry)
     try:
         job = push.rollback_job_create(record=record, user=request.user)
     except queue.QueueUnavailable as exc:

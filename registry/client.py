@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import ssl
 import threading
 import time
 from collections import Counter
@@ -108,7 +109,11 @@ def _error_from_response(response: requests.Response) -> errors.RegistryError:
             cls = errors.RegistryUnavailable
         else:
             cls = errors.RequestInvalid
-    return cls(message, code=code or None, status=status, detail=detail)
+    error = cls(message, code=code or None, status=status, detail=detail)
+    if status == 503:
+        # A 503 may say when to come back (RFC 9110 §10.2.3), as a 429 does.
+        error.retry_after = _retry_after(response)
+    return error
 
 
 def _retry_after(response: requests.Response) -> float | None:
@@ -323,8 +328,14 @@ class RegistryClient:
                 error: errors.RegistryError = errors.RegistryUnavailable(
                     f"the registry did not answer within {self.timeout:g} s", code="TIMEOUT")
             except requests.ConnectionError as exc:
-                error = errors.RegistryUnavailable(f"cannot connect to {self.host}: {_short(exc)}",
-                                                   code="CONNECTION_FAILED")
+                problem = _certificate_problem(exc)
+                if problem:
+                    error = errors.RegistryUnavailable(
+                        f"the TLS certificate of {self.host} could not be verified: {problem} "
+                        "(give the registry's CA bundle, or mark it insecure)", code="TLS_VERIFY_FAILED")
+                else:
+                    error = errors.RegistryUnavailable(f"cannot connect to {self.host}: {_short(exc)}",
+                                                       code="CONNECTION_FAILED")
             except requests.RequestException as exc:
                 error = errors.RegistryUnavailable(f"request to {self.host} failed: {_short(exc)}")
             else:
@@ -347,6 +358,7 @@ class RegistryClient:
                     error = self._explain_unauthorized(response, error, scopes)
             retryable = isinstance(error, errors.RateLimited) or (
                 isinstance(error, errors.RegistryUnavailable) and idempotent
+                and error.code != "TLS_VERIFY_FAILED"  # the same certificate fails the same way again
             )
             if not retryable or attempt > self.max_retries or hasattr(data, "read"):
                 raise error
@@ -632,6 +644,23 @@ def _with_digest(location: str, digest: str) -> str:
     """Append digest= to an upload Location, which may already carry a query."""
     separator = "&" if urlsplit(location).query else "?"
     return f"{location}{separator}{urlencode({'digest': digest})}"
+
+
+def _certificate_problem(exc: BaseException) -> str | None:
+    """The verifier's reason when `exc` wraps a failed TLS certificate verification, else None.
+
+    requests wraps urllib3's MaxRetryError, whose `reason` wraps the ssl error.
+    """
+    for _ in range(8):
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            return exc.verify_message or "certificate verify failed"
+        inner = getattr(exc, "reason", None)
+        if not isinstance(inner, BaseException):
+            inner = exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else None
+        if inner is None:
+            return None
+        exc = inner
+    return None
 
 
 def _short(exc: Exception) -> str:
