@@ -169,13 +169,14 @@ class Worker:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
-def worker_start(folder: Path, env: dict[str, str], *, name: str = "w1", concurrency: int = 2) -> Worker:
+def worker_start(folder: Path, env: dict[str, str], *, name: str = "w1", concurrency: int = 2,
+                 queues: str = "celery") -> Worker:
     folder.mkdir(parents=True, exist_ok=True)
     log_path = folder / f"worker-{name}.log"
     celery = shutil.which("celery", path=str(Path(sys.executable).parent)) or "celery"
     process = subprocess.Popen(
         [celery, "-A", "config", "worker", "-l", "INFO", "-c", str(concurrency), "-n", f"{name}@%h",
-         "--without-gossip", "--without-mingle", "--without-heartbeat"],
+         "-Q", queues, "--without-gossip", "--without-mingle", "--without-heartbeat"],
         cwd=ROOT, env={**os.environ, **env}, stdout=log_path.open("ab"), stderr=subprocess.STDOUT,
         start_new_session=True)
     deadline = time.monotonic() + 60

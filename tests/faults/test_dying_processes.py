@@ -1,0 +1,189 @@
+"""Processes that die mid-way: a killed worker, a stopped registry, an unreachable Redis. Nothing is lost."""
+
+from __future__ import annotations
+
+import random
+import time
+
+import pytest
+from django.contrib.auth.models import Group, User
+
+from manifests.demo import image_push
+from manifests.models import Job, PushRecord, Registry, Tag
+from manifests.services import jobs, queue
+from manifests.services.assemble import SourceSpec
+from manifests.services.jobs import job_create
+from manifests.services.push import push_job_create
+from manifests.services.scan import repository_scan, scan_job_run
+from manifests.tasks import push_run
+from registry.platform import Platform
+from tests.conftest import SESSION_DIR
+from tests.harness.ports import free_port
+from tests.harness.services import NARROW_USER, worker_start
+
+PLATFORMS = [Platform("linux", "amd64"), Platform("linux", "arm64", "v8"), Platform("linux", "arm", "v7")]
+
+
+def _big_images(client, repository_prefix: str, *, megabytes: int) -> list[str]:
+    """Three single-platform images with large, incompressible layers, in three repositories."""
+    rng = random.Random(repository_prefix)
+    references = []
+    for platform in PLATFORMS:
+        repository = f"{repository_prefix}/{platform.architecture}"
+        content = rng.randbytes(megabytes * 512 * 1024).hex()  # hex of random bytes: gzip halves it, no more
+        image_push(client, repository=repository, tag="v1", platform=platform, content=content)
+        references.append(f"{repository}:v1")
+    return references
+
+
+def _wait_for_step(job_id: int, event: str, timeout: float = 60) -> Job:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = Job.objects.get(pk=job_id)
+        if any(step.get("event") == event for step in job.steps) or job.is_done:
+            return job
+        time.sleep(0.02)
+    raise AssertionError(f"job {job_id} never reached {event}: {Job.objects.get(pk=job_id).steps}")
+
+
+def _list_is_whole_or_absent(client, repository: str, tag: str) -> str:
+    """The tag holds nothing, or a list every child of which exists: never a broken list."""
+    from registry import errors
+
+    try:
+        manifest = client.get_manifest(repository, tag)
+    except errors.NotFound:
+        return ""
+    for child in manifest.children:
+        assert client.manifest_exists(repository, child.digest), f"{repository}:{tag} points at missing {child.digest}"
+    return manifest.digest
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_killed_mid_push_is_redelivered_and_the_push_completes(registry_token, worker_env, skopeo,
+                                                                         tmp_path):
+    # The narrow user's tokens refuse cross-repository mounts, so every blob is
+    # streamed through the worker: a push long enough to be killed in the middle.
+    with registry_token.client() as admin:
+        sources = _big_images(admin, "killed", megabytes=12)
+    username, password = NARROW_USER, "narrow-secret-password"
+    registry = Registry(name="kill", url=registry_token.url, insecure=True, auth=Registry.AUTH_BASIC,
+                        username=username)
+    registry.set_secret(password)
+    registry.save()
+    job = jobs.job_create(kind=Job.KIND_PUSH, registry=registry, target="killed/list:v1", params={
+        "sources": [SourceSpec(s).to_json() for s in sources], "format": "auto", "annotations": {},
+        "expect_digest": ""})
+    # A queue of its own, and a short visibility timeout, so that redelivery happens within the test.
+    queue_name = f"faults-{free_port()}"
+    env = {**worker_env, "CELERY_VISIBILITY_TIMEOUT": "3", "CELERY_RESTORE_INTERVAL": "1"}
+    first = worker_start(SESSION_DIR / "kill", env, name="victim", concurrency=1, queues=queue_name)
+    push_run.apply_async(args=[job.pk], queue=queue_name)
+    running = _wait_for_step(job.pk, "blob")
+    assert not running.is_done
+    first.kill()  # SIGKILL, the whole process group
+    with registry_token.client() as admin:
+        assert _list_is_whole_or_absent(admin, "killed/list", "v1") == ""
+    assert Job.objects.get(pk=job.pk).status == Job.STATUS_RUNNING
+
+    second = worker_start(SESSION_DIR / "kill", env, name="heir", concurrency=1, queues=queue_name)
+    try:
+        deadline = time.monotonic() + 90
+        while not Job.objects.get(pk=job.pk).is_done and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        second.stop()
+    job.refresh_from_db()
+    assert job.status == Job.STATUS_SUCCEEDED, (job.error, second.log()[-3000:])
+    assert job.attempts == 2
+    assert any(step.get("event") == "retry" for step in job.steps)
+    # Copies are idempotent: what the first attempt copied is found, not copied again.
+    assert job.result["copy"]["blobs_present"] + job.result["copy"]["manifests_present"] >= 1
+    with registry_token.client() as admin:
+        assert _list_is_whole_or_absent(admin, "killed/list", "v1") == job.digest
+    assert PushRecord.objects.filter(job=job).count() == 1
+    creds = [c.replace("--creds", "--src-creds") for c in registry_token.skopeo_creds()]
+    skopeo("copy", "--src-tls-verify=false", *creds, "--override-arch", "arm", "--override-variant", "v7",
+           f"docker://{registry_token.host}/killed/list:v1", f"oci:{tmp_path / 'arm'}")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_registry_stopped_mid_push_fails_the_job_cleanly_and_a_retry_succeeds(fresh_registry, celery_worker,
+                                                                                 wait_job):
+    running = fresh_registry("token")
+    with running.client() as admin:
+        sources = _big_images(admin, "stopped", megabytes=12)
+    # The narrow user's tokens refuse mounts: blobs are streamed, slowly enough to stop the registry mid-way.
+    registry = Registry(name="stop", url=running.url, insecure=True, auth=Registry.AUTH_BASIC, username=NARROW_USER)
+    registry.set_secret(running.credentials(NARROW_USER)[1])
+    registry.save()
+    job = push_job_create(registry=registry, target="stopped/list:v1", sources=[SourceSpec(s) for s in sources],
+                          fmt="auto", annotations={}, expect_digest="")
+    assert not _wait_for_step(job.pk, "blob").is_done
+    running.stop()
+    job = wait_job(job.pk, timeout=120)
+    assert job.status == Job.STATUS_FAILED
+    assert "registry error" in job.error and ("connect" in job.error or "UNAVAILABLE" in job.error), job.error
+    assert not PushRecord.objects.filter(job=job).exists()
+    assert not Tag.objects.filter(repository__name="stopped/list").exists()
+    running.start()
+    with running.client() as admin:
+        assert _list_is_whole_or_absent(admin, "stopped/list", "v1") == ""
+    again = push_job_create(registry=registry, target="stopped/list:v1", sources=[SourceSpec(s) for s in sources],
+                            fmt="auto", annotations={}, expect_digest="")
+    again = wait_job(again.pk, timeout=120)
+    assert again.status == Job.STATUS_SUCCEEDED, again.error
+    with running.client() as admin:
+        assert _list_is_whole_or_absent(admin, "stopped/list", "v1") == again.digest
+
+
+@pytest.mark.django_db
+def test_a_registry_stopped_mid_scan_keeps_what_was_known_and_records_the_error(fresh_registry):
+    running = fresh_registry("anonymous")
+    with running.client() as client:
+        pushed = image_push(client, repository="scan/stop", tag="v1", platform=PLATFORMS[0])
+    registry = Registry.objects.create(name="scanstop", url=running.url, insecure=True)
+    scan_job_run(job_id=job_create(kind="scan", registry=registry, target="scanstop", params={}).pk)
+    running.stop()
+    failed = job_create(kind="scan", registry=registry, target="scanstop", params={})
+    scan_job_run(job_id=failed.pk)
+    failed.refresh_from_db()
+    registry.refresh_from_db()
+    assert failed.status == Job.STATUS_FAILED and "cannot list repositories" in failed.error
+    assert "cannot connect" in registry.last_scan_error
+    tag = Tag.objects.get(name="v1")
+    assert tag.digest == pushed.digest and tag.platforms == ["linux/amd64"]  # what was known is kept
+    # A tag-level scan records the error on the tag and keeps its data.
+    with running.client(max_retries=0) as client:
+        repository_scan(client=client, registry=registry, name="scan/stop", only_tags=["v1"])
+    tag.refresh_from_db()
+    assert "cannot connect" in tag.error and tag.digest == pushed.digest
+    running.start()
+    scan_job_run(job_id=job_create(kind="scan", registry=registry, target="scanstop", params={}).pk)
+    tag.refresh_from_db()
+    registry.refresh_from_db()
+    assert tag.error == "" and registry.last_scan_error == ""
+
+
+@pytest.fixture
+def redis_down(settings, monkeypatch):
+    """The broker URL points at a port where nothing listens: Redis is down for this test."""
+    settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{free_port()}/0"
+    monkeypatch.setattr(queue, "_last", (0.0, False))
+    monkeypatch.setattr(queue, "_CACHE_SECONDS", 0.0)
+
+
+@pytest.mark.django_db
+def test_with_redis_down_pages_serve_the_inventory_and_nothing_is_queued_into_the_void(client, redis_down):
+    registry = Registry.objects.create(name="offline", url="http://127.0.0.1:9", insecure=True)
+    user = User.objects.create_user("pat")
+    user.groups.add(Group.objects.get(name="pusher"))
+    client.force_login(user)
+    page = client.get("/")
+    assert page.status_code == 200 and "task queue (Redis) is unreachable" in page.content.decode()
+    response = client.post(f"/registries/{registry.name}/scan", follow=True)
+    assert "scans and pushes cannot start now" in response.content.decode()
+    api = client.post("/api/v1/lists", data={"registry": "offline", "target": "a/b:c",
+                                             "sources": [{"reference": "a/b:d"}]}, content_type="application/json")
+    assert api.status_code in (400, 503)  # 400: the inventory knows no a/b:d; never a queued job
+    assert not Job.objects.exists()
