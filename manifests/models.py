@@ -232,6 +232,10 @@ class Job(models.Model):
     def is_done(self) -> bool:
         return self.status in (self.STATUS_SUCCEEDED, self.STATUS_FAILED)
 
+    def parts_done(self) -> int:
+        """Repositories finished, for a registry scan split across workers."""
+        return self.scan_parts.count() if self.params.get("names") is not None else 0
+
     @property
     def repository_name(self) -> str:
         """For push and rollback jobs, whose target is repository:tag."""
@@ -279,3 +283,15 @@ class ApiToken(models.Model):
         key = "mdb_" + secrets.token_urlsafe(32)
         token = cls.objects.create(user=user, prefix=key[:12], key_hash=cls.hash_key(key))
         return token, key
+
+
+class ScanPart(models.Model):
+    """One repository of a registry scan split across workers; unique, so a redelivered task counts once."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="scan_parts")
+    repository = models.CharField(max_length=255)
+    counts = models.JSONField(default=dict)
+    finished_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["job", "repository"], name="scanpart_unique")]

@@ -16,7 +16,14 @@ def push_run(job_id: int) -> None:
 def scan_run(job_id: int) -> None:
     from .services import scan
 
-    scan.scan_job_run(job_id=job_id)
+    scan.scan_job_fanout(job_id=job_id)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def scan_repository_run(job_id: int, name: str) -> None:
+    from .services import scan
+
+    scan.scan_part_run(job_id=job_id, name=name)
 
 
 @shared_task

@@ -20,14 +20,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from registry import RegistryClient, errors
 from registry.mediatypes import KIND_IMAGE, Manifest, parse_manifest
 from registry.platform import Platform, platform_sort_key
+from registry.reference import validate_repository, validate_tag
 
-from ..models import Job, ManifestChild, Registry, Repository, Tag, TagPlatform
+from ..models import Job, ManifestChild, Registry, Repository, ScanPart, Tag, TagPlatform
 from ..models import Manifest as ManifestRow
 from . import jobs, queue
 from .registries import registry_client
@@ -73,9 +75,70 @@ class _Known:
             return True
 
 
+def _too_long(value: str, model: type, field_name: str) -> int:
+    """The column's length when `value` does not fit in it, else 0."""
+    limit = model._meta.get_field(field_name).max_length
+    return limit if len(value) > limit else 0
+
+
+_PLATFORM_FIELDS = (("os", "os"), ("architecture", "architecture"), ("variant", "variant"),
+                    ("os_version", "os.version"), ("platform", "normalized platform"))
+
+
+def _platform_values(platform: Platform) -> dict[str, str]:
+    return {"os": platform.os, "architecture": platform.architecture, "variant": platform.variant,
+            "os_version": platform.os_version, "platform": platform.normalized}
+
+
+def _platform_fits(platform: Platform, model: type) -> bool:
+    values = _platform_values(platform)
+    return not any(_too_long(values[name], model, name) for name, _ in _PLATFORM_FIELDS)
+
+
+def _check_fits(manifest: Manifest) -> None:
+    """Refuse values longer than their columns, as the registry gave them.
+
+    No real digest, media type or platform comes near these lengths; PostgreSQL
+    would refuse the value and fail the whole repository's transaction.
+    """
+    checks: list[tuple[str, str, type, str]] = []
+    if manifest.config is not None:
+        checks.append(("config has a digest", manifest.config.digest, ManifestRow, "config_digest"))
+        checks.append(("config has a mediaType", manifest.config.media_type, ManifestRow, "artifact_type"))
+    checks.append(("the manifest has an artifactType", manifest.artifact_type, ManifestRow, "artifact_type"))
+    for position, child in enumerate(manifest.children):
+        where = f"manifests[{position}]"
+        checks += [(f"{where} has a digest", child.digest, ManifestChild, "digest"),
+                   (f"{where} has a mediaType", child.media_type, ManifestChild, "media_type"),
+                   (f"{where} has an artifactType", child.artifact_type, ManifestChild, "artifact_type")]
+        if child.platform is not None:
+            values = _platform_values(child.platform)
+            checks += [(f"{where} has a platform {label}", values[name], ManifestChild, name)
+                       for name, label in _PLATFORM_FIELDS]
+    for what, value, model, field_name in checks:
+        if limit := _too_long(value, model, field_name):
+            raise errors.ManifestInvalid(f"{what} longer than {limit} characters")
+
+
+def _created(value: object) -> datetime.datetime | None:
+    """A config's creation time; None for one that is no date ("2024-13-45") or none a database holds."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = parse_datetime(value)
+        if parsed is None:
+            return None
+        if timezone.is_naive(parsed):
+            parsed = parsed.replace(tzinfo=datetime.UTC)
+        return parsed.astimezone(datetime.UTC)  # year 1 at +14:00 overflows here, not in the database
+    except (ValueError, OverflowError):
+        return None
+
+
 def _learn(client: RegistryClient, repository: str, manifest: Manifest, known: _Known, fetch: TagFetch,
            depth: int = 0) -> None:
     """Fetch the config of an image, or the unknown children of an index."""
+    _check_fits(manifest)
     learned = Learned(manifest=manifest)
     fetch.learned[manifest.digest] = learned
     if manifest.kind == KIND_IMAGE and manifest.config is not None:
@@ -84,8 +147,9 @@ def _learn(client: RegistryClient, repository: str, manifest: Manifest, known: _
             learned.platform = Platform.from_json(config)
         except ValueError:
             learned.platform = None
-        created = config.get("created")
-        learned.created = parse_datetime(created) if isinstance(created, str) else None
+        if learned.platform is not None and not _platform_fits(learned.platform, ManifestRow):
+            learned.platform = None  # as for any platform that is not one: the image is kept, without it
+        learned.created = _created(config.get("created"))
         learned.blob_size = sum(blob.size for blob in manifest.blobs)
     elif manifest.is_index and depth < MAX_DEPTH:
         for child in manifest.children:
@@ -121,7 +185,38 @@ def tag_fetch(client: RegistryClient, repository: str, tag: str, *, stored_diges
             _learn(client, repository, manifest, known, fetch)
     except errors.RegistryError as exc:
         fetch.error = str(exc)
+    except Exception as exc:
+        # What a hostile registry serves must cost one tag at most, even when it finds a bug here.
+        logger.exception("reading %s:%s failed", repository, tag)
+        fetch.error = f"internal error reading this tag: {type(exc).__name__}"
+    if fetch.error:
+        # Store nothing of a tag that failed half-way: an index kept without the child that failed
+        # its check would be "known" on the next scan, and the error forgotten.
+        fetch.learned.clear()
     return fetch
+
+
+def _grammar_split(names: list[str], validate) -> tuple[list[str], dict[str, str]]:
+    """Names that follow the grammar, and why each other one does not.
+
+    A name that breaks it is never requested (`../..` would leave /v2/) nor
+    stored (no page could link to it, no column may fit it).
+    """
+    valid: list[str] = []
+    invalid: dict[str, str] = {}
+    for name in names:
+        try:
+            valid.append(validate(name))
+        except errors.InvalidReference as exc:
+            invalid[name] = str(exc)
+    return valid, invalid
+
+
+def _shown(names, *, limit: int = 5) -> str:
+    """A few names for a message, each cut short."""
+    names = list(names)
+    shown = ", ".join(repr(n if len(n) <= 40 else n[:40] + "…") for n in names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
 # -- writing what was learned ------------------------------------------------
@@ -242,17 +337,23 @@ def repository_aggregate(repository: Repository) -> None:
 def repository_scan(*, client: RegistryClient, registry: Registry, name: str, only_tags: list[str] | None = None,
                     concurrency: int = 4) -> dict:
     """Scan one repository's tags (or only `only_tags`); returns counts."""
+    try:
+        validate_repository(name)
+    except errors.InvalidReference as exc:
+        return {"tags": 0, "errors": 1, "note": str(exc)}
     repository, _ = Repository.objects.get_or_create(registry=registry, name=name)
     now = timezone.now()
     try:
-        names = only_tags if only_tags is not None else list(client.tags(name))
+        listed = only_tags if only_tags is not None else list(client.tags(name))
     except errors.RegistryError as exc:
         if isinstance(exc, errors.NameUnknown) and only_tags is None:
             repository.delete()
             return {"tags": 0, "errors": 0, "deleted": True}
         repository.error, repository.scanned_at = str(exc), now
         repository.save(update_fields=["error", "scanned_at"])
-        return {"tags": 0, "errors": 1}
+        return {"tags": 0, "errors": 1, "note": str(exc)}
+    names, invalid = _grammar_split(listed, validate_tag)
+    note = f"skipped {len(invalid)} tag names that break the grammar: {_shown(invalid)}" if invalid else ""
     stored = dict(repository.tags.values_list("name", "digest"))
     known = _Known(ManifestRow.objects.values_list("digest", flat=True))
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
@@ -260,6 +361,12 @@ def repository_scan(*, client: RegistryClient, registry: Registry, name: str, on
             lambda tag: tag_fetch(client, name, tag, stored_digest=stored.get(tag, ""), known=known), names))
     missing = {digest for fetch in fetches for digest in fetch.missing}
     with transaction.atomic():
+        # One writer per repository at a time (scans and push refreshes run on
+        # several workers): the aggregate below then counts what committed
+        # before us, and is not overwritten by a writer that could not see our
+        # tags. The row may have gone meanwhile (a scan with an older catalog):
+        # what we just fetched says it exists.
+        repository, _ = Repository.objects.select_for_update().get_or_create(registry=registry, name=name)
         # Manifests first: tags sharing a digest learned it through one fetch only.
         for fetch in fetches:
             for learned in fetch.learned.values():
@@ -267,11 +374,16 @@ def repository_scan(*, client: RegistryClient, registry: Registry, name: str, on
         for fetch in fetches:
             _apply(repository, fetch, now, missing)
         if only_tags is None:
-            repository.tags.exclude(name__in=names).delete()
-        repository.error, repository.scanned_at = "", now
+            # Not a tag another job recorded after our listing (it is newer than our list).
+            repository.tags.exclude(name__in=names).filter(
+                Q(scanned_at__lt=now) | Q(scanned_at__isnull=True)).delete()
+        repository.error, repository.scanned_at = note, now
         repository_aggregate(repository)
-    return {"tags": len(names), "errors": sum(1 for f in fetches if f.error),
-            "changed": sum(1 for f in fetches if not f.unchanged and not f.error)}
+    counts = {"tags": len(names), "errors": sum(1 for f in fetches if f.error),
+              "changed": sum(1 for f in fetches if not f.unchanged and not f.error)}
+    if invalid:
+        counts.update(skipped=len(invalid), note=note)
+    return counts
 
 
 def registry_repositories(*, client: RegistryClient, registry: Registry) -> list[str]:
@@ -304,7 +416,9 @@ def scan_job_run(*, job_id: int) -> None:
         return
     repository, tags = job.params.get("repository") or "", job.params.get("tags")
     totals = {"repositories": 0, "tags": 0, "errors": 0, "changed": 0}
+    started = timezone.now()
     error = ""
+    skipped: dict[str, str] = {}
     try:
         with registry_client(registry=registry) as client:
             try:
@@ -312,6 +426,11 @@ def scan_job_run(*, job_id: int) -> None:
             except errors.RegistryError as exc:
                 error = f"cannot list repositories: {exc}"
                 names = []
+            if not repository:
+                names, skipped = _grammar_split(names, validate_repository)
+                for name, reason in skipped.items():
+                    progress({"event": "skipped", "name": name, "note": reason})
+                totals["skipped"] = len(skipped)
             for name in names:
                 counts = repository_scan(client=client, registry=registry, name=name, only_tags=tags,
                                          concurrency=registry.concurrency)
@@ -320,14 +439,107 @@ def scan_job_run(*, job_id: int) -> None:
                     totals[key] += counts.get(key, 0)
                 progress({"event": "repository", "name": name, **counts})
             if not repository and not error:
-                Repository.objects.filter(registry=registry).exclude(name__in=names).delete()
+                # Gone from the catalog, unless another job (a push, a newer scan)
+                # recorded it after we listed: a repository written since we
+                # started, or being written for the first time (scanned_at null).
+                Repository.objects.filter(registry=registry, scanned_at__lt=started).exclude(
+                    name__in=names).delete()
             totals["requests"] = dict(client.counters)
     except Exception as exc:
         logger.exception("scan job %s crashed", job.pk)
         error = f"internal error: {type(exc).__name__}"
     if not repository and not tags:
-        Registry.objects.filter(pk=registry.pk).update(last_scan_at=timezone.now(), last_scan_error=error)
+        problem = error or (f"the catalog lists {len(skipped)} names that break the repository grammar, "
+                            f"skipped: {_shown(skipped)}" if skipped else "")
+        Registry.objects.filter(pk=registry.pk).update(last_scan_at=timezone.now(), last_scan_error=problem)
     jobs.job_finish(job=job, progress=progress, error=error, result=totals)
+
+
+# -- a registry scan split into one task per repository ------------------------
+
+
+def scan_job_fanout(*, job_id: int) -> None:
+    """The worker's entry point for a scan job.
+
+    A whole-registry scan lists the repositories, then enqueues one task per
+    repository, so that adding workers (on other machines, same Redis and
+    database) shortens it; the last repository to finish closes the job.
+    Repository and tag scans run here and now.
+    """
+    job = Job.objects.select_related("registry").filter(pk=job_id).first()
+    if job is None or job.is_done:
+        return
+    if job.params.get("repository") or job.params.get("tags") or job.registry is None:
+        scan_job_run(job_id=job_id)
+        return
+    if job.params.get("names") is not None:
+        # Redelivered after the fan-out: the repository tasks are queued already.
+        return
+    job = jobs.job_start(job_id=job_id)
+    if job is None:
+        return
+    registry = job.registry
+    try:
+        with registry_client(registry=registry) as client:
+            names = registry_repositories(client=client, registry=registry)
+            listing_requests = dict(client.counters)
+    except errors.RegistryError as exc:
+        error = f"cannot list repositories: {exc}"
+        Registry.objects.filter(pk=registry.pk).update(last_scan_at=timezone.now(), last_scan_error=error)
+        jobs.job_finish(job=job, progress=None, error=error, result={"repositories": 0, "tags": 0, "errors": 0})
+        return
+    from ..tasks import scan_repository_run
+
+    job.params = {**job.params, "names": names, "started": timezone.now().isoformat()}
+    job.result = {"listing_requests": listing_requests}
+    job.steps = [*job.steps, {"at": timezone.now().isoformat(timespec="milliseconds"), "event": "fanout",
+                              "repositories": len(names)}]
+    job.save(update_fields=["params", "result", "steps"])
+    if not names:
+        _scan_close(job)
+        return
+    for name in names:
+        scan_repository_run.delay(job.pk, name)
+
+
+def scan_part_run(*, job_id: int, name: str) -> None:
+    """One repository of a fanned-out scan; idempotent."""
+    job = Job.objects.select_related("registry").filter(pk=job_id).first()
+    if job is None or job.is_done or job.registry is None:
+        return
+    if ScanPart.objects.filter(job=job, repository=name).exists():
+        return
+    registry = job.registry
+    try:
+        with registry_client(registry=registry) as client:
+            counts = repository_scan(client=client, registry=registry, name=name, concurrency=registry.concurrency)
+            counts["requests"] = dict(client.counters)
+    except Exception as exc:  # one repository's failure must not stall the whole job
+        logger.exception("scan of %s in job %s crashed", name, job_id)
+        counts = {"tags": 0, "errors": 1, "crash": type(exc).__name__}
+    _, created = ScanPart.objects.get_or_create(job=job, repository=name, defaults={"counts": counts})
+    if created and ScanPart.objects.filter(job=job).count() >= len(job.params.get("names") or ()):
+        with transaction.atomic():
+            job = Job.objects.select_for_update().get(pk=job_id)
+            if not job.is_done:
+                _scan_close(job)
+
+
+def _scan_close(job: Job) -> None:
+    """Sum the parts, forget repositories gone from the catalog, finish the job."""
+    names = job.params.get("names") or []
+    totals: dict = {"repositories": 0, "tags": 0, "errors": 0, "changed": 0,
+                    "requests": dict(job.result.get("listing_requests") or {})}
+    for part in ScanPart.objects.filter(job=job):
+        totals["repositories"] += 1
+        for key in ("tags", "errors", "changed"):
+            totals[key] += part.counts.get(key, 0)
+        for kind, count in (part.counts.get("requests") or {}).items():
+            totals["requests"][kind] = totals["requests"].get(kind, 0) + count
+    started = parse_datetime(job.params.get("started") or "") or job.started_at
+    Repository.objects.filter(registry=job.registry, scanned_at__lt=started).exclude(name__in=names).delete()
+    Registry.objects.filter(pk=job.registry_id).update(last_scan_at=timezone.now(), last_scan_error="")
+    jobs.job_finish(job=job, progress=None, result=totals)
 
 
 def manifest_raw_parse(row: ManifestRow) -> Manifest:

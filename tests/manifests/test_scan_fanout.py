@@ -1,0 +1,57 @@
+"""A registry scan is split into one task per repository, so more workers finish it sooner."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+from django.utils import timezone
+
+from manifests.management.commands.seed_demo import seed
+from manifests.models import Job, Registry, Repository, ScanPart, Tag
+from manifests.services.scan import scan_enqueue, scan_part_run
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_registry_scan_fans_out_per_repository_on_the_worker(fresh_registry, celery_worker, wait_job):
+    running = fresh_registry("anonymous")
+    with running.client() as client:
+        seed(client)
+        repositories = sorted(client.catalog())
+    registry = Registry.objects.create(name="fan", url=running.url, insecure=True)
+    # Known from an earlier scan, since deleted from the registry.
+    Repository.objects.create(registry=registry, name="gone/from-catalog",
+                              scanned_at=timezone.now() - datetime.timedelta(days=1))
+    job = wait_job(scan_enqueue(registry=registry).pk)
+    assert job.status == Job.STATUS_SUCCEEDED, job.error
+    assert sorted(job.params["names"]) == repositories
+    assert sorted(ScanPart.objects.filter(job=job).values_list("repository", flat=True)) == repositories
+    assert job.result["repositories"] == len(repositories)
+    assert job.result["tags"] == Tag.objects.filter(repository__registry=registry).count() == 12
+    assert job.result["requests"]["GET catalog"] == 1
+    assert not Repository.objects.filter(name="gone/from-catalog").exists()
+    registry.refresh_from_db()
+    assert registry.last_scan_at is not None and registry.last_scan_error == ""
+
+    again = wait_job(scan_enqueue(registry=registry).pk)
+    assert again.result["requests"].get("HEAD manifest") == 12
+    assert "GET manifest" not in again.result["requests"]
+
+
+@pytest.mark.django_db
+def test_a_redelivered_repository_task_counts_once(fresh_registry):
+    running = fresh_registry("anonymous")
+    with running.client() as client:
+        seed(client)
+    registry = Registry.objects.create(name="fan", url=running.url, insecure=True)
+    job = Job.objects.create(kind="scan", registry=registry, target="fan", status="running",
+                             params={"names": ["demo/cli", "demo/tools"], "started": "2026-01-01T00:00:00+00:00"},
+                             result={"listing_requests": {"GET catalog": 1}})
+    scan_part_run(job_id=job.pk, name="demo/cli")
+    scan_part_run(job_id=job.pk, name="demo/cli")  # the same task delivered twice
+    job.refresh_from_db()
+    assert not job.is_done and ScanPart.objects.filter(job=job).count() == 1
+    scan_part_run(job_id=job.pk, name="demo/tools")
+    job.refresh_from_db()
+    assert job.status == "succeeded" and job.result["repositories"] == 2
+    assert job.result["tags"] == 3
