@@ -201,6 +201,7 @@ class Job(models.Model):
     KIND_PUSH = "push"
     KIND_SCAN = "scan"
     KIND_ROLLBACK = "rollback"
+    KIND_CHECK = "check"
     STATUS_QUEUED = "queued"
     STATUS_RUNNING = "running"
     STATUS_SUCCEEDED = "succeeded"

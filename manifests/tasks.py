@@ -39,3 +39,10 @@ def registries_rescan() -> None:
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def rollback_run(job_id: int) -> None:
     push.rollback_job_run(job_id=job_id)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def check_run(job_id: int) -> None:
+    from .services import registries
+
+    registries.registry_check_run(job_id=job_id)

@@ -22,7 +22,7 @@ from registry.platform import Platform, platform_sort_key
 
 from .forms import RegistryForm
 from .models import Job, ManifestChild, PushRecord, Registry, Repository, Tag
-from .services import builder, coverage, push, queue
+from .services import builder, coverage, push, queue, registries
 from .services.assemble import SourceSpec
 from .services.scan import scan_enqueue
 
@@ -102,6 +102,19 @@ def registry_delete(request: HttpRequest, name: str) -> HttpResponse:
     registry.delete()
     messages.success(request, f"Removed registry {name} and its stored inventory.")
     return redirect("manifests-registry-list")
+
+
+@require_POST
+@login_required
+@permission_required("manifests.change_registry", raise_exception=True)
+def registry_check(request: HttpRequest, name: str) -> HttpResponse:
+    """Test: can the worker reach the registry with its credentials?"""
+    try:
+        job = registries.registry_check_enqueue(registry=_registry_or_404(name), user=request.user)
+    except queue.QueueUnavailable as exc:
+        messages.error(request, str(exc))
+        return redirect("manifests-registry-list")
+    return redirect("manifests-job-detail", job_id=job.pk)
 
 
 @require_POST

@@ -43,3 +43,51 @@ def registry_client(*, registry: Registry, **overrides) -> RegistryClient:
         kwargs["ca_bundle"] = _ca_bundle_path(registry.ca_bundle.strip())
     kwargs.update(overrides)
     return RegistryClient(registry.url, **kwargs)
+
+
+def registry_check_enqueue(*, registry: Registry, user=None):
+    """Test a registry's URL and credentials on the worker (no registry I/O in a web request)."""
+    from ..models import Job
+    from ..tasks import check_run
+    from . import jobs, queue
+
+    if not queue.queue_available():
+        raise queue.QueueUnavailable()
+    job = jobs.job_create(kind=Job.KIND_CHECK, registry=registry, target=registry.name, params={}, user=user)
+    queue.job_enqueue(task=check_run, job=job)
+    return job
+
+
+def registry_check_run(*, job_id: int) -> None:
+    """GET /v2/ with the stored credentials, then one page of the catalog (or of a watched repository's tags)."""
+    from itertools import islice
+
+    from registry import errors
+
+    from . import jobs
+
+    job = jobs.job_start(job_id=job_id)
+    if job is None:
+        return
+    progress = jobs.JobProgress(job)
+    registry = job.registry
+    if registry is None:
+        jobs.job_finish(job=job, progress=progress, error="the registry was removed")
+        return
+    try:
+        with registry_client(registry=registry) as client:
+            client.ping()
+            progress({"event": "ping", "note": "the registry answers and accepts the credentials"})
+            if registry.watch_list:
+                name = registry.watch_list[0]
+                sample = list(islice(client.tags(name, page_size=10), 10))
+                progress({"event": "tags", "name": name, "note": f"{len(sample)} tags readable"})
+            else:
+                sample = list(islice(client.catalog(page_size=10), 10))
+                progress({"event": "catalog", "note": f"{len(sample)} repositories readable"})
+            result = {"sample": sample, "requests": dict(client.counters),
+                      "rate_limit": client.rate_limit.__dict__ if client.rate_limit else None}
+    except errors.RegistryError as exc:
+        jobs.job_finish(job=job, progress=progress, error=f"registry error: {exc}", result={"code": exc.code})
+        return
+    jobs.job_finish(job=job, progress=progress, result=result)

@@ -212,6 +212,12 @@ def _grammar_split(names: list[str], validate) -> tuple[list[str], dict[str, str
     return valid, invalid
 
 
+def _skipped_note(skipped: dict[str, str]) -> str:
+    if not skipped:
+        return ""
+    return f"the catalog lists {len(skipped)} names that break the repository grammar, skipped: {_shown(skipped)}"
+
+
 def _shown(names, *, limit: int = 5) -> str:
     """A few names for a message, each cut short."""
     names = list(names)
@@ -449,8 +455,7 @@ def scan_job_run(*, job_id: int) -> None:
         logger.exception("scan job %s crashed", job.pk)
         error = f"internal error: {type(exc).__name__}"
     if not repository and not tags:
-        problem = error or (f"the catalog lists {len(skipped)} names that break the repository grammar, "
-                            f"skipped: {_shown(skipped)}" if skipped else "")
+        problem = error or _skipped_note(skipped)
         Registry.objects.filter(pk=registry.pk).update(last_scan_at=timezone.now(), last_scan_error=problem)
     jobs.job_finish(job=job, progress=progress, error=error, result=totals)
 
@@ -490,10 +495,13 @@ def scan_job_fanout(*, job_id: int) -> None:
         return
     from ..tasks import scan_repository_run
 
+    names, skipped = _grammar_split(names, validate_repository)
+    at = timezone.now().isoformat(timespec="milliseconds")
     job.params = {**job.params, "names": names, "started": timezone.now().isoformat()}
-    job.result = {"listing_requests": listing_requests}
-    job.steps = [*job.steps, {"at": timezone.now().isoformat(timespec="milliseconds"), "event": "fanout",
-                              "repositories": len(names)}]
+    job.result = {"listing_requests": listing_requests, "skipped": skipped}
+    job.steps = [*job.steps, *({"at": at, "event": "skipped", "name": name, "note": reason}
+                               for name, reason in skipped.items()),
+                 {"at": at, "event": "fanout", "repositories": len(names)}]
     job.save(update_fields=["params", "result", "steps"])
     if not names:
         _scan_close(job)
@@ -528,7 +536,8 @@ def scan_part_run(*, job_id: int, name: str) -> None:
 def _scan_close(job: Job) -> None:
     """Sum the parts, forget repositories gone from the catalog, finish the job."""
     names = job.params.get("names") or []
-    totals: dict = {"repositories": 0, "tags": 0, "errors": 0, "changed": 0,
+    skipped = job.result.get("skipped") or {}
+    totals: dict = {"repositories": 0, "tags": 0, "errors": 0, "changed": 0, "skipped": len(skipped),
                     "requests": dict(job.result.get("listing_requests") or {})}
     for part in ScanPart.objects.filter(job=job):
         totals["repositories"] += 1
@@ -538,7 +547,8 @@ def _scan_close(job: Job) -> None:
             totals["requests"][kind] = totals["requests"].get(kind, 0) + count
     started = parse_datetime(job.params.get("started") or "") or job.started_at
     Repository.objects.filter(registry=job.registry, scanned_at__lt=started).exclude(name__in=names).delete()
-    Registry.objects.filter(pk=job.registry_id).update(last_scan_at=timezone.now(), last_scan_error="")
+    Registry.objects.filter(pk=job.registry_id).update(last_scan_at=timezone.now(),
+                                                       last_scan_error=_skipped_note(skipped))
     jobs.job_finish(job=job, progress=None, result=totals)
 
 
