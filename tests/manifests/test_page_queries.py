@@ -1,0 +1,85 @@
+"""Every page runs a constant number of SQL queries, whatever the size of the inventory."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.contrib.auth.models import User
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from manifests.models import Manifest, ManifestChild, Registry, Repository, Tag, TagPlatform
+
+PLATFORMS = [("linux", "amd64", ""), ("linux", "arm64", "v8"), ("linux", "arm", "v7")]
+
+
+def _inventory(repositories: int, tags: int) -> Registry:
+    """A stored inventory made directly in the database: lists of three platforms."""
+    registry = Registry.objects.create(name="big", url="https://registry.example.invalid")
+    children = []
+    for i, (os_, arch, variant) in enumerate(PLATFORMS):
+        children.append(Manifest.objects.create(
+            digest=f"sha256:{i:064x}", media_type="application/vnd.oci.image.manifest.v1+json", kind="image",
+            raw=b"{}", os=os_, architecture=arch, variant=variant,
+            platform=f"{os_}/{'arm64' if arch == 'arm64' else arch}{'/v7' if variant == 'v7' else ''}"))
+    index = Manifest.objects.create(
+        digest="sha256:" + "f" * 64, media_type="application/vnd.oci.image.index.v1+json", kind="index",
+        raw=json.dumps({"schemaVersion": 2, "manifests": []}).encode())
+    ManifestChild.objects.bulk_create([
+        ManifestChild(parent=index, position=i, digest=c.digest, media_type=c.media_type, os=c.os,
+                      architecture=c.architecture, variant=c.variant, platform=c.platform)
+        for i, c in enumerate(children)])
+    platforms = [c.platform for c in children]
+    repos = Repository.objects.bulk_create([
+        Repository(registry=registry, name=f"team/app{r:04d}", platforms=platforms, tag_count=tags,
+                   list_count=tags) for r in range(repositories)])
+    tag_rows = Tag.objects.bulk_create([
+        Tag(repository=repo, name="latest" if t == 0 else f"1.{t}", digest=index.digest, kind="index",
+            media_type=index.media_type, manifest=index, platforms=platforms)
+        for repo in repos for t in range(tags)])
+    TagPlatform.objects.bulk_create([
+        TagPlatform(tag=tag, platform=p, digest=c.digest) for tag in tag_rows for p, c in zip(platforms, children)])
+    return registry
+
+
+PAGES = [
+    "/",
+    "/registries/big/",
+    "/registries/big/?platform=linux/arm64",
+    "/registries/big/r/team/app0000/",
+    "/registries/big/r/team/app0000/t/latest",
+    "/coverage?registry=big",
+    "/coverage?registry=big&lacking=linux/s390x",
+    "/api/v1/registries/big/repositories",
+    "/api/v1/registries/big/repositories/team/app0000/tags/latest",
+    "/api/v1/coverage?registry=big",
+]
+
+
+def _queries(client, path: str) -> int:
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(path)
+    assert response.status_code == 200, (path, response.status_code)
+    return len(captured)
+
+
+@pytest.mark.django_db
+def test_each_page_costs_the_same_queries_at_two_sizes(client, redis_server):
+    client.force_login(User.objects.create_superuser("root"))
+    _inventory(repositories=3, tags=4)
+    small = {path: _queries(client, path) for path in PAGES}
+    Registry.objects.all().delete()
+    Manifest.objects.all().delete()
+    _inventory(repositories=40, tags=25)
+    large = {path: _queries(client, path) for path in PAGES}
+    assert large == small
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", PAGES)
+def test_each_page_stays_under_its_query_budget(client, redis_server, django_assert_max_num_queries, path):
+    client.force_login(User.objects.create_superuser("root"))
+    _inventory(repositories=8, tags=6)
+    with django_assert_max_num_queries(15):
+        assert client.get(path).status_code == 200
