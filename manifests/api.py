@@ -171,10 +171,10 @@ def repository_list(request: HttpRequest, name: str) -> JsonResponse:
         repositories = repositories.filter(name__icontains=search)
     # One row beyond the page tells whether there is a next one, without a COUNT.
     start = (page - 1) * PAGE_SIZE
-    rows = list(repositories.values("name", "tag_count", "platforms")[start:start + PAGE_SIZE + 1])
+    rows = list(repositories.values("name", "tag_count", "platforms", "error")[start:start + PAGE_SIZE + 1])
     return JsonResponse({
-        "repositories": [{"name": row["name"], "tags": row["tag_count"], "platforms": row["platforms"]}
-                         for row in rows[:PAGE_SIZE]],
+        "repositories": [{"name": row["name"], "tags": row["tag_count"], "platforms": row["platforms"],
+                          "error": row["error"]} for row in rows[:PAGE_SIZE]],
         "next": _page_url(request, page + 1) if len(rows) > PAGE_SIZE else None,
     })
 

@@ -439,6 +439,11 @@ class RegistryClient:
             names.update(fresh)
             yield from fresh
             link = _next_link(response)
+            if link and not fresh:
+                # A Link from a page that brought nothing new: ever-new URLs repeating the
+                # same names (a loop that `seen` cannot catch). A real list moves on.
+                raise errors.ContentInvalid(f"pagination repeats itself: {link} follows a page with no new names",
+                                            code="PAGINATION_LOOP")
             if link:
                 url = link
             elif len(items) == page_size and fresh:
@@ -664,10 +669,31 @@ def _certificate_problem(exc: BaseException) -> str | None:
 
 
 def _short(exc: Exception) -> str:
-    """A one-line reason, without URLs that might carry query-string secrets."""
-    text = str(exc.__class__.__name__)
-    reason = getattr(exc, "args", ())
-    if reason and isinstance(reason[0], Exception):
-        inner = reason[0]
-        text = getattr(inner, "reason", None).__class__.__name__ if getattr(inner, "reason", None) else text
-    return text
+    """A one-line reason, without URLs that might carry query-string secrets.
+
+    requests wraps urllib3, which wraps the socket error: walk the chain for
+    the low-level cause a person can act on.
+    """
+    import http.client
+    import socket
+
+    reasons = (
+        (ConnectionRefusedError, "connection refused"),
+        (ConnectionResetError, "the connection was reset"),
+        (http.client.RemoteDisconnected, "the registry closed the connection without answering"),
+        (socket.gaierror, "the host name does not resolve"),
+        (TimeoutError, "timed out"),
+    )
+    seen: set[int] = set()
+    stack: list[object] = [exc]
+    while stack:
+        current = stack.pop()
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue
+        seen.add(id(current))
+        for kind, text in reasons:
+            if isinstance(current, kind):
+                return text
+        stack.extend([*getattr(current, "args", ()), getattr(current, "reason", None), current.__cause__,
+                      current.__context__])
+    return exc.__class__.__name__

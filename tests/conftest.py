@@ -84,7 +84,8 @@ def _worker_env() -> dict[str, str]:
     else:
         url = (f"postgres://{settings['USER']}:{settings['PASSWORD']}@{settings['HOST'] or '127.0.0.1'}:"
                f"{settings['PORT'] or 5432}/{settings['NAME']}")
-    return {"DATABASE_URL": url, "REDIS_URL": os.environ["REDIS_URL"],
+    # A short registry timeout keeps the fault tests' hangs short.
+    return {"DATABASE_URL": url, "REDIS_URL": os.environ["REDIS_URL"], "REGISTRY_TIMEOUT_SECONDS": "4",
             "CREDENTIALS_KEY": os.environ["CREDENTIALS_KEY"], "TEST_DATABASE_NAME": ""}
 
 
