@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from manifests.demo import image_push
@@ -20,7 +22,8 @@ def _check(registry: Registry) -> Job:
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(("password", "ok"), [("admin-secret-password", True), ("wrong", False)])
-def test_the_check_reports_good_and_bad_credentials(registry_token, password, ok):
+def test_the_check_reports_good_and_bad_credentials(registry_token, password, ok, caplog):
+    caplog.set_level(logging.DEBUG)
     with registry_token.client() as client:
         image_push(client, repository="check/me", tag="v1", platform=Platform("linux", "amd64"))
     registry = Registry(name="chk", url=registry_token.url, insecure=True, auth=Registry.AUTH_BASIC, username="admin")
@@ -33,6 +36,8 @@ def test_the_check_reports_good_and_bad_credentials(registry_token, password, ok
     else:
         assert job.status == "failed" and "UNAUTHORIZED" in job.error
         assert password not in job.error and password not in str(job.steps)
+    # Credentials never reach a log, at any level.
+    assert password not in caplog.text and registry.secret_encrypted not in caplog.text
 
 
 @pytest.mark.django_db
