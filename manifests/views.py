@@ -9,7 +9,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import Count
+from django.db.models import Count, F
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.csrf import csrf_exempt
@@ -166,7 +166,8 @@ def tag_list(request: HttpRequest, name: str, repository: str) -> HttpResponse:
         tags = tags.filter(name__icontains=query)
     # Group tags sharing a digest: order by digest group, newest first.
     tags = tags.prefetch_related("platform_rows")
-    page = Paginator(tags.order_by("-created", "digest", "name"), 200).get_page(request.GET.get("page"))
+    ordered = tags.order_by(F("created").desc(nulls_last=True), "digest", "name")
+    page = Paginator(ordered, 200).get_page(request.GET.get("page"))
     groups: list[dict] = []
     for tag in page.object_list:
         if groups and groups[-1]["digest"] == tag.digest and tag.digest:

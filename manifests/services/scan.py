@@ -15,8 +15,6 @@ from __future__ import annotations
 import datetime
 import logging
 import threading
-from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from django.db import transaction
@@ -60,19 +58,98 @@ class TagFetch:
 
 
 class _Known:
-    """Digests already stored, shared by the fetching threads."""
+    """What is stored or being fetched, shared by the fetching threads.
 
-    def __init__(self, digests: Iterable[str]) -> None:
-        self._digests = set(digests)
+    A digest is looked up in the database the first time a thread meets it
+    (the inventory may hold millions; none is loaded whole), then remembered.
+    """
+
+    def __init__(self) -> None:
+        self._digests: set[str] = set()
+        self._configs: dict[str, dict] = {}
+        self._pending: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
 
     def claim(self, digest: str) -> bool:
-        """True if this caller should fetch `digest` (nobody has it yet)."""
+        """True if this caller should fetch `digest`: not stored, and nobody else is fetching it."""
+        with self._lock:
+            if digest in self._digests:
+                return False
+        stored = ManifestRow.objects.filter(digest=digest).exists()
         with self._lock:
             if digest in self._digests:
                 return False
             self._digests.add(digest)
-            return True
+            return not stored
+
+    def config(self, digest: str, fetch) -> dict:
+        """A config by digest, read once however many manifests share it (every attestation shares `{}`)."""
+        while True:
+            with self._lock:
+                if digest in self._configs:
+                    return self._configs[digest]
+                waiting = self._pending.get(digest)
+                if waiting is None:
+                    self._pending[digest] = threading.Event()
+                    break
+            waiting.wait(timeout=60)
+        try:
+            config = _stored_config(digest)
+            if config is None:
+                config = fetch()
+            with self._lock:
+                self._configs[digest] = config
+            return config
+        finally:
+            with self._lock:
+                self._pending.pop(digest).set()
+
+
+def _stored_config(digest: str) -> dict | None:
+    """A config as far as the scan keeps it, from a stored manifest that uses it."""
+    row = ManifestRow.objects.filter(config_digest=digest).values(
+        "os", "architecture", "variant", "os_version", "os_features", "created").first()
+    if row is None:
+        return None
+    config: dict = {"os": row["os"], "architecture": row["architecture"]}
+    if row["variant"]:
+        config["variant"] = row["variant"]
+    if row["os_version"]:
+        config["os.version"] = row["os_version"]
+    if row["os_features"]:
+        config["os.features"] = row["os_features"]
+    if row["created"]:
+        config["created"] = row["created"].isoformat()
+    return config
+
+
+def _thread_map(function, items: list, workers: int) -> list:
+    """`map` over threads that each close their database connection when done."""
+    from django.db import connections
+
+    results: list = [None] * len(items)
+    lock = threading.Lock()
+    next_index = 0
+
+    def work() -> None:
+        nonlocal next_index
+        try:
+            while True:
+                with lock:
+                    if next_index >= len(items):
+                        return
+                    index = next_index
+                    next_index += 1
+                results[index] = function(items[index])
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=work, daemon=True) for _ in range(max(1, min(workers, len(items))))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
 
 
 def _too_long(value: str, model: type, field_name: str) -> int:
@@ -142,7 +219,8 @@ def _learn(client: RegistryClient, repository: str, manifest: Manifest, known: _
     learned = Learned(manifest=manifest)
     fetch.learned[manifest.digest] = learned
     if manifest.kind == KIND_IMAGE and manifest.config is not None:
-        config = client.get_json_blob(repository, manifest.config.digest)
+        config = known.config(manifest.config.digest,
+                              lambda: client.get_json_blob(repository, manifest.config.digest))
         try:
             learned.platform = Platform.from_json(config)
         except ValueError:
@@ -228,40 +306,49 @@ def _shown(names, *, limit: int = 5) -> str:
 # -- writing what was learned ------------------------------------------------
 
 
-def _store_manifest(learned: Learned) -> ManifestRow:
+def _manifest_row(learned: Learned) -> ManifestRow:
     manifest = learned.manifest
     platform = learned.platform
-    row, created = ManifestRow.objects.get_or_create(
-        digest=manifest.digest,
-        defaults={
-            "media_type": manifest.media_type, "kind": manifest.kind, "raw": manifest.raw,
-            "size": manifest.size + learned.blob_size,
-            "config_digest": manifest.config.digest if manifest.config else "",
-            "artifact_type": manifest.artifact_type or (
-                manifest.config.media_type if manifest.kind == "artifact" and manifest.config else ""),
-            "os": platform.os if platform else "", "architecture": platform.architecture if platform else "",
-            "variant": platform.variant if platform else "", "os_version": platform.os_version if platform else "",
-            "os_features": list(platform.os_features) if platform else [],
-            "platform": platform.normalized if platform and not platform.is_unknown else "",
-            "created": learned.created,
-        },
+    return ManifestRow(
+        digest=manifest.digest, media_type=manifest.media_type, kind=manifest.kind, raw=manifest.raw,
+        size=manifest.size + learned.blob_size,
+        config_digest=manifest.config.digest if manifest.config else "",
+        artifact_type=manifest.artifact_type or (
+            manifest.config.media_type if manifest.kind == "artifact" and manifest.config else ""),
+        os=platform.os if platform else "", architecture=platform.architecture if platform else "",
+        variant=platform.variant if platform else "", os_version=platform.os_version if platform else "",
+        os_features=list(platform.os_features) if platform else [],
+        platform=platform.normalized if platform and not platform.is_unknown else "",
+        created=learned.created,
     )
-    if created and manifest.is_index:
-        ManifestChild.objects.bulk_create([
-            ManifestChild(
-                parent=row, position=position, digest=child.digest, media_type=child.media_type, size=child.size,
-                os=child.platform.os if child.platform else "",
-                architecture=child.platform.architecture if child.platform else "",
-                variant=child.platform.variant if child.platform else "",
-                os_version=child.platform.os_version if child.platform else "",
-                os_features=list(child.platform.os_features) if child.platform else [],
-                platform=child.platform.normalized if child.platform and not child.platform.is_unknown else "",
-                annotations=child.annotations, artifact_type=child.artifact_type,
-                is_attestation=child.is_attestation, subject=child.attestation_subject,
-            )
-            for position, child in enumerate(manifest.children)
-        ])
-    return row
+
+
+def manifests_store(learned: list[Learned]) -> None:
+    """Store manifests (and the entries of indexes) in a few statements; safe beside another writer."""
+    if not learned:
+        return
+    ManifestRow.objects.bulk_create([_manifest_row(item) for item in learned], ignore_conflicts=True,
+                                    batch_size=500)
+    indexes = {item.manifest.digest: item.manifest for item in learned if item.manifest.is_index}
+    if not indexes:
+        return
+    ids = dict(ManifestRow.objects.filter(digest__in=list(indexes)).values_list("digest", "pk"))
+    ManifestChild.objects.bulk_create([
+        ManifestChild(
+            parent_id=ids[digest], position=position, digest=child.digest, media_type=child.media_type,
+            size=child.size,
+            os=child.platform.os if child.platform else "",
+            architecture=child.platform.architecture if child.platform else "",
+            variant=child.platform.variant if child.platform else "",
+            os_version=child.platform.os_version if child.platform else "",
+            os_features=list(child.platform.os_features) if child.platform else [],
+            platform=child.platform.normalized if child.platform and not child.platform.is_unknown else "",
+            annotations=child.annotations, artifact_type=child.artifact_type,
+            is_attestation=child.is_attestation, subject=child.attestation_subject,
+        )
+        for digest, manifest in indexes.items()
+        for position, child in enumerate(manifest.children)
+    ], ignore_conflicts=True, batch_size=500)
 
 
 @dataclass
@@ -301,34 +388,61 @@ def manifest_summary(row: ManifestRow, *, depth: int = 0) -> Summary:
     return Summary(platforms, size, created, child_digests)
 
 
-def _apply(repository: Repository, fetch: TagFetch, now: datetime.datetime, missing: set[str]) -> None:
-    """Record one tag from what was fetched; `missing` holds the child digests that answered 404."""
-    tag, _ = Tag.objects.get_or_create(repository=repository, name=fetch.name)
-    tag.scanned_at = now
-    if fetch.error:
-        # Keep what we knew; say what went wrong.
-        tag.error = fetch.error
-        tag.save(update_fields=["scanned_at", "error"])
-        return
-    if fetch.unchanged and not tag.error:
-        tag.save(update_fields=["scanned_at"])
-        return
-    row = ManifestRow.objects.filter(digest=fetch.digest).first()
-    if row is None:
-        tag.error = f"manifest {fetch.digest} was not stored"
-        tag.save(update_fields=["scanned_at", "error"])
-        return
-    summary = manifest_summary(row)
-    tag.digest, tag.media_type, tag.kind, tag.manifest = row.digest, row.media_type, row.kind, row
-    tag.platforms = sorted({p for p, _, _ in summary.platforms}, key=platform_sort_key)
-    tag.size, tag.created = summary.size, summary.created
-    tag.missing = [d for d in summary.child_digests if d in missing]
-    tag.error = ""
-    tag.save()
-    TagPlatform.objects.filter(tag=tag).delete()
+def _chunks(items: list, size: int = 500):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def tags_apply(repository: Repository, fetches: list[TagFetch], now: datetime.datetime, missing: set[str]) -> None:
+    """Record every fetched tag in a handful of statements; `missing`: child digests that answered 404.
+
+    A tag whose fetch failed keeps what we knew and says what went wrong; an
+    unchanged tag only gets its scan time.
+    """
+    existing = {tag.name: tag for names in _chunks([f.name for f in fetches])
+                for tag in Tag.objects.filter(repository=repository, name__in=names)}
+    unchanged_ids = [existing[f.name].pk for f in fetches
+                     if f.unchanged and not f.error and f.name in existing and not existing[f.name].error]
+    for ids in _chunks(unchanged_ids):
+        Tag.objects.filter(pk__in=ids).update(scanned_at=now)
+    changed = [f for f in fetches if not f.error and not (f.name in existing and f.unchanged
+                                                           and not existing[f.name].error)]
+    changed_ids = {id(f) for f in changed}
+    rows = {digest: row for digests in _chunks(sorted({f.digest for f in changed}))
+            for digest, row in ManifestRow.objects.in_bulk(digests, field_name="digest").items()}
+    summaries: dict[str, Summary] = {}
+    to_create: list[Tag] = []
+    to_update: list[Tag] = []
+    platform_rows: dict[str, list[tuple[str, str, str]]] = {}
+    for fetch in fetches:
+        tag = existing.get(fetch.name) or Tag(repository=repository, name=fetch.name)
+        tag.scanned_at = now
+        is_changed = id(fetch) in changed_ids
+        row = rows.get(fetch.digest) if is_changed else None
+        if fetch.error or (is_changed and row is None):
+            tag.error = fetch.error or f"manifest {fetch.digest} was not stored"
+        elif is_changed:
+            summary = summaries.get(row.digest) or summaries.setdefault(row.digest, manifest_summary(row))
+            tag.digest, tag.media_type, tag.kind, tag.manifest = row.digest, row.media_type, row.kind, row
+            tag.platforms = sorted({p for p, _, _ in summary.platforms}, key=platform_sort_key)
+            tag.size, tag.created = summary.size, summary.created
+            tag.missing = [d for d in summary.child_digests if d in missing]
+            tag.error = ""
+            platform_rows[fetch.name] = summary.platforms
+        else:
+            continue
+        (to_update if tag.pk else to_create).append(tag)
+    Tag.objects.bulk_create(to_create, batch_size=500)
+    Tag.objects.bulk_update(to_update, ["scanned_at", "error", "digest", "media_type", "kind", "manifest",
+                                        "platforms", "size", "created", "missing"], batch_size=500)
+    tag_ids = {name: pk for names in _chunks(list(platform_rows))
+               for name, pk in Tag.objects.filter(repository=repository, name__in=names).values_list("name", "pk")}
+    for ids in _chunks(list(tag_ids.values())):
+        TagPlatform.objects.filter(tag_id__in=ids).delete()
     TagPlatform.objects.bulk_create(
-        [TagPlatform(tag=tag, platform=p, os_version=v, digest=d) for p, v, d in summary.platforms],
-        ignore_conflicts=True)
+        [TagPlatform(tag_id=tag_ids[name], platform=p, os_version=v, digest=d)
+         for name, summary_platforms in platform_rows.items() for p, v, d in summary_platforms],
+        ignore_conflicts=True, batch_size=500)
 
 
 def repository_aggregate(repository: Repository) -> None:
@@ -361,10 +475,9 @@ def repository_scan(*, client: RegistryClient, registry: Registry, name: str, on
     names, invalid = _grammar_split(listed, validate_tag)
     note = f"skipped {len(invalid)} tag names that break the grammar: {_shown(invalid)}" if invalid else ""
     stored = dict(repository.tags.values_list("name", "digest"))
-    known = _Known(ManifestRow.objects.values_list("digest", flat=True))
-    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        fetches = list(pool.map(
-            lambda tag: tag_fetch(client, name, tag, stored_digest=stored.get(tag, ""), known=known), names))
+    known = _Known()
+    fetches = _thread_map(lambda tag: tag_fetch(client, name, tag, stored_digest=stored.get(tag, ""), known=known),
+                          names, concurrency)
     missing = {digest for fetch in fetches for digest in fetch.missing}
     with transaction.atomic():
         # One writer per repository at a time (scans and push refreshes run on
@@ -374,11 +487,8 @@ def repository_scan(*, client: RegistryClient, registry: Registry, name: str, on
         # what we just fetched says it exists.
         repository, _ = Repository.objects.select_for_update().get_or_create(registry=registry, name=name)
         # Manifests first: tags sharing a digest learned it through one fetch only.
-        for fetch in fetches:
-            for learned in fetch.learned.values():
-                _store_manifest(learned)
-        for fetch in fetches:
-            _apply(repository, fetch, now, missing)
+        manifests_store([learned for fetch in fetches for learned in fetch.learned.values()])
+        tags_apply(repository, fetches, now, missing)
         if only_tags is None:
             # Not a tag another job recorded after our listing (it is newer than our list).
             repository.tags.exclude(name__in=names).filter(

@@ -3,10 +3,15 @@
 Fixes, for this test session, the environment the settings read: a Redis on
 a free port (started by a fixture), a test database with a file name the
 worker can open, a credentials key shared with the worker.
+
+With TEST_DATABASE=postgres the session runs on PostgreSQL instead: a
+throwaway cluster (tests/harness/postgres.py) is started here, at import,
+since the settings read DATABASE_URL once; it is stopped at the end.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import tempfile
 
@@ -22,3 +27,28 @@ os.environ.setdefault("TEST_DATABASE_NAME", os.path.join(SESSION_DIR, "test.sqli
 os.environ["CREDENTIALS_KEY"] = Fernet.generate_key().decode()
 os.environ["WEBHOOK_TOKEN"] = "test-webhook-token"
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+# TEST_DATABASE: unset runs on whatever DATABASE_URL says (SQLite by default);
+# "sqlite" forces SQLite; "postgres" starts a throwaway cluster for the session.
+TEST_DATABASE = os.environ.get("TEST_DATABASE", "").lower()
+POSTGRES = None
+if TEST_DATABASE == "postgres":
+    from .postgres import postgres_start
+
+    POSTGRES = postgres_start()
+    atexit.register(POSTGRES.stop)  # also if the session dies before pytest_unconfigure
+    os.environ["DATABASE_URL"] = POSTGRES.url()
+elif TEST_DATABASE == "sqlite":
+    os.environ.pop("DATABASE_URL", None)  # the test database is the SQLite file above
+elif TEST_DATABASE:
+    raise RuntimeError(f"TEST_DATABASE must be sqlite or postgres, not {TEST_DATABASE!r}")
+
+
+def pytest_report_header(config):
+    where = f" (127.0.0.1:{POSTGRES.port})" if POSTGRES else ""
+    return f"test database: {TEST_DATABASE or 'from DATABASE_URL'}{where}"
+
+
+def pytest_unconfigure(config):
+    if POSTGRES is not None:
+        POSTGRES.stop()

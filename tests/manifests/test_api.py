@@ -76,7 +76,7 @@ def test_the_repository_list_gives_each_repository_its_tag_count_and_platforms(d
     by_name = {row["name"]: row for row in body["repositories"]}
     assert sorted(by_name) == ["demo/cli", "demo/legacy", "demo/tools", "demo/webapp", "demo/windows-app",
                                "username/arm64v8-test", "username/x8664-test"]
-    assert by_name["demo/webapp"] == {"name": "demo/webapp", "tags": 3,
+    assert by_name["demo/webapp"] == {"name": "demo/webapp", "tags": 3, "error": "",
                                       "platforms": ["linux/amd64", "linux/arm64", "linux/arm/v7"]}
     assert by_name["demo/cli"]["platforms"] == ["linux/amd64", "linux/arm64"]
     assert by_name["demo/windows-app"]["tags"] == 3
@@ -112,7 +112,7 @@ def test_the_repository_list_pages_by_100_in_a_constant_number_of_queries(demo, 
 
     filtered = api.get("/api/v1/registries/demo/repositories", {"q": "many/", "page": "1"}).json()
     assert len(filtered["repositories"]) == 100 and filtered["next"] is None
-    assert filtered["repositories"][0] == {"name": "many/r000", "tags": 1, "platforms": ["linux/amd64"]}
+    assert filtered["repositories"][0] == {"name": "many/r000", "tags": 1, "platforms": ["linux/amd64"], "error": ""}
 
 
 def test_a_page_that_is_not_a_positive_number_is_a_400(demo, api):
