@@ -150,6 +150,9 @@ class ManifestChild(models.Model):
         ordering = ["parent", "position"]
         constraints = [models.UniqueConstraint(fields=["parent", "position"], name="child_unique_position")]
 
+    def __str__(self) -> str:
+        return f"{self.platform or 'no platform'} {self.digest}"
+
 
 class Tag(models.Model):
     repository = models.ForeignKey(Repository, on_delete=models.CASCADE, related_name="tags")
@@ -195,6 +198,9 @@ class TagPlatform(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["tag", "platform", "os_version"], name="tagplatform_unique")
         ]
+
+    def __str__(self) -> str:
+        return f"{self.platform} {self.os_version}".strip()
 
 
 class Job(models.Model):
@@ -264,6 +270,9 @@ class PushRecord(models.Model):
     class Meta:
         ordering = ["-created_at"]
 
+    def __str__(self) -> str:
+        return f"{self.repository}:{self.tag} {self.old_digest or '(new)'} -> {self.new_digest}"
+
 
 class ApiToken(models.Model):
     """An API key: only its SHA-256 is stored; the key is shown once."""
@@ -274,6 +283,9 @@ class ApiToken(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.user})"
 
     @staticmethod
     def hash_key(key: str) -> str:
@@ -296,3 +308,6 @@ class ScanPart(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["job", "repository"], name="scanpart_unique")]
+
+    def __str__(self) -> str:
+        return f"job {self.job_id}: {self.repository}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 from dataclasses import dataclass, field
 
@@ -283,8 +284,6 @@ def candidates_search(*, registry: Registry, query: str = "", limit: int = 60) -
 
 def entry_from_token(token: str, *, existing: list[BuilderEntry]) -> BuilderEntry:
     """A new entry from a candidate's Add button (a JSON object of entry fields)."""
-    import json
-
     try:
         data = json.loads(token)
         assert isinstance(data, dict)
@@ -299,8 +298,6 @@ def entry_from_token(token: str, *, existing: list[BuilderEntry]) -> BuilderEntr
 
 
 def candidate_token(candidate: Candidate) -> str:
-    import json
-
     return json.dumps({"ref": candidate.ref, "select": candidate.select, "label": candidate.label,
                        "os": candidate.os, "arch": candidate.arch, "variant": candidate.variant,
                        "os_version": candidate.os_version, "os_features": candidate.os_features})

@@ -30,7 +30,7 @@ def test_amend_adds_a_platform_to_an_existing_list_and_keeps_its_attestations(re
     with registry_basic.client() as client:
         index, images, attestations = attested_index_push(client, repository="amend/app", tag="1.0",
                                                           platforms=[AMD64, ARM64])
-        armv7 = image_push(client, repository="amend/armv7-build", tag="1.0", platform=ARMV7)
+        image_push(client, repository="amend/armv7-build", tag="1.0", platform=ARMV7)
         sources = [SourceSpec("amend/app:1.0"), SourceSpec("amend/armv7-build:1.0")]
         plan = list_plan(client=client, target="amend/app:1.0", sources=sources)
         result = list_push(client=client, plan=plan, expect_digest=index.digest)

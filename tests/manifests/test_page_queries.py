@@ -39,7 +39,7 @@ def _inventory(repositories: int, tags: int) -> Registry:
             media_type=index.media_type, manifest=index, platforms=platforms)
         for repo in repos for t in range(tags)])
     TagPlatform.objects.bulk_create([
-        TagPlatform(tag=tag, platform=p, digest=c.digest) for tag in tag_rows for p, c in zip(platforms, children)])
+        TagPlatform(tag=tag, platform=p, digest=c.digest) for tag in tag_rows for p, c in zip(platforms, children, strict=True)])
     return registry
 
 

@@ -10,8 +10,8 @@ from django.core.management import call_command
 from manifests.demo import attested_index_push, image_push, index_push
 from manifests.management.commands.seed_demo import seed
 from manifests.models import Manifest, Registry, Repository, Tag
-from manifests.services.scan import repository_scan, scan_job_run
 from manifests.services.jobs import job_create
+from manifests.services.scan import repository_scan, scan_job_run
 from registry.platform import Platform
 
 AMD64 = Platform("linux", "amd64")

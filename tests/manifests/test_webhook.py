@@ -34,7 +34,7 @@ def test_a_tag_re_pushed_shows_its_new_digest_after_the_webhook(fresh_registry, 
     assert tag.digest == second.digest, celery_worker.log()[-2000:]
     assert tag.platforms == ["linux/arm64"]
     client.force_login(django_user_model.objects.create_user("viewer"))
-    page = client.get(f"/registries/hooked/r/hook/app/t/v1").content.decode()
+    page = client.get("/registries/hooked/r/hook/app/t/v1").content.decode()
     assert second.digest in page and first.digest not in page
 
 
