@@ -370,8 +370,8 @@ def _builder_context(request: HttpRequest, state: builder.BuilderState, *, with_
         "registries": [r for r in Registry.objects.prefetch_related("push_groups") if r.can_push(request.user)],
         "candidates": builder.candidates_search(registry=state.registry, query=query) if state.registry else [],
         "blank_entry": builder.BuilderEntry(key="", ref=""),
-        "formats": [("auto", "Automatic (Docker list only if every child is Docker)"), ("oci", "OCI image index"),
-                    ("docker", "Docker manifest list")],
+        "formats": [("oci", "OCI image index"), ("docker", "Docker manifest list (Docker children only)"),
+                    ("auto", "Docker list if every child is Docker, else OCI (as buildx)")],
     }
 
 

@@ -13,7 +13,7 @@ from registry.platform import Platform, platform_sort_key
 from registry.reference import Reference
 
 from ..models import ManifestChild, Registry, Tag
-from .assemble import FORMAT_AUTO, FORMATS, AssemblyInvalid, Plan, SourceSpec, list_plan
+from .assemble import FORMAT_AUTO, FORMAT_OCI, FORMATS, AssemblyInvalid, Plan, SourceSpec, list_plan
 from .inventory import InventoryClient, tag_digest_now
 
 ENTRY_FIELDS = ("key", "ref", "select", "label", "os", "arch", "variant", "os_version", "os_features", "annotations")
@@ -43,7 +43,7 @@ class BuilderEntry:
 class BuilderState:
     registry: Registry | None
     target: str = ""
-    fmt: str = FORMAT_AUTO
+    fmt: str = FORMAT_OCI
     annotations_text: str = ""
     entries: list[BuilderEntry] = field(default_factory=list)
     expect_digest: str = ""
@@ -85,7 +85,7 @@ def state_from_post(data, registry: Registry | None) -> BuilderState:
         BuilderEntry(**{name: (columns[name][i] if i < len(columns[name]) else "").strip() for name in ENTRY_FIELDS})
         for i in range(count)
     ]
-    return BuilderState(registry=registry, target=data.get("target", "").strip(), fmt=data.get("format", FORMAT_AUTO),
+    return BuilderState(registry=registry, target=data.get("target", "").strip(), fmt=data.get("format", FORMAT_OCI),
                         annotations_text=data.get("annotations", ""), entries=entries,
                         expect_digest=data.get("expect_digest", ""))
 
