@@ -120,3 +120,32 @@ def test_the_builder_works_without_javascript(browser, login, live_server, canon
     assert [m["platform"]["architecture"] for m in listing["manifests"]] == ["arm64"]
     screenshot(page, "assemble-without-javascript")
     context.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_tag_moved_after_the_preview_stops_the_push_until_the_user_confirms(
+    page, login, live_server, canonical_registry, celery_worker, screenshot
+):
+    running, registry = canonical_registry
+    login(page)
+    page.goto(f"{live_server.url}/build/?registry={registry.name}&target=username/x8664-test:latest")
+    page.get_by_role("button", name="Add username/arm64v8-test:latest").click()
+    page.get_by_label("variant of username/arm64v8-test:latest").fill("v8")
+    page.get_by_role("button", name="Check and preview").click()
+    page.locator("#preview-json").wait_for()
+    # Someone pushes to the tag after the preview.
+    with running.client() as client:
+        moved = image_push(client, repository="username/x8664-test", tag="latest", platform=Platform("linux", "amd64"),
+                           content="someone else's build")
+    page.get_by_role("button", name="Push username/x8664-test:latest").click()
+    page.wait_for_selector("[data-status=failed], [data-status=succeeded]", timeout=60_000)
+    assert page.locator("[data-status]").get_attribute("data-status") == "failed"
+    assert "the tag moved since the preview" in page.locator("#job").inner_text()
+    with running.client() as client:
+        assert client.head_manifest("username/x8664-test", "latest").digest == moved.digest  # untouched
+    screenshot(page, "assemble-tag-moved")
+    page.get_by_role("button", name="Push anyway").click()
+    page.wait_for_selector("[data-status=failed], [data-status=succeeded]", timeout=60_000)
+    assert page.locator("[data-status]").get_attribute("data-status") == "succeeded", page.locator("#job").inner_text()
+    screenshot(page, "assemble-tag-moved-overwritten")
+    assert page.console_errors == [], page.console_errors
