@@ -103,7 +103,7 @@ def push_job_run(*, job_id: int) -> None:
                 new_digest=result.digest, media_type=result.media_type, raw=result.raw, job=job,
                 user=job.created_by)
         jobs.job_finish(job=job, progress=progress, digest=result.digest,
-                        result={"media_type": result.media_type, "copy": result.copy.as_dict(),
+                        result={"media_type": result.media_type, "copied": result.copy.as_dict(),
                                 "requests": counters, "old_digest": result.old_digest})
     logger.info("pushed %s as %s", job.target, result.digest)
 

@@ -98,7 +98,7 @@ def test_a_worker_killed_mid_push_is_redelivered_and_the_push_completes(registry
     assert job.attempts == 2
     assert any(step.get("event") == "retry" for step in job.steps)
     # Copies are idempotent: what the first attempt copied is found, not copied again.
-    assert job.result["copy"]["blobs_present"] + job.result["copy"]["manifests_present"] >= 1
+    assert job.result["copied"]["blobs_present"] + job.result["copied"]["manifests_present"] >= 1
     with registry_token.client() as admin:
         assert _list_is_whole_or_absent(admin, "killed/list", "v1") == job.digest
     assert PushRecord.objects.filter(job=job).count() == 1
