@@ -12,6 +12,8 @@ from django.core.paginator import Paginator
 from django.db.models import Count, F
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.html import format_html_join
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
@@ -167,7 +169,7 @@ def tag_list(request: HttpRequest, name: str, repository: str) -> HttpResponse:
     # Group tags sharing a digest: order by digest group, newest first.
     tags = tags.prefetch_related("platform_rows")
     ordered = tags.order_by(F("created").desc(nulls_last=True), "digest", "name")
-    page = Paginator(ordered, 200).get_page(request.GET.get("page"))
+    page = Paginator(ordered, 100).get_page(request.GET.get("page"))
     groups: list[dict] = []
     for tag in page.object_list:
         if groups and groups[-1]["digest"] == tag.digest and tag.digest:
@@ -255,9 +257,31 @@ def coverage_matrix(request: HttpRequest) -> HttpResponse:
         return _coverage_export(export, rows, context)
     page = Paginator(context["repositories"], 100).get_page(request.GET.get("page"))
     rows = coverage.coverage_materialize(list(page.object_list), required=context["required"])
-    context.update({"page": page, "rows": rows, "columns": coverage.coverage_columns(rows, context["required"])})
+    columns = coverage.coverage_columns(rows, context["required"])
+    # Links and cells made here, not by a {% url %} and two tests per cell: the
+    # matrix is the widest page, and reversing URLs row by row dominated it.
+    registry = context["registry"]
+    repo_before, _, repo_after = reverse("manifests-tag-list", args=[registry.name, "0repo0"]).rpartition("0repo0")
+    tag_url = reverse("manifests-tag-detail", args=[registry.name, "0repo0", "0tag0"])
+    tag_before, _, tag_rest = tag_url.rpartition("0repo0")
+    tag_middle, _, tag_after = tag_rest.rpartition("0tag0")
+    table = [
+        {"row": row, "repo_url": f"{repo_before}{row.repository}{repo_after}",
+         "tag_url": f"{tag_before}{row.repository}{tag_middle}{row.tag}{tag_after}",
+         "cells": format_html_join("", '<td class="cell {}" title="{}">{}</td>', (_coverage_cell(c, row) for c in columns))}
+        for row in rows
+    ]
+    context.update({"page": page, "rows": rows, "table": table, "columns": columns})
     template = "manifests/_coverage_table.html" if request.htmx else "manifests/coverage.html"
     return _render(request, template, context)
+
+
+def _coverage_cell(platform: str, row: coverage.CoverageRow) -> tuple[str, str, str]:
+    if platform in row.platforms:
+        return "yes", platform, "✓"
+    if platform in row.missing:
+        return "no", f"{platform} missing", "✗"
+    return "none", platform, ""
 
 
 def _coverage_export(kind: str, rows: list[coverage.CoverageRow], context: dict) -> HttpResponse:
