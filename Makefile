@@ -53,6 +53,8 @@ run: system-run venv keys
 # types are pure and never touch the database, so running them twice proves
 # nothing and only makes `make test` longer.
 test: system-test venv
+	$(VENV)/bin/ruff check .
+	$(PY) manage.py makemigrations --check --dry-run -v 0
 	TEST_DATABASE=sqlite $(PY) -m pytest $(PYTEST_ARGS)
 	TEST_DATABASE=postgres $(PY) -m pytest --ignore=tests/registry $(PYTEST_ARGS)
 
