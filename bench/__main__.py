@@ -7,8 +7,9 @@ One run, one registry:
 2. scans, each measured as ours (scan_job_run in a subprocess on a fresh
    SQLite file) and as the floor (bench/floor.py), with the access log read
    between marks: cold, warm (nothing changed), after 1% of tags moved;
-3. scale-out: the cold and warm scans again with concurrency 8, and a
-   simulated fan-out (per-repository jobs in one process, then two);
+3. scale-out: cold and warm scans through the production path (scan_enqueue,
+   Celery fan-out of one task per repository) with one worker and with two,
+   and the in-process scan with concurrency 8;
 4. pages: queries per page in-process at two sizes, then latency under load
    against gunicorn -w 2 on the scanned database;
 5. bench/results/: results.json, results.md, scan.png, pages.png.
@@ -20,6 +21,7 @@ import argparse
 import json
 import os
 import platform as platform_module
+import resource
 import secrets
 import shutil
 import subprocess
@@ -34,6 +36,7 @@ from .floor import FloorState, floor_scan
 from .inproc import BENCH_PASSWORD, BENCH_USER
 from .pages import gunicorn_start, login, page_load, redis_start
 from .registryd import Distribution, stop_process
+from .workers import workers_start
 
 ROOT = Path(__file__).resolve().parents[1]
 OURS_AGENT = "manifest-dashboard/"
@@ -62,20 +65,9 @@ class Django:
         result["process_seconds"] = time.monotonic() - started
         return result
 
-    def start(self, *args: str) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-m", "bench.inproc", *args], cwd=ROOT, env=self.env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
     def copy(self, path: Path) -> Django:
         shutil.copyfile(self.db, path)
         return Django(path, {k: v for k, v in self.env.items() if k != "DATABASE_URL"})
-
-
-def _finish(process: subprocess.Popen) -> dict:
-    stdout, stderr = process.communicate()
-    if process.returncode != 0:
-        raise RuntimeError(f"bench.inproc failed ({process.returncode}):\n{stderr[-4000:]}")
-    return json.loads(stdout.strip().splitlines()[-1])
 
 
 def _tags_check(plan: generate.Plan, stored: dict[str, str]) -> dict:
@@ -88,7 +80,15 @@ def _tags_check(plan: generate.Plan, stored: dict[str, str]) -> dict:
 
 def _log_summary(count) -> dict:
     return {"requests": dict(count.kinds), "total": count.total, "statuses": dict(count.statuses),
-            "repeated_digest_gets": dict(count.repeated_digest_gets), "repeated_examples": count.repeated_examples}
+            "repeated_digest_gets": dict(count.repeated_digest_gets), "repeated_examples": count.repeated_examples,
+            "repeated_top": count.repeated_by_digest.most_common(5),
+            "repeated_distinct": len(count.repeated_by_digest)}
+
+
+def _cpu() -> float:
+    """This process's CPU time: the floor runs in it, and nothing else does meanwhile."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def machine_info() -> dict:
@@ -158,71 +158,65 @@ def run(args: argparse.Namespace) -> dict:
         versions = template.run("setup", "--name", REGISTRY_NAME, "--url", distribution.url,
                                 "--concurrency", str(args.concurrency))
         results["meta"].update(versions)
-        main_db = template.copy(work / "main.sqlite3")
 
-        # 2. scans: floor then ours, for each phase, on the same registry.
-        floor_state = FloorState()
+        # 2. scans: floor then ours, for each run, on the same registry. Cold runs each start from an
+        # empty database and an empty floor; the last cold run's database is the one re-scanned and served.
         scans = []
 
-        def phase(name: str, django: Django, *, floor: bool = True, **scan_args: str) -> dict:
-            entry: dict = {"name": name}
-            if floor:
-                start = distribution.mark()
-                result = floor_scan(distribution.url, concurrency=args.concurrency, state=floor_state)
+        def phase(name: str, kind: str, django: Django, state: FloorState | None, **scan_args: str) -> dict:
+            entry: dict = {"name": name, "kind": kind, "loadavg_before": [round(x, 2) for x in os.getloadavg()]}
+            if state is not None:
+                start, cpu, registry_cpu = distribution.mark(), _cpu(), distribution.cpu_seconds()
+                result = floor_scan(distribution.url, concurrency=args.concurrency, state=state)
                 entry["floor"] = {"seconds": result.seconds, "requests": result.requests, "total": result.total,
-                                  "tags": result.tags, "changed": result.changed, "errors": result.errors}
+                                  "tags": result.tags, "changed": result.changed, "errors": result.errors,
+                                  "cpu_seconds": _cpu() - cpu,
+                                  "registry_cpu_seconds": distribution.cpu_seconds() - registry_cpu}
                 entry["floor_log"] = _log_summary(distribution.count(start, agent=FLOOR_AGENT))
-            start = distribution.mark()
+            start, registry_cpu = distribution.mark(), distribution.cpu_seconds()
             extra = [f"--{k.replace('_', '-')}={v}" for k, v in scan_args.items()]
             ours = django.run("scan", "--name", REGISTRY_NAME, *extra)
             ours["total"] = sum(ours["requests"].values())
+            # Read before the `tags` check, which does not touch the registry anyway.
+            ours["registry_cpu_seconds"] = distribution.cpu_seconds() - registry_cpu
             entry["ours"] = ours
             entry["ours_log"] = _log_summary(distribution.count(start, agent=OURS_AGENT))
             entry["ours_check"] = _tags_check(plan, django.run("tags", "--name", REGISTRY_NAME)["tags"])
-            ratio = f"{ours['seconds'] / entry['floor']['seconds']:.2f}x floor" if floor else ""
+            ratio = f"{ours['seconds'] / entry['floor']['seconds']:.2f}x floor" if state is not None else ""
             log(f"  {name}: ours {ours['seconds']:.2f}s {ours['total']} req {ratio}; "
                 f"check {entry['ours_check']['wrong_or_missing']} wrong")
             return entry
 
+        def numbered(kind: str, index: int, count: int) -> str:
+            return kind if count == 1 else f"{kind}#{index + 1}"
+
         log("scans")
-        scans.append(phase("cold", main_db))
-        for repeat in range(args.repeat):
-            scans.append(phase("warm" if repeat == 0 else f"warm#{repeat + 1}", main_db))
-        moves = generate.moves_plan(plan, seed=args.seed, fraction=0.01)
-        moved = generate.moves_apply(plan, moves, url=distribution.url, threads=args.push_threads)
-        log(f"  moved {moved['moved']} tags in {moved['seconds']:.1f}s")
-        scans.append({**phase("moved", main_db), "moved": moved["moved"]})
+        for index in range(args.cold_repeat):
+            main_db = template.copy(work / f"main{index}.sqlite3")
+            floor_state = FloorState()
+            scans.append(phase(numbered("cold", index, args.cold_repeat), "cold", main_db, floor_state))
+        for index in range(args.repeat):
+            scans.append(phase(numbered("warm", index, args.repeat), "warm", main_db, floor_state))
+        for index in range(args.repeat):
+            moves = generate.moves_plan(plan, seed=args.seed + 1000 * index, fraction=0.01)
+            moved = generate.moves_apply(plan, moves, url=distribution.url, threads=args.push_threads)
+            log(f"  moved {moved['moved']} tags in {moved['seconds']:.1f}s")
+            entry = phase(numbered("moved", index, args.repeat), "moved", main_db, floor_state)
+            scans.append({**entry, "moved": moved["moved"]})
         results["scans"] = scans
 
-        # 3. scale-out: concurrency 8, and a simulated per-repository fan-out.
+        # 3. scale-out: the production path (scan_enqueue -> Celery, one task per repository) with one
+        # worker and with two, and the in-process scan with concurrency 8.
         if not args.skip_scaleout:
             log("scale-out")
-            scale: dict = {}
+            scale: dict = {"worker_concurrency": 1, "runs": []}
             c8 = template.copy(work / "c8.sqlite3")
-            scale["concurrency8_cold"] = phase("cold c8", c8, floor=False, concurrency="8")
-            scale["concurrency8_warm"] = phase("warm c8", c8, floor=False, concurrency="8")
-            names = [r.name for r in plan.repositories]
-            one = template.copy(work / "fanout1.sqlite3")
-            scale["per_repository_1_process"] = phase("cold per-repo 1p", one, floor=False,
-                                                      per_repository=",".join(names))
-            two = template.copy(work / "fanout2.sqlite3")
-            start = distribution.mark()
-            started = time.monotonic()
-            processes = [two.start("scan", "--name", REGISTRY_NAME, "--per-repository", ",".join(names[i::2]))
-                         for i in range(2)]
-            halves = [_finish(p) for p in processes]
-            wall = time.monotonic() - started
-            scale["per_repository_2_processes"] = {
-                "name": "cold per-repo 2p", "wall_with_startup": wall, "halves": halves,
-                "seconds": max(h["seconds"] for h in halves),
-                "requests": {k: sum(h["requests"].get(k, 0) for h in halves)
-                             for k in {k for h in halves for k in h["requests"]}},
-                "failures": [f for h in halves for f in h["failures"]],
-                "maxrss_mib": max(h["maxrss_mib"] for h in halves),
-                "ours_log": _log_summary(distribution.count(start, agent=OURS_AGENT)),
-                "ours_check": _tags_check(plan, two.run("tags", "--name", REGISTRY_NAME)["tags"]),
-            }
-            log(f"  per-repository fan-out, 2 processes: {scale['per_repository_2_processes']['seconds']:.2f}s")
+            scale["concurrency8_cold"] = phase("cold c8", "cold", c8, None, concurrency="8")
+            scale["concurrency8_warm"] = phase("warm c8", "warm", c8, None, concurrency="8")
+            databases = {count: template.copy(work / f"workers{count}.sqlite3") for count in (1, 2)}
+            for kind in ("cold", "warm"):
+                for count, django in databases.items():
+                    scale["runs"].append(workers_phase(kind, count, django, distribution, plan, work))
             results["scaleout"] = scale
 
         # 4. pages
@@ -235,6 +229,30 @@ def run(args: argparse.Namespace) -> dict:
         if not args.keep and not args.work:
             shutil.rmtree(work, ignore_errors=True)
     return results
+
+
+def workers_phase(kind: str, count: int, django: Django, distribution: Distribution, plan: generate.Plan,
+                  work: Path) -> dict:
+    """One whole-registry scan through Celery, timed from scan_enqueue until the job is done."""
+    workers = workers_start(work / "workers", django.env, count=count, concurrency=1)
+    try:
+        load = round(os.getloadavg()[0], 2)
+        start, registry_cpu = distribution.mark(), distribution.cpu_seconds()
+        worker_cpu = sum(w.cpu_seconds() for w in workers)
+        result = django.run("enqueue", "--name", REGISTRY_NAME)
+        result["registry_cpu_seconds"] = distribution.cpu_seconds() - registry_cpu
+        result["worker_cpu_seconds"] = sum(w.cpu_seconds() for w in workers) - worker_cpu
+        result["loadavg_before"] = load
+        result["peak_rss_mib"] = [round(w.peak_rss_mib(), 1) for w in workers]
+    finally:
+        for worker in workers:
+            worker.stop()
+    result.update({"name": f"{kind}, {count} worker{'s' if count > 1 else ''}", "kind": kind, "workers": count,
+                   "ours_log": _log_summary(distribution.count(start, agent=OURS_AGENT)),
+                   "ours_check": _tags_check(plan, django.run("tags", "--name", REGISTRY_NAME)["tags"])})
+    log(f"  {result['name']}: {result['seconds']:.2f}s, {result['parts']} parts, {result['status']}, "
+        f"{sum(result['requests'].values())} req, check {result['ours_check']['wrong_or_missing']} wrong")
+    return result
 
 
 def _page_targets(plan: generate.Plan) -> dict[str, str]:
@@ -302,7 +320,7 @@ def pages_measure(args: argparse.Namespace, plan: generate.Plan, main_db: Django
             for key, path, label in pages:
                 result = page_load(server.url, cookies, path=path, clients=clients,
                                    requests_total=args.page_requests, max_seconds=args.page_seconds)
-                result.update({"page": key, "label": label})
+                result.update({"page": key, "label": label, "loadavg_before": round(os.getloadavg()[0], 2)})
                 load.append(result)
                 log(f"  {key} x{clients}: p50 {result['p50_ms']:.0f} ms p95 {result['p95_ms']:.0f} ms "
                     f"({result['requests']} req, {result['statuses']})")
@@ -322,7 +340,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="10 x 20 and a 200-tag repository: a smoke run")
     parser.add_argument("--concurrency", type=int, default=4, help="the registry's concurrency setting (scan threads)")
     parser.add_argument("--push-threads", type=int, default=8)
-    parser.add_argument("--repeat", type=int, default=1, help="warm re-scans to run")
+    parser.add_argument("--cold-repeat", type=int, default=2, help="cold scans (each on an empty database)")
+    parser.add_argument("--repeat", type=int, default=3, help="warm re-scans, and moved re-scans (1%% more each)")
     parser.add_argument("--clients", type=int, default=4, help="load generator threads (also measured with 1)")
     parser.add_argument("--page-requests", type=int, default=200, help="requests per page and client level")
     parser.add_argument("--page-seconds", type=float, default=60.0, help="time bound per page and client level")
@@ -331,12 +350,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--work", default="", help="folder for the registry and databases (kept); default a temp folder")
     parser.add_argument("--keep", action="store_true", help="keep the temp work folder")
     args = parser.parse_args(argv)
+    if args.cold_repeat < 1:
+        parser.error("--cold-repeat must be at least 1: the re-scans and pages need a scanned database")
+    if args.big_tags < 1 and not args.skip_pages:
+        parser.error("the tag list page is measured on the --big-tags repository: give it tags, or --skip-pages")
     if args.quick:
         args.repos, args.tags, args.big_tags = 10, 20, 200
         args.page_requests, args.page_seconds = min(args.page_requests, 40), min(args.page_seconds, 15.0)
     started = time.monotonic()
     results = run(args)
     results["meta"]["total_seconds"] = time.monotonic() - started
+    results["meta"]["commit_at_end"] = machine_info()["commit"]
     out = Path(args.out)
     report.write(results, out)
     log(f"wrote {out / 'results.md'}, results.json, scan.png, pages.png in {results['meta']['total_seconds']:.0f}s")

@@ -378,7 +378,7 @@ def plan_push(plan: Plan, *, url: str, threads: int = 8, log: Callable[[str], No
 
 def moves_plan(plan: Plan, *, seed: int, fraction: float = 0.01) -> list[tuple[str, str, PoolManifest]]:
     """`fraction` of all tags, each re-pointed to another manifest of its repository's pool."""
-    rng = random.Random(seed + 1)
+    rng = random.Random(f"moves {seed}")
     pairs = [(r, tag) for r in plan.repositories for tag in sorted(r.tags)]
     count = max(1, math.ceil(len(pairs) * fraction))
     moves = []

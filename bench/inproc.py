@@ -5,7 +5,8 @@ Each command runs in its own interpreter so DATABASE_URL is set before
 last line on stdout is the command's JSON result.
 
     python -m bench.inproc setup   --name bench --url http://127.0.0.1:P [--watch a,b] [--concurrency 4]
-    python -m bench.inproc scan    --name bench [--concurrency 8] [--per-repository a,b,c]
+    python -m bench.inproc scan    --name bench [--concurrency 8]
+    python -m bench.inproc enqueue --name bench     (needs Celery workers on the same Redis)
     python -m bench.inproc tags    --name bench
     python -m bench.inproc queries --urls-json '[...]'
 """
@@ -17,6 +18,7 @@ import json
 import os
 import resource
 import sys
+import threading
 import time
 
 
@@ -31,6 +33,11 @@ def _maxrss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _close_db() -> None:
     """Checkpoint the WAL so the file can be copied as one, then close."""
     from django.db import connection
@@ -42,19 +49,49 @@ def _close_db() -> None:
 
 
 class _SqlMeter:
-    """Counts and times every statement the calling thread's connection runs."""
+    """Counts and times every statement, on every thread's connection (the fetching threads query too)."""
 
     def __init__(self) -> None:
         self.count = 0
         self.seconds = 0.0
+        self.other_threads = 0
+        self._main = threading.get_ident()
+        self._lock = threading.Lock()
+        self.by_statement: dict[str, list] = {}  # statement shape -> [count, seconds]
 
     def __call__(self, execute, sql, params, many, context):
         started = time.perf_counter()
         try:
             return execute(sql, params, many, context)
         finally:
-            self.seconds += time.perf_counter() - started
-            self.count += 1
+            elapsed = time.perf_counter() - started
+            shape = " ".join(sql.split())[:110]
+            with self._lock:
+                self.seconds += elapsed
+                self.count += 1
+                entry = self.by_statement.setdefault(shape, [0, 0.0])
+                entry[0] += 1
+                entry[1] += elapsed
+                if threading.get_ident() != self._main:
+                    self.other_threads += 1
+
+    def top(self, count: int = 6) -> list[dict]:
+        ranked = sorted(self.by_statement.items(), key=lambda item: -item[1][1])[:count]
+        return [{"sql": sql, "count": n, "seconds": round(seconds, 3)} for sql, (n, seconds) in ranked]
+
+    def install(self) -> None:
+        from django.db import connection
+        from django.db.backends.signals import connection_created
+
+        def on_connection(sender, connection, **kwargs) -> None:
+            if self not in connection.execute_wrappers:
+                connection.execute_wrappers.append(self)
+
+        self._receiver = on_connection  # the signal keeps a weak reference
+        connection_created.connect(on_connection, weak=False)
+        connection.ensure_connection()
+        if self not in connection.execute_wrappers:
+            connection.execute_wrappers.append(self)
 
 
 BENCH_USER, BENCH_PASSWORD = "bench", "bench-password-not-secret"
@@ -80,41 +117,82 @@ def cmd_setup(args: argparse.Namespace) -> dict:
     return {"django": django.get_version(), "sqlite": sqlite3.sqlite_version}
 
 
+class _Timed:
+    """Wall time spent inside some functions of a module (instrumentation only, nothing else changes)."""
+
+    def __init__(self, module, names: tuple[str, ...]) -> None:
+        self.seconds = 0.0
+        self.calls = 0
+        self.wrapped = [name for name in names if hasattr(module, name)]  # the scan code changes; time what exists
+        for name in self.wrapped:
+            setattr(module, name, self._wrap(getattr(module, name)))
+
+    def _wrap(self, function):
+        def timed(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - started
+                self.calls += 1
+
+        return timed
+
+
 def cmd_scan(args: argparse.Namespace) -> dict:
-    from django.db import connection
 
     from manifests.models import Job, Registry
-    from manifests.services import jobs
+    from manifests.services import jobs, scan
     from manifests.services.scan import scan_job_run
+
+    # The database is written from the scanning thread only, after each repository's fetches: the time in
+    # these functions (whichever this version of the scan has) is wall time with no request in flight.
+    writes = _Timed(scan, ("_store_manifest", "_apply", "manifests_store", "tags_apply", "repository_aggregate"))
 
     registry = Registry.objects.get(name=args.name)
     if args.concurrency and registry.concurrency != args.concurrency:
         registry.concurrency = args.concurrency
         registry.save(update_fields=["concurrency"])
-    targets = args.per_repository.split(",") if args.per_repository else [""]
     baseline = _maxrss_mib()
+    cpu_started = _cpu_seconds()
     meter = _SqlMeter()
-    requests: dict[str, int] = {}
-    totals = {"repositories": 0, "tags": 0, "errors": 0, "changed": 0}
-    failures: list[str] = []
+    meter.install()
     started = time.monotonic()
-    with connection.execute_wrapper(meter):
-        for target in targets:
-            job = jobs.job_create(kind=Job.KIND_SCAN, registry=registry, target=registry.name,
-                                  params={"repository": target, "tags": None})
-            scan_job_run(job_id=job.pk)
-            job.refresh_from_db()
-            if job.status != Job.STATUS_SUCCEEDED:
-                failures.append(f"{target or registry.name}: {job.status} {job.error}")
-            for key, value in (job.result.get("requests") or {}).items():
-                requests[key] = requests.get(key, 0) + value
-            for key in totals:
-                totals[key] += job.result.get(key, 0)
+    job = jobs.job_create(kind=Job.KIND_SCAN, registry=registry, target=registry.name,
+                          params={"repository": "", "tags": None})
+    scan_job_run(job_id=job.pk)
     seconds = time.monotonic() - started
-    return {"seconds": seconds, "requests": requests, "totals": totals, "failures": failures,
-            "concurrency": registry.concurrency, "jobs": len(targets),
-            "maxrss_mib": _maxrss_mib(), "baseline_rss_mib": baseline,
-            "sql_queries": meter.count, "sql_seconds": meter.seconds}
+    cpu_seconds = _cpu_seconds() - cpu_started
+    job.refresh_from_db()
+    return {"seconds": seconds, "cpu_seconds": cpu_seconds, "requests": job.result.get("requests") or {},
+            "totals": {k: job.result.get(k, 0) for k in ("repositories", "tags", "errors", "changed")},
+            "failures": [] if job.status == Job.STATUS_SUCCEEDED else [f"{job.status}: {job.error}"],
+            "concurrency": registry.concurrency, "maxrss_mib": _maxrss_mib(), "baseline_rss_mib": baseline,
+            "sql_queries": meter.count, "sql_seconds": meter.seconds, "sql_queries_other_threads": meter.other_threads,
+            "sql_top": meter.top(),
+            "db_write_seconds": writes.seconds, "db_write_functions": writes.wrapped}
+
+
+def cmd_enqueue(args: argparse.Namespace) -> dict:
+    """A whole-registry scan as the Refresh button starts it (scan_enqueue), timed until the job is done."""
+    from manifests.models import Registry, ScanPart
+    from manifests.services.scan import scan_enqueue
+
+    registry = Registry.objects.get(name=args.name)
+    started = time.monotonic()
+    job = scan_enqueue(registry=registry)
+    deadline = started + args.timeout
+    while time.monotonic() < deadline:
+        job.refresh_from_db()
+        if job.is_done:
+            break
+        time.sleep(0.1)
+    seconds = time.monotonic() - started
+    parts = ScanPart.objects.filter(job=job).count()
+    return {"seconds": seconds, "status": job.status, "error": job.error, "requests": job.result.get("requests", {}),
+            "totals": {k: job.result.get(k, 0) for k in ("repositories", "tags", "errors", "changed")},
+            "parts": parts, "job_seconds": (job.finished_at - job.created_at).total_seconds()
+            if job.finished_at else None}
 
 
 def cmd_tags(args: argparse.Namespace) -> dict:
@@ -163,7 +241,9 @@ def main(argv: list[str] | None = None) -> None:
     scan = sub.add_parser("scan")
     scan.add_argument("--name", required=True)
     scan.add_argument("--concurrency", type=int, default=0)
-    scan.add_argument("--per-repository", default="", help="comma separated: one job per repository")
+    enqueue = sub.add_parser("enqueue")
+    enqueue.add_argument("--name", required=True)
+    enqueue.add_argument("--timeout", type=float, default=3600)
     tags = sub.add_parser("tags")
     tags.add_argument("--name", required=True)
     queries = sub.add_parser("queries")
@@ -171,7 +251,8 @@ def main(argv: list[str] | None = None) -> None:
     queries.add_argument("--keep-sql", action="store_true")
     args = parser.parse_args(argv)
     _setup()
-    result = {"setup": cmd_setup, "scan": cmd_scan, "tags": cmd_tags, "queries": cmd_queries}[args.command](args)
+    commands = {"setup": cmd_setup, "scan": cmd_scan, "enqueue": cmd_enqueue, "tags": cmd_tags, "queries": cmd_queries}
+    result = commands[args.command](args)
     _close_db()
     sys.stdout.write("\n" + json.dumps(result) + "\n")
     sys.stdout.flush()

@@ -8,6 +8,7 @@ client's own counters.
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import socket
@@ -80,6 +81,7 @@ class LogCount:
     # GETs of a digest fetched before in the same window (manifests by digest, blobs).
     repeated_digest_gets: Counter = field(default_factory=Counter)
     repeated_examples: list[str] = field(default_factory=list)
+    repeated_by_digest: Counter = field(default_factory=Counter)
 
     @property
     def total(self) -> int:
@@ -145,6 +147,16 @@ class Distribution:
         except (OSError, subprocess.SubprocessError):
             return ""
 
+    def cpu_seconds(self) -> float:
+        """User plus system CPU time the registry process has used so far."""
+        if self.process is None:
+            return 0.0
+        try:
+            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            return 0.0
+
     def mark(self) -> int:
         """A position in the access log; Go writes os.Stdout unbuffered, so it is current."""
         return self.log_path.stat().st_size
@@ -172,6 +184,7 @@ class Distribution:
             key = f"{kind} {target['ref']}"
             if key in seen:
                 result.repeated_digest_gets[kind] += 1
+                result.repeated_by_digest[target["ref"]] += 1
                 if len(result.repeated_examples) < 5:
                     result.repeated_examples.append(f"{method} {path}")
             seen.add(key)
