@@ -65,7 +65,7 @@ def test_a_worker_killed_mid_push_is_redelivered_and_the_push_completes(registry
     # The narrow user's tokens refuse cross-repository mounts, so every blob is
     # streamed through the worker: a push long enough to be killed in the middle.
     with registry_token.client() as admin:
-        sources = _big_images(admin, "killed", megabytes=12)
+        sources = _big_images(admin, "killed", megabytes=20)
     username, password = NARROW_USER, "narrow-secret-password"
     registry = Registry(name="kill", url=registry_token.url, insecure=True, auth=Registry.AUTH_BASIC,
                         username=username)
@@ -112,7 +112,7 @@ def test_a_registry_stopped_mid_push_fails_the_job_cleanly_and_a_retry_succeeds(
                                                                                  wait_job):
     running = fresh_registry("token")
     with running.client() as admin:
-        sources = _big_images(admin, "stopped", megabytes=12)
+        sources = _big_images(admin, "stopped", megabytes=20)
     # The narrow user's tokens refuse mounts: blobs are streamed, slowly enough to stop the registry mid-way.
     registry = Registry(name="stop", url=running.url, insecure=True, auth=Registry.AUTH_BASIC, username=NARROW_USER)
     registry.set_secret(running.credentials(NARROW_USER)[1])
