@@ -53,6 +53,22 @@ def job_start(*, job_id: int) -> Job | None:
         return job
 
 
+def job_begin(*, job_id: int) -> tuple[Job, JobProgress] | None:
+    """Start a job that works on its registry.
+
+    None when there is nothing to do: the job is done already (a redelivered
+    task), or its registry was removed (which fails the job).
+    """
+    job = job_start(job_id=job_id)
+    if job is None:
+        return None
+    progress = JobProgress(job)
+    if job.registry is None:
+        job_finish(job=job, progress=progress, error="the registry was removed")
+        return None
+    return job, progress
+
+
 def job_finish(*, job: Job, progress: JobProgress | None, error: str = "", digest: str = "",
                result: dict | None = None) -> None:
     job.status = Job.STATUS_FAILED if error else Job.STATUS_SUCCEEDED

@@ -53,14 +53,11 @@ def _inventory_refresh(client, registry: Registry, repository: str, tag: str) ->
 
 def push_job_run(*, job_id: int) -> None:
     """Run a push job to its end. Registry and input errors fail the job, never the worker."""
-    job = jobs.job_start(job_id=job_id)
-    if job is None:
+    begun = jobs.job_begin(job_id=job_id)
+    if begun is None:
         return
-    progress = jobs.JobProgress(job)
+    job, progress = begun
     params = job.params
-    if job.registry is None:
-        jobs.job_finish(job=job, progress=progress, error="the registry was removed")
-        return
     try:
         with registry_client(registry=job.registry) as client:
             sources = [SourceSpec.from_json(s) for s in params.get("sources", [])]

@@ -66,14 +66,11 @@ def registry_check_run(*, job_id: int) -> None:
 
     from . import jobs
 
-    job = jobs.job_start(job_id=job_id)
-    if job is None:
+    begun = jobs.job_begin(job_id=job_id)
+    if begun is None:
         return
-    progress = jobs.JobProgress(job)
+    job, progress = begun
     registry = job.registry
-    if registry is None:
-        jobs.job_finish(job=job, progress=progress, error="the registry was removed")
-        return
     try:
         with registry_client(registry=registry) as client:
             client.ping()

@@ -522,14 +522,11 @@ def scan_enqueue(*, registry: Registry, repository: str = "", tags: list[str] | 
 
 
 def scan_job_run(*, job_id: int) -> None:
-    job = jobs.job_start(job_id=job_id)
-    if job is None:
+    begun = jobs.job_begin(job_id=job_id)
+    if begun is None:
         return
-    progress = jobs.JobProgress(job)
+    job, progress = begun
     registry = job.registry
-    if registry is None:
-        jobs.job_finish(job=job, progress=progress, error="the registry was removed")
-        return
     repository, tags = job.params.get("repository") or "", job.params.get("tags")
     totals = {"repositories": 0, "tags": 0, "errors": 0, "changed": 0}
     started = timezone.now()
