@@ -365,7 +365,8 @@ def _plot_pages(results: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     load = results["pages"]["load"]
-    labels = [f"{item['label']}\n{item['clients']} client{'s' if item['clients'] > 1 else ''}" for item in load]
+    labels = [f"{item['label'].replace(', ', chr(10))}\n{item['clients']} client{'s' if item['clients'] > 1 else ''}"
+              for item in load]
     fig, ax = plt.subplots(figsize=(max(8, len(load) * 1.3), 5))
     width = 0.38
     xs = range(len(load))
