@@ -635,9 +635,26 @@ class RegistryClient:
         expected = sha256_digest(raw)
         if reference.startswith("sha256:") and reference != expected:
             raise errors.DigestMismatch(f"refusing to put bytes with digest {expected} as {reference}")
-        response = self.request("PUT", f"/v2/{repository}/manifests/{reference}", op="PUT manifest",
-                                scopes=(repository_scope(repository, "pull,push"),),
-                                headers={"Content-Type": media_type}, data=raw, ok=(201, 200, 202))
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = self.request("PUT", f"/v2/{repository}/manifests/{reference}", op="PUT manifest",
+                                        scopes=(repository_scope(repository, "pull,push"),),
+                                        headers={"Content-Type": media_type}, data=raw, ok=(201, 200, 202))
+                break
+            except errors.RequestInvalid as exc:
+                # Our bytes match their digest (checked above), so DIGEST_INVALID is
+                # the registry misreading its own storage. Distribution rewrites a
+                # blob link in place (truncate, then write) when a blob is mounted
+                # again; a manifest PUT that checks that blob meanwhile reads an
+                # empty link and answers DIGEST_INVALID. Two pushes into one
+                # repository hit it. The same bytes are put again, briefly.
+                if exc.code != "DIGEST_INVALID" or attempt > self.max_retries:
+                    raise
+                wait = 0.1 * 2 ** (attempt - 1)
+                logger.info("registry %s: DIGEST_INVALID on a verified manifest, retrying in %.1fs", self.host, wait)
+                self._sleep(wait)
         response.close()
         reported = response.headers.get("Docker-Content-Digest", "")
         if reported and reported != expected:

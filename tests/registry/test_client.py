@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -165,6 +166,49 @@ def test_a_manifest_whose_bytes_do_not_match_its_digest_is_rejected(fresh_regist
             client.get_manifest("corrupt/manifest", pushed.digest)
         with pytest.raises(errors.DigestMismatch):
             client.get_manifest("corrupt/manifest", "v1")
+
+
+def test_a_manifest_put_while_another_client_mounts_its_blobs_again_is_retried(fresh_registry):
+    """Distribution 2.8 rewrites a blob's link in place when the blob is mounted
+    again; a manifest PUT checking that blob meanwhile answers DIGEST_INVALID
+    though the bytes are right (about 1 PUT in 3 under three remounting
+    clients). Two pushes into one repository meet it: CI did. The client
+    retries; here the retry's wait stops the remounts, so it must succeed."""
+    running = fresh_registry("anonymous")
+    with running.client() as seeder:
+        pushed = image_push(seeder, repository="relink/src", tag="v1", platform=AMD64)
+        manifest = seeder.get_manifest("relink/src", pushed.digest)
+        for blob in manifest.blobs:
+            seeder.mount_blob("relink/dst", blob.digest, "relink/src")
+
+    calm = threading.Event()
+
+    def remount() -> None:
+        with running.client() as other:
+            while not calm.is_set():
+                for blob in manifest.blobs:
+                    other.mount_blob("relink/dst", blob.digest, "relink/src")
+
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        calm.set()
+        for future in remounts:
+            future.result()
+
+    puts = 0
+    with running.client(sleep=sleep) as client, ThreadPoolExecutor(3) as pool:
+        remounts = [pool.submit(remount) for _ in range(3)]
+        try:
+            while not waits and puts < 3000:
+                client.put_manifest("relink/dst", manifest.digest, manifest.raw, manifest.media_type)
+                puts += 1
+        finally:
+            calm.set()
+    assert waits, f"{puts} PUTs never met the registry's DIGEST_INVALID race"
+    assert client.counters["PUT manifest"] == puts + len(waits)
+    assert client.manifest_exists("relink/dst", manifest.digest)
 
 
 def test_a_manifest_over_the_cap_is_refused_without_reading_it(registry_anonymous, monkeypatch):
