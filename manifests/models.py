@@ -108,7 +108,7 @@ class Manifest(models.Model):
     kind = models.CharField(max_length=16)  # index, image, artifact, schema1
     raw = models.BinaryField()
     size = models.BigIntegerField(default=0)  # manifest bytes plus, for images, config and layers
-    config_digest = models.CharField(max_length=135, blank=True)
+    config_digest = models.CharField(max_length=135, blank=True, db_index=True)  # scans look configs up by it
     artifact_type = models.CharField(max_length=255, blank=True)
     os = models.CharField(max_length=64, blank=True)
     architecture = models.CharField(max_length=64, blank=True)
