@@ -20,8 +20,14 @@ from registry.platform import Platform
 from tests.conftest import SESSION_DIR
 from tests.harness.ports import free_port
 from tests.harness.services import NARROW_USER, worker_start
+from tests.harness.throttle import ThrottledProxy
 
 PLATFORMS = [Platform("linux", "amd64"), Platform("linux", "arm64", "v8"), Platform("linux", "arm", "v7")]
+# The pushes that get interrupted stream about 3 x 2 MiB of layers through a
+# proxy paced at 1 MiB/s each way: they last about 6 s on any machine, and the
+# interruption comes within a poll (20 ms) of the first blob.
+IMAGE_MEGABYTES = 4
+PROXY_RATE = 1024 * 1024
 
 
 def _big_images(client, repository_prefix: str, *, megabytes: int) -> list[str]:
@@ -59,15 +65,29 @@ def _list_is_whole_or_absent(client, repository: str, tag: str) -> str:
     return manifest.digest
 
 
+@pytest.fixture
+def slow_proxy():
+    proxies: list[ThrottledProxy] = []
+
+    def start(running) -> ThrottledProxy:
+        proxies.append(ThrottledProxy(running.port, bytes_per_second=PROXY_RATE).start())
+        return proxies[-1]
+
+    yield start
+    for proxy in proxies:
+        proxy.stop()
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_killed_mid_push_is_redelivered_and_the_push_completes(registry_token, worker_env, skopeo,
-                                                                         tmp_path):
+                                                                         tmp_path, slow_proxy):
     # The narrow user's tokens refuse cross-repository mounts, so every blob is
-    # streamed through the worker: a push long enough to be killed in the middle.
+    # streamed through the worker, and through the slow proxy: a push long
+    # enough to be killed in the middle.
     with registry_token.client() as admin:
-        sources = _big_images(admin, "killed", megabytes=20)
+        sources = _big_images(admin, "killed", megabytes=IMAGE_MEGABYTES)
     username, password = NARROW_USER, "narrow-secret-password"
-    registry = Registry(name="kill", url=registry_token.url, insecure=True, auth=Registry.AUTH_BASIC,
+    registry = Registry(name="kill", url=slow_proxy(registry_token).url, insecure=True, auth=Registry.AUTH_BASIC,
                         username=username)
     registry.set_secret(password)
     registry.save()
@@ -109,12 +129,14 @@ def test_a_worker_killed_mid_push_is_redelivered_and_the_push_completes(registry
 
 @pytest.mark.django_db(transaction=True)
 def test_a_registry_stopped_mid_push_fails_the_job_cleanly_and_a_retry_succeeds(fresh_registry, celery_worker,
-                                                                                 wait_job):
+                                                                                 wait_job, slow_proxy):
     running = fresh_registry("token")
     with running.client() as admin:
-        sources = _big_images(admin, "stopped", megabytes=20)
-    # The narrow user's tokens refuse mounts: blobs are streamed, slowly enough to stop the registry mid-way.
-    registry = Registry(name="stop", url=running.url, insecure=True, auth=Registry.AUTH_BASIC, username=NARROW_USER)
+        sources = _big_images(admin, "stopped", megabytes=IMAGE_MEGABYTES)
+    # The narrow user's tokens refuse mounts: blobs are streamed, through the
+    # slow proxy, so the registry can be stopped mid-way.
+    registry = Registry(name="stop", url=slow_proxy(running).url, insecure=True, auth=Registry.AUTH_BASIC,
+                        username=NARROW_USER)
     registry.set_secret(running.credentials(NARROW_USER)[1])
     registry.save()
     job = push_job_create(registry=registry, target="stopped/list:v1", sources=[SourceSpec(s) for s in sources],

@@ -1,0 +1,91 @@
+"""A TCP proxy that slows a real registry down to a set rate.
+
+Tests that kill a process or stop the registry in the middle of a push need
+the push to last long enough to be interrupted, whatever the machine's speed.
+The proxy forwards bytes untouched (Host headers included, so the registry's
+upload Locations point back through it); it only paces them, so the time a
+push takes is fixed by the rate and the bytes, not by the CPU.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+from .ports import free_port
+
+CHUNK = 64 * 1024
+
+
+class ThrottledProxy:
+    def __init__(self, upstream_port: int, *, bytes_per_second: int) -> None:
+        self.upstream_port = upstream_port
+        self.rate = bytes_per_second
+        self.port = free_port()
+        self._listener = socket.create_server(("127.0.0.1", self.port))
+        self._listener.settimeout(0.2)
+        self._closing = threading.Event()
+        self._sockets: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._accept, name=f"throttle-{self.port}", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> ThrottledProxy:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._closing.set()
+        self._thread.join(5)
+        self._listener.close()
+        with self._lock:
+            for sock in self._sockets:
+                _close(sock)
+
+    def _accept(self) -> None:
+        while not self._closing.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.upstream_port), timeout=5)
+            except OSError:
+                _close(client)  # the registry is down: the client sees its connection closed
+                continue
+            upstream.settimeout(None)
+            with self._lock:
+                self._sockets.update((client, upstream))
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while True:
+                data = source.recv(CHUNK)
+                if not data:
+                    break
+                sink.sendall(data)
+                time.sleep(len(data) / self.rate)
+        except OSError:
+            pass
+        finally:
+            # One side ended: end both, as a dropped connection would.
+            for sock in (source, sink):
+                _close(sock)
+            with self._lock:
+                self._sockets.difference_update((source, sink))
+
+
+def _close(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    sock.close()
