@@ -187,6 +187,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "unacked_restore_interval": env_int("CELERY_RESTORE_INTERVAL", 10),
     "unacked_restore_throttle": 1,
 }
+# A push or rollback runs on one worker at a time: its worker renews a lease
+# (a heartbeat on the job row) every quarter of this; a second delivery waits
+# while the lease is fresh, and takes the job over once it is not.
+JOB_LEASE_SECONDS = env_int("JOB_LEASE_SECONDS", 60)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_BEAT_SCHEDULE = {

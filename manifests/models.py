@@ -228,6 +228,9 @@ class Job(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Written every JOB_LEASE_SECONDS / 4 by the worker running the job: a fresh
+    # one means a worker is alive on it (services.jobs.job_start).
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

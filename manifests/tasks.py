@@ -5,11 +5,15 @@ from __future__ import annotations
 from celery import shared_task
 
 from .services import push
+from .services.jobs import JobBusy
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True)
-def push_run(job_id: int) -> None:
-    push.push_job_run(job_id=job_id)
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
+def push_run(self, job_id: int) -> None:
+    try:
+        push.push_job_run(job_id=job_id)
+    except JobBusy as busy:  # delivered again while its first run is alive: look again later
+        raise self.retry(countdown=busy.retry_in, max_retries=None) from None
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
@@ -36,9 +40,12 @@ def registries_rescan() -> None:
         scan.scan_enqueue(registry=registry)
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True)
-def rollback_run(job_id: int) -> None:
-    push.rollback_job_run(job_id=job_id)
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
+def rollback_run(self, job_id: int) -> None:
+    try:
+        push.rollback_job_run(job_id=job_id)
+    except JobBusy as busy:
+        raise self.retry(countdown=busy.retry_in, max_retries=None) from None
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)

@@ -52,11 +52,19 @@ def _inventory_refresh(client, registry: Registry, repository: str, tag: str) ->
 
 
 def push_job_run(*, job_id: int) -> None:
-    """Run a push job to its end. Registry and input errors fail the job, never the worker."""
-    begun = jobs.job_begin(job_id=job_id)
+    """Run a push job to its end, on one worker at a time (jobs.JobBusy otherwise).
+
+    Registry and input errors fail the job, never the worker.
+    """
+    begun = jobs.job_begin(job_id=job_id, exclusive=True)
     if begun is None:
         return
     job, progress = begun
+    with jobs.job_lease(job):
+        _push(job, progress)
+
+
+def _push(job: Job, progress: jobs.JobProgress) -> None:
     params = job.params
     try:
         with registry_client(registry=job.registry) as client:
@@ -118,9 +126,15 @@ def rollback_job_create(*, record: PushRecord, user=None) -> Job:
 
 
 def rollback_job_run(*, job_id: int) -> None:
-    job = jobs.job_start(job_id=job_id)
+    """Run a rollback job, on one worker at a time, like a push."""
+    job = jobs.job_start(job_id=job_id, exclusive=True)
     if job is None:
         return
+    with jobs.job_lease(job):
+        _rollback(job)
+
+
+def _rollback(job: Job) -> None:
     progress = jobs.JobProgress(job)
     record = PushRecord.objects.filter(pk=job.params.get("record")).first()
     if record is None:

@@ -13,7 +13,7 @@ from manifests.models import Job, PushRecord, Registry, Tag
 from manifests.services import jobs, queue
 from manifests.services.assemble import SourceSpec
 from manifests.services.jobs import job_create
-from manifests.services.push import push_job_create
+from manifests.services.push import push_job_create, push_job_run
 from manifests.services.scan import repository_scan, scan_job_run
 from manifests.tasks import push_run
 from registry.platform import Platform
@@ -23,9 +23,10 @@ from tests.harness.services import NARROW_USER, worker_start
 from tests.harness.throttle import ThrottledProxy
 
 PLATFORMS = [Platform("linux", "amd64"), Platform("linux", "arm64", "v8"), Platform("linux", "arm", "v7")]
-# The pushes that get interrupted stream about 3 x 2 MiB of layers through a
-# proxy paced at 1 MiB/s each way: they last about 6 s on any machine, and the
-# interruption comes within a poll (20 ms) of the first blob.
+# The pushes that get interrupted stream about 3 x 2 MiB of layers, one blob
+# at a time, through a proxy paced at 1 MiB/s each way: they last about 6 s on
+# any machine. The first blob is seen at most one layer (and one progress
+# write, 0.3 s) late, so about 4 s of streaming are left to interrupt.
 IMAGE_MEGABYTES = 4
 PROXY_RATE = 1024 * 1024
 
@@ -96,12 +97,15 @@ def test_a_worker_killed_mid_push_is_redelivered_and_the_push_completes(registry
         "expect_digest": ""})
     # A queue of its own, and a short visibility timeout, so that redelivery happens within the test.
     queue_name = f"faults-{free_port()}"
-    env = {**worker_env, "CELERY_VISIBILITY_TIMEOUT": "3", "CELERY_RESTORE_INTERVAL": "1"}
+    # A short lease too: the heir takes the job over once the victim's heartbeat is 2 s old.
+    env = {**worker_env, "CELERY_VISIBILITY_TIMEOUT": "3", "CELERY_RESTORE_INTERVAL": "1", "JOB_LEASE_SECONDS": "2"}
     first = worker_start(SESSION_DIR / "kill", env, name="victim", concurrency=1, queues=queue_name)
-    push_run.apply_async(args=[job.pk], queue=queue_name)
-    running = _wait_for_step(job.pk, "blob")
-    assert not running.is_done
-    first.kill()  # SIGKILL, the whole process group
+    try:
+        push_run.apply_async(args=[job.pk], queue=queue_name)
+        running = _wait_for_step(job.pk, "blob")
+        assert not running.is_done
+    finally:
+        first.kill()  # SIGKILL, the whole process group (also when the test fails before: no worker left behind)
     with registry_token.client() as admin:
         assert _list_is_whole_or_absent(admin, "killed/list", "v1") == ""
     assert Job.objects.get(pk=job.pk).status == Job.STATUS_RUNNING
@@ -125,6 +129,36 @@ def test_a_worker_killed_mid_push_is_redelivered_and_the_push_completes(registry
     creds = [c.replace("--creds", "--src-creds") for c in registry_token.skopeo_creds()]
     skopeo("copy", "--src-tls-verify=false", *creds, "--override-arch", "arm", "--override-variant", "v7",
            f"docker://{registry_token.host}/killed/list:v1", f"oci:{tmp_path / 'arm'}")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_push_delivered_again_while_its_first_run_is_alive_never_runs_beside_it(registry_token, celery_worker,
+                                                                                   wait_job, slow_proxy):
+    """The broker delivers a task again when it outlives the visibility timeout,
+    though its worker is alive: the second delivery must wait, not push beside
+    the first."""
+    with registry_token.client() as admin:
+        sources = _big_images(admin, "twice", megabytes=IMAGE_MEGABYTES)
+    registry = Registry(name="twice", url=slow_proxy(registry_token).url, insecure=True, auth=Registry.AUTH_BASIC,
+                        username=NARROW_USER)
+    registry.set_secret(registry_token.credentials(NARROW_USER)[1])
+    registry.save()
+    job = push_job_create(registry=registry, target="twice/list:v1", sources=[SourceSpec(s) for s in sources],
+                          fmt="auto", annotations={}, expect_digest="")
+    assert not _wait_for_step(job.pk, "blob").is_done
+    with pytest.raises(jobs.JobBusy):
+        push_job_run(job_id=job.pk)
+    again = push_run.apply_async(args=[job.pk])  # to the worker, beside the first run
+    job = wait_job(job.pk, timeout=120)
+    assert job.status == Job.STATUS_SUCCEEDED, job.error
+    assert job.attempts == 1 and not any(step.get("event") == "retry" for step in job.steps)
+    assert PushRecord.objects.filter(job=job).count() == 1
+    deadline = time.monotonic() + 10
+    while f"push_run[{again.id}] retry: Retry in" not in celery_worker.log() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert f"push_run[{again.id}] retry: Retry in" in celery_worker.log(), "the second delivery was not put off"
+    with registry_token.client() as admin:
+        assert _list_is_whole_or_absent(admin, "twice/list", "v1") == job.digest
 
 
 @pytest.mark.django_db(transaction=True)
