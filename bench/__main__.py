@@ -31,11 +31,13 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from tests.harness.services import stop_process
+
 from . import generate, report
 from .floor import FloorState, floor_scan
 from .inproc import BENCH_PASSWORD, BENCH_USER
 from .pages import gunicorn_start, login, page_load, redis_start
-from .registryd import Distribution, stop_process
+from .registryd import Distribution
 from .workers import workers_start
 
 ROOT = Path(__file__).resolve().parents[1]

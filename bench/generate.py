@@ -16,19 +16,17 @@ the empty `{}` config).
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import io
 import json
 import math
 import random
-import tarfile
 import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from manifests.demo import layer
 from registry import RegistryClient
 from registry.mediatypes import (
     ATTESTATION_MANIFEST,
@@ -64,19 +62,6 @@ MIRROR_RATIO = 0.1  # of repositories: a copy of an earlier one (digests shared 
 
 def _json(data: dict) -> bytes:
     return json.dumps(data, indent=2).encode()
-
-
-def _layer(content: str) -> tuple[bytes, str]:
-    """A gzip'd tar with one file (as manifests/demo.py makes them); returns (bytes, diff_id)."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        data = content.encode()
-        info = tarfile.TarInfo("etc/bench-release")
-        info.size = len(data)
-        info.mtime = 0
-        tar.addfile(info, io.BytesIO(data))
-    tar_bytes = buffer.getvalue()
-    return gzip.compress(tar_bytes, mtime=0), "sha256:" + hashlib.sha256(tar_bytes).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -293,7 +278,7 @@ def plan_build(*, repos: int, tags: int, seed: int, big_tags: int = 1000) -> Pla
     base: dict[tuple, tuple[str, int, str]] = {}
     base_layers: dict[str, bytes] = {}
     for platform in LINUX + WINDOWS:
-        data, diff_id = _layer(f"bench base layer {'/'.join(p for p in platform if p)}\n")
+        data, diff_id = layer(path="etc/bench-release", content=f"bench base layer {'/'.join(p for p in platform if p)}\n")
         digest = sha256_digest(data)
         base[platform] = (digest, len(data), diff_id)
         base_layers[digest] = data

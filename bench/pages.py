@@ -19,7 +19,8 @@ from pathlib import Path
 
 import requests
 
-from .registryd import free_port, stop_process, wait_for_port
+from tests.harness.ports import free_port, wait_for_port
+from tests.harness.services import stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
 

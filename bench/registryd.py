@@ -10,48 +10,19 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import socket
 import subprocess
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.harness.ports import free_port
+from tests.harness.services import RunningRegistry
 
 # 127.0.0.1 - - [28/Nov/2026:05:54:11 +0000] "GET /v2/a/b/tags/list?n=1000 HTTP/1.1" 200 6922 "" "ua"
 _LINE = re.compile(r'^\S+ \S+ \S+ \[[^\]]+\] "(?P<method>[A-Z]+) (?P<path>\S+) [^"]*" (?P<status>\d{3}) \S+ '
                    r'"[^"]*" "(?P<agent>[^"]*)"')
 _MANIFEST = re.compile(r"^/v2/(?P<repo>.+)/manifests/(?P<ref>[^/?]+)$")
 _BLOB = re.compile(r"^/v2/(?P<repo>.+)/blobs/(?P<ref>sha256:[0-9a-f]{64})$")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port: int, *, timeout: float = 30.0, process: subprocess.Popen | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"process exited with {process.returncode} before listening on {port}")
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.settimeout(0.2)
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
-
-
-def stop_process(process: subprocess.Popen, *, timeout: float = 10.0) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def request_kind(method: str, path: str) -> str:
@@ -88,57 +59,16 @@ class LogCount:
         return sum(self.kinds.values())
 
 
-@dataclass
-class Distribution:
-    folder: Path
-    port: int = 0
-    process: subprocess.Popen | None = None
+class Distribution(RunningRegistry):
+    """The test harness's Distribution (anonymous, logging at warn) with its access log read back."""
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def log_path(self) -> Path:
-        return self.folder / "registry.log"
-
-    @property
-    def data_dir(self) -> Path:
-        return self.folder / "data"
+    def __init__(self, folder: Path) -> None:
+        super().__init__(mode="anonymous", port=free_port(), folder=folder, log_level="warn")
 
     def start(self) -> Distribution:
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.data_dir.mkdir(exist_ok=True)
-        self.port = self.port or free_port()
-        config = self.folder / "config.yml"
-        # level warn keeps Distribution's own per-request lines out of the log:
-        # only the access log (one line per request) and real warnings remain.
-        config.write_text("\n".join([
-            "version: 0.1",
-            "log:",
-            "  level: warn",
-            "  formatter: text",
-            "  accesslog:",
-            "    disabled: false",
-            "storage:",
-            "  filesystem:",
-            f"    rootdirectory: {self.data_dir}",
-            "  delete:",
-            "    enabled: true",
-            "http:",
-            f"  addr: 127.0.0.1:{self.port}",
-            "  secret: bench-registry-secret",
-        ]) + "\n")
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=log,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
-        wait_for_port(self.port, process=self.process)
+        super().start()
         return self
-
-    def stop(self) -> None:
-        if self.process is not None:
-            stop_process(self.process)
-            self.process = None
 
     def version(self) -> str:
         try:

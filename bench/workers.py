@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .registryd import stop_process
+from tests.harness.services import stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
 

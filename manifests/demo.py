@@ -48,12 +48,12 @@ class Pushed:
                           platform=extra.pop("platform", self.platform), **extra)
 
 
-def _layer(content: str) -> tuple[bytes, str]:
-    """A gzip'd tar with one file; returns (compressed bytes, diff_id)."""
+def layer(content: str, *, path: str = "etc/demo-release") -> tuple[bytes, str]:
+    """A gzip'd tar with one file; returns (compressed bytes, diff_id). Reproducible: no times."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
         data = content.encode()
-        info = tarfile.TarInfo("etc/demo-release")
+        info = tarfile.TarInfo(path)
         info.size = len(data)
         info.mtime = 0
         tar.addfile(info, io.BytesIO(data))
@@ -66,8 +66,8 @@ def image_push(client: RegistryClient, *, repository: str, tag: str | None, plat
                content: str = "", oci: bool = False, created: str = "2026-01-01T00:00:00Z",
                extra_layer_bytes: int = 0) -> Pushed:
     """Push a single-platform image; `tag=None` pushes it by digest only."""
-    layer, diff_id = _layer(content or f"{repository}:{tag} {platform.normalized} {platform.os_version}\n"
-                            + ("x" * extra_layer_bytes))
+    layer_bytes, diff_id = layer(content or f"{repository}:{tag} {platform.normalized} {platform.os_version}\n"
+                                 + ("x" * extra_layer_bytes))
     config: dict = {
         "architecture": platform.architecture,
         "os": platform.os,
@@ -83,7 +83,7 @@ def image_push(client: RegistryClient, *, repository: str, tag: str | None, plat
     if platform.os_features:
         config["os.features"] = list(platform.os_features)
     config_raw = json.dumps(config, sort_keys=True).encode()
-    for blob in (layer, config_raw):
+    for blob in (layer_bytes, config_raw):
         digest = sha256_digest(blob)
         if not client.blob_exists(repository, digest, push=True):
             client.upload_blob(repository, digest, blob)
@@ -93,8 +93,8 @@ def image_push(client: RegistryClient, *, repository: str, tag: str | None, plat
         "mediaType": media_type,
         "config": {"mediaType": OCI_CONFIG if oci else DOCKER_CONFIG, "digest": sha256_digest(config_raw),
                    "size": len(config_raw)},
-        "layers": [{"mediaType": OCI_LAYER if oci else DOCKER_LAYER, "digest": sha256_digest(layer),
-                    "size": len(layer)}],
+        "layers": [{"mediaType": OCI_LAYER if oci else DOCKER_LAYER, "digest": sha256_digest(layer_bytes),
+                    "size": len(layer_bytes)}],
     }
     raw = json.dumps(manifest, indent=2).encode()
     digest = client.put_manifest(repository, tag or sha256_digest(raw), raw, media_type)

@@ -23,7 +23,7 @@ ADMIN_USER, ADMIN_PASSWORD = "admin", "admin-secret-password"
 NARROW_USER, NARROW_PASSWORD = "narrow", "narrow-secret-password"
 
 
-def _stop(process: subprocess.Popen, *, timeout: float = 10.0) -> None:
+def stop_process(process: subprocess.Popen, *, timeout: float = 10.0) -> None:
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
         try:
@@ -41,6 +41,9 @@ class RunningRegistry:
     process: subprocess.Popen | None = None
     token_server: TokenServer | None = None
     notify_url: str = ""
+    # Distribution always writes its access log (a line per request) on stdout;
+    # "warn" leaves only that and real warnings (the benchmark counts requests).
+    log_level: str = "info"
     config_path: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -79,7 +82,7 @@ class RunningRegistry:
         lines = [
             "version: 0.1",
             "log:",
-            "  level: info",
+            f"  level: {self.log_level}",
             "  formatter: text",
             "storage:",
             "  filesystem:",
@@ -121,7 +124,7 @@ class RunningRegistry:
 
     def stop(self) -> None:
         if self.process is not None:
-            _stop(self.process)
+            stop_process(self.process)
             self.process = None
 
     def restart(self) -> None:
@@ -155,7 +158,7 @@ class Worker:
     log_path: Path
 
     def stop(self) -> None:
-        _stop(self.process, timeout=20)
+        stop_process(self.process, timeout=20)
 
     def kill(self) -> None:
         """SIGKILL the whole worker (main process and pool children)."""
