@@ -23,13 +23,17 @@ class QueueUnavailable(Exception):
 
 
 def queue_available() -> bool:
-    """PING the broker, with a short timeout; cached for a few seconds."""
+    """PING the broker; the answer is cached for a few seconds.
+
+    A refused connection fails at once; the read timeout is looser, so that a
+    busy Redis is not taken for a dead one (and every page told so).
+    """
     global _last
     checked_at, ok = _last
     if time.monotonic() - checked_at < _CACHE_SECONDS:
         return ok
     try:
-        client = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=0.5, socket_connect_timeout=0.5)
+        client = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=2.0, socket_connect_timeout=1.0)
         ok = bool(client.ping())
         client.close()
     except (redis.RedisError, OSError):

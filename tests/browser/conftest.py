@@ -13,10 +13,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, Response, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, Response, expect, sync_playwright
 
 from manifests.management.commands.seed_demo import seed
 from tests.harness.services import RunningRegistry, registry_start
+
+# Assertions wait for htmx round trips to a live server and a worker: 5 s (the
+# default) is short on a loaded machine.
+expect.set_options(timeout=15_000)
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

@@ -22,8 +22,11 @@ def _check(registry: Registry) -> Job:
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(("password", "ok"), [("admin-secret-password", True), ("wrong", False)])
-def test_the_check_reports_good_and_bad_credentials(registry_token, password, ok, caplog):
+def test_the_check_reports_good_and_bad_credentials(fresh_registry, password, ok, caplog):
     caplog.set_level(logging.DEBUG)
+    # A registry of its own: the check samples the first names of the catalog,
+    # which other tests' pushes into a shared registry would push aside.
+    registry_token = fresh_registry("token")
     with registry_token.client() as client:
         image_push(client, repository="check/me", tag="v1", platform=Platform("linux", "amd64"))
     registry = Registry(name="chk", url=registry_token.url, insecure=True, auth=Registry.AUTH_BASIC, username="admin")
