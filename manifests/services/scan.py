@@ -15,10 +15,12 @@ from __future__ import annotations
 import datetime
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Min, Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -62,25 +64,51 @@ class _Known:
 
     A digest is looked up in the database the first time a thread meets it
     (the inventory may hold millions; none is loaded whole), then remembered.
+    The children of an index, and their configs, are looked up together: one
+    query each per index, not one per child.
     """
 
     def __init__(self) -> None:
         self._digests: set[str] = set()
         self._configs: dict[str, dict] = {}
+        self._config_misses: set[str] = set()  # looked up, not stored: fetch without asking again
         self._pending: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
 
+    def claim_many(self, digests: list[str]) -> list[str]:
+        """Those of `digests` this caller should fetch, in order: not stored, and nobody else is fetching them."""
+        with self._lock:
+            fresh = [d for d in dict.fromkeys(digests) if d not in self._digests]
+        if not fresh:
+            return []
+        stored = set(ManifestRow.objects.filter(digest__in=fresh).values_list("digest", flat=True))
+        mine: list[str] = []
+        with self._lock:
+            for digest in fresh:
+                if digest in self._digests:
+                    continue
+                self._digests.add(digest)
+                if digest not in stored:
+                    mine.append(digest)
+        return mine
+
     def claim(self, digest: str) -> bool:
-        """True if this caller should fetch `digest`: not stored, and nobody else is fetching it."""
+        return bool(self.claim_many([digest]))
+
+    def configs_prime(self, digests: list[str]) -> None:
+        """Look up stored configs among `digests` in one query, for config() to find."""
         with self._lock:
-            if digest in self._digests:
-                return False
-        stored = ManifestRow.objects.filter(digest=digest).exists()
+            wanted = [d for d in dict.fromkeys(digests)
+                      if d not in self._configs and d not in self._config_misses and d not in self._pending]
+        if not wanted:
+            return
+        found = _stored_configs(wanted)
         with self._lock:
-            if digest in self._digests:
-                return False
-            self._digests.add(digest)
-            return not stored
+            for digest in wanted:
+                if digest in found:
+                    self._configs.setdefault(digest, found[digest])
+                else:
+                    self._config_misses.add(digest)
 
     def config(self, digest: str, fetch) -> dict:
         """A config by digest, read once however many manifests share it (every attestation shares `{}`)."""
@@ -91,10 +119,11 @@ class _Known:
                 waiting = self._pending.get(digest)
                 if waiting is None:
                     self._pending[digest] = threading.Event()
+                    looked_up = digest in self._config_misses
                     break
             waiting.wait(timeout=60)
         try:
-            config = _stored_config(digest)
+            config = None if looked_up else _stored_configs([digest]).get(digest)
             if config is None:
                 config = fetch()
             with self._lock:
@@ -105,22 +134,30 @@ class _Known:
                 self._pending.pop(digest).set()
 
 
-def _stored_config(digest: str) -> dict | None:
-    """A config as far as the scan keeps it, from a stored manifest that uses it."""
-    row = ManifestRow.objects.filter(config_digest=digest).values(
-        "os", "architecture", "variant", "os_version", "os_features", "created").first()
-    if row is None:
-        return None
-    config: dict = {"os": row["os"], "architecture": row["architecture"]}
-    if row["variant"]:
-        config["variant"] = row["variant"]
-    if row["os_version"]:
-        config["os.version"] = row["os_version"]
-    if row["os_features"]:
-        config["os.features"] = row["os_features"]
-    if row["created"]:
-        config["created"] = row["created"].isoformat()
-    return config
+_CONFIG_FIELDS = ("config_digest", "os", "architecture", "variant", "os_version", "os_features", "created")
+
+
+def _stored_configs(digests: list[str]) -> dict[str, dict]:
+    """Configs as far as the scan keeps them, from one stored manifest per config digest.
+
+    Thousands of manifests may share one config (every attestation's `{}`):
+    the first of each is picked in the database, not read whole.
+    """
+    firsts = (ManifestRow.objects.filter(config_digest__in=digests).values("config_digest")
+              .annotate(first=Min("id")).values("first"))
+    configs: dict[str, dict] = {}
+    for row in ManifestRow.objects.filter(id__in=firsts).values(*_CONFIG_FIELDS):
+        config: dict = {"os": row["os"], "architecture": row["architecture"]}
+        if row["variant"]:
+            config["variant"] = row["variant"]
+        if row["os_version"]:
+            config["os.version"] = row["os_version"]
+        if row["os_features"]:
+            config["os.features"] = row["os_features"]
+        if row["created"]:
+            config["created"] = row["created"].isoformat()
+        configs[row["config_digest"]] = config
+    return configs
 
 
 def _thread_map(function, items: list, workers: int) -> list:
@@ -213,8 +250,13 @@ def _created(value: object) -> datetime.datetime | None:
 
 
 def _learn(client: RegistryClient, repository: str, manifest: Manifest, known: _Known, fetch: TagFetch,
-           depth: int = 0) -> None:
-    """Fetch the config of an image, or the unknown children of an index."""
+           depth: int = 0, deferred: list[tuple[TagFetch, Manifest]] | None = None) -> None:
+    """Fetch the config of an image, or the unknown children of an index.
+
+    With `deferred`, an index's children wait there for a second pass, after
+    every tag of the repository is read: a child that is also tagged
+    (`1.4-arm64`) is then known from its tag, not fetched again by digest.
+    """
     _check_fits(manifest)
     learned = Learned(manifest=manifest)
     fetch.learned[manifest.digest] = learned
@@ -230,21 +272,48 @@ def _learn(client: RegistryClient, repository: str, manifest: Manifest, known: _
         learned.created = _created(config.get("created"))
         learned.blob_size = sum(blob.size for blob in manifest.blobs)
     elif manifest.is_index and depth < MAX_DEPTH:
-        for child in manifest.children:
-            if not known.claim(child.digest):
-                continue
-            try:
-                child_manifest = client.get_manifest(repository, child.digest)
-            except errors.NotFound:
-                fetch.missing.append(child.digest)
-                continue
-            _learn(client, repository, child_manifest, known, fetch, depth + 1)
+        if deferred is not None:
+            deferred.append((fetch, manifest))
+            return
+        _learn_children(client, repository, manifest, known, fetch, depth)
 
 
-def tag_fetch(client: RegistryClient, repository: str, tag: str, *, stored_digest: str, known: _Known) -> TagFetch:
+def _learn_children(client: RegistryClient, repository: str, manifest: Manifest, known: _Known, fetch: TagFetch,
+                    depth: int) -> None:
+    children: list[Manifest] = []
+    for digest in known.claim_many([child.digest for child in manifest.children]):
+        try:
+            children.append(client.get_manifest(repository, digest))
+        except errors.NotFound:
+            fetch.missing.append(digest)
+    known.configs_prime([child.config.digest for child in children
+                         if child.kind == KIND_IMAGE and child.config is not None])
+    for child_manifest in children:
+        _learn(client, repository, child_manifest, known, fetch, depth + 1)
+
+
+@contextmanager
+def _tag_errors(fetch: TagFetch, repository: str) -> Iterator[None]:
+    """Record a registry error on the tag; never raise one (the scan goes on with the other tags)."""
+    try:
+        yield
+    except errors.RegistryError as exc:
+        fetch.error = str(exc)
+    except Exception as exc:
+        # What a hostile registry serves must cost one tag at most, even when it finds a bug here.
+        logger.exception("reading %s:%s failed", repository, fetch.name)
+        fetch.error = f"internal error reading this tag: {type(exc).__name__}"
+    if fetch.error:
+        # Store nothing of a tag that failed half-way: an index kept without the child that failed
+        # its check would be "known" on the next scan, and the error forgotten.
+        fetch.learned.clear()
+
+
+def tag_fetch(client: RegistryClient, repository: str, tag: str, *, stored_digest: str, known: _Known,
+              deferred: list[tuple[TagFetch, Manifest]] | None = None) -> TagFetch:
     """Registry I/O for one tag; never raises a registry error (it is recorded)."""
     fetch = TagFetch(name=tag)
-    try:
+    with _tag_errors(fetch, repository):
         claimed = False
         if stored_digest:
             head = client.head_manifest(repository, tag)
@@ -260,18 +329,17 @@ def tag_fetch(client: RegistryClient, repository: str, tag: str, *, stored_diges
         fetch.digest = manifest.digest
         # The tag may have moved again between the HEAD and the GET: claim what we got.
         if (claimed and manifest.digest == head.digest) or known.claim(manifest.digest):
-            _learn(client, repository, manifest, known, fetch)
-    except errors.RegistryError as exc:
-        fetch.error = str(exc)
-    except Exception as exc:
-        # What a hostile registry serves must cost one tag at most, even when it finds a bug here.
-        logger.exception("reading %s:%s failed", repository, tag)
-        fetch.error = f"internal error reading this tag: {type(exc).__name__}"
-    if fetch.error:
-        # Store nothing of a tag that failed half-way: an index kept without the child that failed
-        # its check would be "known" on the next scan, and the error forgotten.
-        fetch.learned.clear()
+            _learn(client, repository, manifest, known, fetch, deferred=deferred)
     return fetch
+
+
+def tag_children_fetch(client: RegistryClient, repository: str, fetch: TagFetch, manifest: Manifest,
+                       known: _Known) -> None:
+    """The second pass of a tag whose index's children were deferred."""
+    if fetch.error:
+        return
+    with _tag_errors(fetch, repository):
+        _learn_children(client, repository, manifest, known, fetch, 0)
 
 
 def _grammar_split(names: list[str], validate) -> tuple[list[str], dict[str, str]]:
@@ -476,8 +544,10 @@ def repository_scan(*, client: RegistryClient, registry: Registry, name: str, on
     note = f"skipped {len(invalid)} tag names that break the grammar: {_shown(invalid)}" if invalid else ""
     stored = dict(repository.tags.values_list("name", "digest"))
     known = _Known()
-    fetches = _thread_map(lambda tag: tag_fetch(client, name, tag, stored_digest=stored.get(tag, ""), known=known),
-                          names, concurrency)
+    deferred: list[tuple[TagFetch, Manifest]] = []
+    fetches = _thread_map(lambda tag: tag_fetch(client, name, tag, stored_digest=stored.get(tag, ""), known=known,
+                                                deferred=deferred), names, concurrency)
+    _thread_map(lambda item: tag_children_fetch(client, name, *item, known=known), deferred, concurrency)
     missing = {digest for fetch in fetches for digest in fetch.missing}
     with transaction.atomic():
         # One writer per repository at a time (scans and push refreshes run on
