@@ -8,8 +8,10 @@ database; one session with connection reuse and the same number of threads
 as the scan.
 
 - cold: catalog pages, every tags list, one GET per tag (its digest is in the
-  answer), one GET per child manifest and per image config never seen before
-  (each digest once, across repositories: content never changes).
+  answer), then one GET per child manifest and per image config never seen
+  before (each digest once, across repositories: content never changes).
+  Children come after every tag is read, so a child that is tagged too is
+  fetched once, by its tag.
 - warm: catalog pages, every tags list, one HEAD per tag; a GET only for a
   digest never seen (none, when tags moved to manifests already known).
 """
@@ -72,6 +74,7 @@ class _Floor:
         self.lock = threading.Lock()
         self.errors = 0
         self.changed = 0
+        self.deferred: list[tuple[str, dict]] = []  # (repository, index) whose children wait for every tag
 
     def _get(self, path: str, op: str, *, method: str = "GET", accept: str = "") -> requests.Response:
         with self.lock:
@@ -100,20 +103,34 @@ class _Floor:
             url = link[link.find("<") + 1:link.find(">")] if 'rel="next"' in link else None
         return items
 
-    def _learn(self, repo: str, raw: bytes, media_type: str) -> None:
+    def _learn(self, repo: str, raw: bytes, media_type: str, *, top: bool = False) -> None:
         data = json.loads(raw)
         media_type = data.get("mediaType") or media_type
         if media_type in INDEX_TYPES or "manifests" in data:
-            for child in data.get("manifests", []):
-                if self._claim(child["digest"]):
-                    response = self._get(f"/v2/{repo}/manifests/{child['digest']}", "GET manifest", accept=ACCEPT)
-                    self._learn(repo, response.content, response.headers.get("Content-Type", ""))
+            if top:  # children wait until every tag is read: a tagged child is then known
+                with self.lock:
+                    self.deferred.append((repo, data))
+                return
+            self._children(repo, data)
             return
         config = data.get("config") or {}
         if config.get("mediaType") in ("application/vnd.oci.image.config.v1+json",
                                        "application/vnd.docker.container.image.v1+json"):
             if self._claim(config["digest"]):
                 json.loads(self._get(f"/v2/{repo}/blobs/{config['digest']}", "GET blob").content)
+
+    def _children(self, repo: str, data: dict) -> None:
+        for child in data.get("manifests", []):
+            if self._claim(child["digest"]):
+                response = self._get(f"/v2/{repo}/manifests/{child['digest']}", "GET manifest", accept=ACCEPT)
+                self._learn(repo, response.content, response.headers.get("Content-Type", ""))
+
+    def _deferred_children(self, repo: str, data: dict) -> None:
+        try:
+            self._children(repo, data)
+        except (requests.RequestException, ValueError, KeyError):
+            with self.lock:
+                self.errors += 1
 
     def _tag(self, repo: str, tag: str) -> None:
         try:
@@ -137,7 +154,7 @@ class _Floor:
                     self.state.tags[(repo, tag)] = digest
                 if not self._claim(digest):
                     return
-            self._learn(repo, response.content, response.headers.get("Content-Type", ""))
+            self._learn(repo, response.content, response.headers.get("Content-Type", ""), top=True)
         except (requests.RequestException, ValueError, KeyError):
             with self.lock:
                 self.errors += 1
@@ -150,6 +167,7 @@ class _Floor:
                                       repositories))
             jobs = [(repo, tag) for repo, tags in zip(repositories, tag_lists, strict=True) for tag in tags]
             list(pool.map(lambda job: self._tag(*job), jobs))
+            list(pool.map(lambda item: self._deferred_children(*item), self.deferred))
         return len(jobs), time.monotonic() - started
 
 
