@@ -122,12 +122,13 @@ def registry_check(request: HttpRequest, name: str) -> HttpResponse:
 @require_POST
 @login_required
 def scan_start(request: HttpRequest, name: str) -> HttpResponse:
-    """Refresh: re-scan a registry, a repository or some tags on the worker."""
+    """Refresh: re-scan a registry, a repository or some tags on the worker (and check lists' children)."""
     registry = _registry_or_404(name)
     repository = request.POST.get("repository", "")
     tags = [t for t in request.POST.getlist("tag") if t] or None
     try:
-        job = scan_enqueue(registry=registry, repository=repository, tags=tags, user=request.user)
+        job = scan_enqueue(registry=registry, repository=repository, tags=tags, user=request.user,
+                           verify_children=request.POST.get("verify") == "1")
     except queue.QueueUnavailable as exc:
         messages.error(request, str(exc))
         return redirect(request.POST.get("next") or "manifests-registry-list")

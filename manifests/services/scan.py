@@ -523,8 +523,12 @@ def repository_aggregate(repository: Repository) -> None:
 
 
 def repository_scan(*, client: RegistryClient, registry: Registry, name: str, only_tags: list[str] | None = None,
-                    concurrency: int = 4) -> dict:
-    """Scan one repository's tags (or only `only_tags`); returns counts."""
+                    concurrency: int = 4, verify_children: bool = False) -> dict:
+    """Scan one repository's tags (or only `only_tags`); returns counts.
+
+    `verify_children` also checks that every child of the lists these tags
+    hold is still in the repository (children_verify).
+    """
     try:
         validate_repository(name)
     except errors.InvalidReference as exc:
@@ -569,7 +573,44 @@ def repository_scan(*, client: RegistryClient, registry: Registry, name: str, on
               "changed": sum(1 for f in fetches if not f.unchanged and not f.error)}
     if invalid:
         counts.update(skipped=len(invalid), note=note)
+    if verify_children:
+        fetched = {digest for fetch in fetches if not fetch.error for digest in fetch.learned}
+        counts.update(children_verify(client=client, repository=repository, names=names, present=fetched,
+                                      concurrency=concurrency))
     return counts
+
+
+def _child_present(client: RegistryClient, repository: str, digest: str) -> bool | None:
+    """Whether the repository serves this manifest; None when the registry would not say."""
+    try:
+        return client.manifest_exists(repository, digest)
+    except errors.RegistryError:
+        return None
+
+
+def children_verify(*, client: RegistryClient, repository: Repository, names: list[str], present: set[str],
+                    concurrency: int = 4) -> dict:
+    """Check that the children of the lists these tags hold are still in the repository.
+
+    A scan learns a list's children once (its digest never changes), but a
+    child can be deleted under it later, by a clean-up of "untagged"
+    manifests. One HEAD per distinct child, none for a child this scan has
+    just fetched (`present`); each tag records the children that answered 404.
+    """
+    tags = [tag for chunk in _chunks(names)
+            for tag in repository.tags.filter(name__in=chunk, kind="index", error="").select_related("manifest")]
+    summaries: dict[str, list[str]] = {}
+    for tag in tags:
+        if tag.manifest is not None and tag.manifest.digest not in summaries:
+            summaries[tag.manifest.digest] = manifest_summary(tag.manifest).child_digests
+    to_check = sorted({digest for digests in summaries.values() for digest in digests} - present)
+    answers = _thread_map(lambda digest: _child_present(client, repository.name, digest), to_check, concurrency)
+    missing = {digest for digest, answer in zip(to_check, answers, strict=True) if answer is False}
+    for tag in tags:
+        tag.missing = [d for d in summaries.get(tag.manifest.digest if tag.manifest else "", []) if d in missing]
+    Tag.objects.bulk_update(tags, ["missing"], batch_size=500)
+    return {"children_checked": len(to_check), "children_missing": len(missing),
+            "children_unchecked": sum(1 for answer in answers if answer is None)}
 
 
 def registry_repositories(*, client: RegistryClient, registry: Registry) -> list[str]:
@@ -579,16 +620,23 @@ def registry_repositories(*, client: RegistryClient, registry: Registry) -> list
     return list(client.catalog())
 
 
-def scan_enqueue(*, registry: Registry, repository: str = "", tags: list[str] | None = None, user=None) -> Job:
+def scan_enqueue(*, registry: Registry, repository: str = "", tags: list[str] | None = None, user=None,
+                 verify_children: bool = False) -> Job:
+    """Queue a scan of a registry, a repository or some tags; `verify_children`
+    (a repository or its tags) also checks the children of their lists."""
     from ..tasks import scan_run
 
     target = registry.name + (f"/{repository}" if repository else "") + (f":{','.join(tags)}" if tags else "")
     if not queue.queue_available():
         raise queue.QueueUnavailable()
     job = jobs.job_create(kind=Job.KIND_SCAN, registry=registry, target=target, user=user,
-                          params={"repository": repository, "tags": tags})
+                          params={"repository": repository, "tags": tags,
+                                  "verify": bool(verify_children and repository)})
     queue.job_enqueue(task=scan_run, job=job)
     return job
+
+
+_TOTALS = ("tags", "errors", "changed", "children_checked", "children_missing", "children_unchecked")
 
 
 def scan_job_run(*, job_id: int) -> None:
@@ -616,10 +664,12 @@ def scan_job_run(*, job_id: int) -> None:
                 totals["skipped"] = len(skipped)
             for name in names:
                 counts = repository_scan(client=client, registry=registry, name=name, only_tags=tags,
-                                         concurrency=registry.concurrency)
+                                         concurrency=registry.concurrency,
+                                         verify_children=bool(job.params.get("verify")))
                 totals["repositories"] += 1
-                for key in ("tags", "errors", "changed"):
-                    totals[key] += counts.get(key, 0)
+                for key in _TOTALS:
+                    if key in counts:
+                        totals[key] = totals.get(key, 0) + counts[key]
                 progress({"event": "repository", "name": name, **counts})
             if not repository and not error:
                 # Gone from the catalog, unless another job (a push, a newer scan)

@@ -99,6 +99,58 @@ def test_a_missing_child_is_recorded_and_the_rest_still_shows(fresh_registry, db
     assert tag.error == ""
 
 
+def test_a_child_deleted_after_its_list_was_scanned_is_found_by_checking_children(fresh_registry, db):
+    """A clean-up of "untagged" manifests deletes a list's child; the list's
+    digest does not change, so a re-scan (one HEAD per tag) cannot see it.
+    Checking children can, at one HEAD per distinct child, and sees it come back."""
+    running = fresh_registry("anonymous")
+    with running.client() as client:
+        index, images, attestations = attested_index_push(client, repository="clean/up", tag="v1",
+                                                          platforms=[AMD64, ARM64])
+        index_push(client, repository="clean/up", tag="v1-again", children=[i.descriptor() for i in images])
+    registry = Registry.objects.create(name="cleanup", url=running.url, insecure=True)
+    with running.client() as client:
+        repository_scan(client=client, registry=registry, name="clean/up")
+        client.request("DELETE", f"/v2/clean/up/manifests/{images[1].digest}", op="DELETE manifest", ok=(202,))
+
+        client.counters.clear()
+        repository_scan(client=client, registry=registry, name="clean/up")
+        assert Tag.objects.get(name="v1").missing == []  # the floor's blind spot
+        assert dict(client.counters) == {"GET tags": 1, "HEAD manifest": 2}
+
+        client.counters.clear()
+        counts = repository_scan(client=client, registry=registry, name="clean/up", verify_children=True)
+        children = {i.digest for i in images} | {a.digest for a in attestations}
+        assert counts["children_checked"] == len(children) and counts["children_missing"] == 1
+        assert client.counters["HEAD manifest"] == 2 + len(children)  # the tags, then each child once
+        assert "GET manifest" not in client.counters
+        assert Tag.objects.get(name="v1").missing == [images[1].digest]
+        assert Tag.objects.get(name="v1-again").missing == [images[1].digest]
+
+        again = image_push(client, repository="clean/up", tag=None, platform=ARM64, oci=True)
+        assert again.digest == images[1].digest  # the same image, pushed again
+        repository_scan(client=client, registry=registry, name="clean/up", verify_children=True)
+    assert Tag.objects.get(name="v1").missing == [] and Tag.objects.get(name="v1-again").missing == []
+
+
+def test_check_children_from_the_tag_page_queues_a_verifying_scan(seeded, client, django_user_model, monkeypatch):
+    from manifests.services import queue, scan
+
+    _, registry = seeded
+    _scan(registry)
+    sent = []
+    monkeypatch.setattr(queue, "queue_available", lambda: True)
+    monkeypatch.setattr(scan.queue, "job_enqueue", lambda *, task, job: sent.append(job))
+    client.force_login(django_user_model.objects.create_user("viewer"))
+    page = client.get("/registries/demo/r/demo/webapp/t/1.4").content.decode()
+    assert "Check children" in page
+    assert "Check children" not in client.get("/registries/demo/r/username/x8664-test/t/latest").content.decode()
+    client.post("/registries/demo/scan", {"repository": "demo/webapp", "tag": "1.4", "verify": "1"})
+    client.post("/registries/demo/scan", {"repository": "demo/webapp", "tag": "1.4"})
+    assert [job.params["verify"] for job in sent] == [True, False]
+    assert sent[0].params["tags"] == ["1.4"]
+
+
 def test_a_nested_index_contributes_its_platforms(fresh_registry, db):
     running = fresh_registry("anonymous")
     with running.client() as client:

@@ -14,15 +14,21 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         parser.add_argument("name", help="registry name")
         parser.add_argument("--repository", default="")
+        parser.add_argument("--verify-children", action="store_true",
+                            help="with --repository: also HEAD every child of its lists (a clean-up may have "
+                                 "deleted some)")
         parser.add_argument("--wait", action="store_true", help="wait for the scan and print a summary")
         parser.add_argument("--timeout", type=float, default=3600)
 
-    def handle(self, *args, name: str, repository: str, wait: bool, timeout: float, **options) -> None:
+    def handle(self, *args, name: str, repository: str, wait: bool, timeout: float, verify_children: bool,
+               **options) -> None:
         registry = Registry.objects.filter(name=name).first()
         if registry is None:
             raise CommandError(f"no registry named {name!r}")
+        if verify_children and not repository:
+            raise CommandError("--verify-children needs --repository")
         try:
-            job = scan_enqueue(registry=registry, repository=repository)
+            job = scan_enqueue(registry=registry, repository=repository, verify_children=verify_children)
         except Exception as exc:  # kombu raises its own OperationalError when Redis is down
             raise CommandError(f"cannot enqueue the scan (is Redis running?): {exc}") from None
         self.stdout.write(f"scan job {job.pk} queued for {job.target}")
@@ -37,6 +43,9 @@ class Command(BaseCommand):
         result = job.result or {}
         self.stdout.write(f"repositories: {result.get('repositories', 0)}  tags: {result.get('tags', 0)}  "
                           f"changed: {result.get('changed', 0)}  errors: {result.get('errors', 0)}")
+        if "children_checked" in result:
+            self.stdout.write(f"children checked: {result['children_checked']}  missing: "
+                              f"{result['children_missing']}  unchecked: {result['children_unchecked']}")
         for kind, count in sorted((result.get("requests") or {}).items()):
             self.stdout.write(f"  {kind}: {count}")
         if job.status == Job.STATUS_FAILED:
