@@ -81,7 +81,8 @@ class _Known:
             fresh = [d for d in dict.fromkeys(digests) if d not in self._digests]
         if not fresh:
             return []
-        stored = set(ManifestRow.objects.filter(digest__in=fresh).values_list("digest", flat=True))
+        stored = {digest for chunk in _chunks(fresh)
+                  for digest in ManifestRow.objects.filter(digest__in=chunk).values_list("digest", flat=True)}
         mine: list[str] = []
         with self._lock:
             for digest in fresh:
@@ -123,7 +124,7 @@ class _Known:
                     break
             waiting.wait(timeout=60)
         try:
-            config = None if looked_up else _stored_configs([digest]).get(digest)
+            config = None if looked_up else _stored_config(digest)
             if config is None:
                 config = fetch()
             with self._lock:
@@ -137,27 +138,35 @@ class _Known:
 _CONFIG_FIELDS = ("config_digest", "os", "architecture", "variant", "os_version", "os_features", "created")
 
 
+def _config_from_row(row: dict) -> dict:
+    """A config as far as the scan keeps it, from a stored manifest that uses it."""
+    config: dict = {"os": row["os"], "architecture": row["architecture"]}
+    if row["variant"]:
+        config["variant"] = row["variant"]
+    if row["os_version"]:
+        config["os.version"] = row["os_version"]
+    if row["os_features"]:
+        config["os.features"] = row["os_features"]
+    if row["created"]:
+        config["created"] = row["created"].isoformat()
+    return config
+
+
+def _stored_config(digest: str) -> dict | None:
+    row = ManifestRow.objects.filter(config_digest=digest).values(*_CONFIG_FIELDS).first()
+    return None if row is None else _config_from_row(row)
+
+
 def _stored_configs(digests: list[str]) -> dict[str, dict]:
-    """Configs as far as the scan keeps them, from one stored manifest per config digest.
+    """The stored configs among `digests`, from one stored manifest per config digest.
 
     Thousands of manifests may share one config (every attestation's `{}`):
     the first of each is picked in the database, not read whole.
     """
     firsts = (ManifestRow.objects.filter(config_digest__in=digests).values("config_digest")
               .annotate(first=Min("id")).values("first"))
-    configs: dict[str, dict] = {}
-    for row in ManifestRow.objects.filter(id__in=firsts).values(*_CONFIG_FIELDS):
-        config: dict = {"os": row["os"], "architecture": row["architecture"]}
-        if row["variant"]:
-            config["variant"] = row["variant"]
-        if row["os_version"]:
-            config["os.version"] = row["os_version"]
-        if row["os_features"]:
-            config["os.features"] = row["os_features"]
-        if row["created"]:
-            config["created"] = row["created"].isoformat()
-        configs[row["config_digest"]] = config
-    return configs
+    return {row["config_digest"]: _config_from_row(row)
+            for row in ManifestRow.objects.filter(id__in=firsts).values(*_CONFIG_FIELDS)}
 
 
 def _thread_map(function, items: list, workers: int) -> list:
@@ -333,13 +342,17 @@ def tag_fetch(client: RegistryClient, repository: str, tag: str, *, stored_diges
     return fetch
 
 
-def tag_children_fetch(client: RegistryClient, repository: str, fetch: TagFetch, manifest: Manifest,
-                       known: _Known) -> None:
-    """The second pass of a tag whose index's children were deferred."""
+def child_fetch(client: RegistryClient, repository: str, digest: str, fetch: TagFetch, known: _Known) -> None:
+    """The second pass: one child of a list that `fetch` read, claimed for it."""
     if fetch.error:
         return
     with _tag_errors(fetch, repository):
-        _learn_children(client, repository, manifest, known, fetch, 0)
+        try:
+            manifest = client.get_manifest(repository, digest)
+        except errors.NotFound:
+            fetch.missing.append(digest)
+            return
+        _learn(client, repository, manifest, known, fetch, depth=1)
 
 
 def _grammar_split(names: list[str], validate) -> tuple[list[str], dict[str, str]]:
@@ -551,7 +564,14 @@ def repository_scan(*, client: RegistryClient, registry: Registry, name: str, on
     deferred: list[tuple[TagFetch, Manifest]] = []
     fetches = _thread_map(lambda tag: tag_fetch(client, name, tag, stored_digest=stored.get(tag, ""), known=known,
                                                 deferred=deferred), names, concurrency)
-    _thread_map(lambda item: tag_children_fetch(client, name, *item, known=known), deferred, concurrency)
+    # The second pass, one work item per child (a repository's lists share many),
+    # claimed with one query; each child is fetched for the first tag that met it.
+    owners: dict[str, TagFetch] = {}
+    for fetch, manifest in deferred:
+        for child in manifest.children:
+            owners.setdefault(child.digest, fetch)
+    _thread_map(lambda digest: child_fetch(client, name, digest, owners[digest], known),
+                known.claim_many(list(owners)), concurrency)
     missing = {digest for fetch in fetches for digest in fetch.missing}
     with transaction.atomic():
         # One writer per repository at a time (scans and push refreshes run on
