@@ -22,7 +22,12 @@ def artifacts_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def redis_server():
+    from manifests.services import queue
+
     process = redis_start(SESSION_DIR / "redis", plugin.REDIS_PORT)
+    # A page rendered before Redis started (pages ask for the banner) has
+    # cached "unreachable" for a few seconds: ask again.
+    queue.queue_forget()
     yield os.environ["REDIS_URL"]
     process.terminate()
     process.wait(10)

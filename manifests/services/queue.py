@@ -42,6 +42,12 @@ def queue_available() -> bool:
     return ok
 
 
+def queue_forget() -> None:
+    """Drop the cached answer: the next queue_available() asks the broker."""
+    global _last
+    _last = (0.0, False)
+
+
 def job_enqueue(*, task, job) -> None:
     """Send `task(job.pk)` once the transaction commits; refuse up front if the queue is down."""
     if not queue_available():
