@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from django.db import transaction
-from django.db.models import Min, Q
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -64,14 +64,12 @@ class _Known:
 
     A digest is looked up in the database the first time a thread meets it
     (the inventory may hold millions; none is loaded whole), then remembered.
-    The children of an index, and their configs, are looked up together: one
-    query each per index, not one per child.
+    The children of a repository's lists are looked up together, in one query.
     """
 
     def __init__(self) -> None:
         self._digests: set[str] = set()
         self._configs: dict[str, dict] = {}
-        self._config_misses: set[str] = set()  # looked up, not stored: fetch without asking again
         self._pending: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
 
@@ -96,21 +94,6 @@ class _Known:
     def claim(self, digest: str) -> bool:
         return bool(self.claim_many([digest]))
 
-    def configs_prime(self, digests: list[str]) -> None:
-        """Look up stored configs among `digests` in one query, for config() to find."""
-        with self._lock:
-            wanted = [d for d in dict.fromkeys(digests)
-                      if d not in self._configs and d not in self._config_misses and d not in self._pending]
-        if not wanted:
-            return
-        found = _stored_configs(wanted)
-        with self._lock:
-            for digest in wanted:
-                if digest in found:
-                    self._configs.setdefault(digest, found[digest])
-                else:
-                    self._config_misses.add(digest)
-
     def config(self, digest: str, fetch) -> dict:
         """A config by digest, read once however many manifests share it (every attestation shares `{}`)."""
         while True:
@@ -120,11 +103,10 @@ class _Known:
                 waiting = self._pending.get(digest)
                 if waiting is None:
                     self._pending[digest] = threading.Event()
-                    looked_up = digest in self._config_misses
                     break
             waiting.wait(timeout=60)
         try:
-            config = None if looked_up else _stored_config(digest)
+            config = _stored_config(digest)
             if config is None:
                 config = fetch()
             with self._lock:
@@ -135,11 +117,12 @@ class _Known:
                 self._pending.pop(digest).set()
 
 
-_CONFIG_FIELDS = ("config_digest", "os", "architecture", "variant", "os_version", "os_features", "created")
-
-
-def _config_from_row(row: dict) -> dict:
+def _stored_config(digest: str) -> dict | None:
     """A config as far as the scan keeps it, from a stored manifest that uses it."""
+    row = ManifestRow.objects.filter(config_digest=digest).values(
+        "os", "architecture", "variant", "os_version", "os_features", "created").first()
+    if row is None:
+        return None
     config: dict = {"os": row["os"], "architecture": row["architecture"]}
     if row["variant"]:
         config["variant"] = row["variant"]
@@ -150,23 +133,6 @@ def _config_from_row(row: dict) -> dict:
     if row["created"]:
         config["created"] = row["created"].isoformat()
     return config
-
-
-def _stored_config(digest: str) -> dict | None:
-    row = ManifestRow.objects.filter(config_digest=digest).values(*_CONFIG_FIELDS).first()
-    return None if row is None else _config_from_row(row)
-
-
-def _stored_configs(digests: list[str]) -> dict[str, dict]:
-    """The stored configs among `digests`, from one stored manifest per config digest.
-
-    Thousands of manifests may share one config (every attestation's `{}`):
-    the first of each is picked in the database, not read whole.
-    """
-    firsts = (ManifestRow.objects.filter(config_digest__in=digests).values("config_digest")
-              .annotate(first=Min("id")).values("first"))
-    return {row["config_digest"]: _config_from_row(row)
-            for row in ManifestRow.objects.filter(id__in=firsts).values(*_CONFIG_FIELDS)}
 
 
 def _thread_map(function, items: list, workers: int) -> list:
@@ -295,8 +261,6 @@ def _learn_children(client: RegistryClient, repository: str, manifest: Manifest,
             children.append(client.get_manifest(repository, digest))
         except errors.NotFound:
             fetch.missing.append(digest)
-    known.configs_prime([child.config.digest for child in children
-                         if child.kind == KIND_IMAGE and child.config is not None])
     for child_manifest in children:
         _learn(client, repository, child_manifest, known, fetch, depth + 1)
 
