@@ -149,6 +149,10 @@ def test_check_children_from_the_tag_page_queues_a_verifying_scan(seeded, client
     client.post("/registries/demo/scan", {"repository": "demo/webapp", "tag": "1.4"})
     assert [job.params["verify"] for job in sent] == [True, False]
     assert sent[0].params["tags"] == ["1.4"]
+    scan_job_run(job_id=sent[0].pk)
+    done = client.get(f"/jobs/{sent[0].pk}/").content.decode()
+    assert "children checked 6, missing 0" in done
+    assert 'href="/registries/demo/r/demo/webapp/t/1.4"' in done
 
 
 def test_a_nested_index_contributes_its_platforms(fresh_registry, db):
