@@ -303,11 +303,13 @@ class RegistryClient:
         data: object = None,
         stream: bool = False,
         ok: tuple[int, ...] = (200,),
+        retry_codes: tuple[str, ...] = (),
     ) -> requests.Response:
         """Send one request with auth, retries and typed errors.
 
         Idempotent methods are retried on connection errors and 5xx; every
-        method is retried on 429 after `Retry-After`, within `max_retry_wait`.
+        method is retried on 429 after `Retry-After`, within `max_retry_wait`,
+        and on the registry error codes in `retry_codes`.
         A 401 is answered once by authenticating for `scopes` and trying again.
         """
         scope_set = frozenset(scopes)
@@ -356,7 +358,7 @@ class RegistryClient:
                 response.close()
                 if response.status_code == 401:
                     error = self._explain_unauthorized(response, error, scopes)
-            retryable = isinstance(error, errors.RateLimited) or (
+            retryable = isinstance(error, errors.RateLimited) or error.code in retry_codes or (
                 isinstance(error, errors.RegistryUnavailable) and idempotent
                 and error.code != "TLS_VERIFY_FAILED"  # the same certificate fails the same way again
             )
@@ -635,26 +637,15 @@ class RegistryClient:
         expected = sha256_digest(raw)
         if reference.startswith("sha256:") and reference != expected:
             raise errors.DigestMismatch(f"refusing to put bytes with digest {expected} as {reference}")
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                response = self.request("PUT", f"/v2/{repository}/manifests/{reference}", op="PUT manifest",
-                                        scopes=(repository_scope(repository, "pull,push"),),
-                                        headers={"Content-Type": media_type}, data=raw, ok=(201, 200, 202))
-                break
-            except errors.RequestInvalid as exc:
-                # Our bytes match their digest (checked above), so DIGEST_INVALID is
-                # the registry misreading its own storage. Distribution rewrites a
-                # blob link in place (truncate, then write) when a blob is mounted
-                # again; a manifest PUT that checks that blob meanwhile reads an
-                # empty link and answers DIGEST_INVALID. Two pushes into one
-                # repository hit it. The same bytes are put again, briefly.
-                if exc.code != "DIGEST_INVALID" or attempt > self.max_retries:
-                    raise
-                wait = 0.1 * 2 ** (attempt - 1)
-                logger.info("registry %s: DIGEST_INVALID on a verified manifest, retrying in %.1fs", self.host, wait)
-                self._sleep(wait)
+        # Our bytes match their digest (checked above), so DIGEST_INVALID is the
+        # registry misreading its own storage: Distribution rewrites a blob link
+        # in place (truncate, then write) when a blob is mounted again, and a
+        # manifest PUT that checks that blob meanwhile reads an empty link. Two
+        # pushes into one repository hit it. The same bytes are put again.
+        response = self.request("PUT", f"/v2/{repository}/manifests/{reference}", op="PUT manifest",
+                                scopes=(repository_scope(repository, "pull,push"),),
+                                headers={"Content-Type": media_type}, data=raw, ok=(201, 200, 202),
+                                retry_codes=("DIGEST_INVALID",))
         response.close()
         reported = response.headers.get("Docker-Content-Digest", "")
         if reported and reported != expected:

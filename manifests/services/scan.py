@@ -255,14 +255,19 @@ def _learn(client: RegistryClient, repository: str, manifest: Manifest, known: _
 
 def _learn_children(client: RegistryClient, repository: str, manifest: Manifest, known: _Known, fetch: TagFetch,
                     depth: int) -> None:
-    children: list[Manifest] = []
     for digest in known.claim_many([child.digest for child in manifest.children]):
-        try:
-            children.append(client.get_manifest(repository, digest))
-        except errors.NotFound:
-            fetch.missing.append(digest)
-    for child_manifest in children:
-        _learn(client, repository, child_manifest, known, fetch, depth + 1)
+        _learn_child(client, repository, digest, known, fetch, depth + 1)
+
+
+def _learn_child(client: RegistryClient, repository: str, digest: str, known: _Known, fetch: TagFetch,
+                 depth: int) -> None:
+    """GET one claimed child and learn it; one that answers 404 is recorded as missing."""
+    try:
+        manifest = client.get_manifest(repository, digest)
+    except errors.NotFound:
+        fetch.missing.append(digest)
+        return
+    _learn(client, repository, manifest, known, fetch, depth)
 
 
 @contextmanager
@@ -311,12 +316,7 @@ def child_fetch(client: RegistryClient, repository: str, digest: str, fetch: Tag
     if fetch.error:
         return
     with _tag_errors(fetch, repository):
-        try:
-            manifest = client.get_manifest(repository, digest)
-        except errors.NotFound:
-            fetch.missing.append(digest)
-            return
-        _learn(client, repository, manifest, known, fetch, depth=1)
+        _learn_child(client, repository, digest, known, fetch, 1)
 
 
 def _grammar_split(names: list[str], validate) -> tuple[list[str], dict[str, str]]:

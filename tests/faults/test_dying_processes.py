@@ -79,6 +79,16 @@ def slow_proxy():
         proxy.stop()
 
 
+def _narrow_slow_registry(name: str, running, slow_proxy) -> Registry:
+    """The registry as the narrow user, whose tokens refuse cross-repository
+    mounts (every blob is streamed through the worker), behind the slow proxy."""
+    registry = Registry(name=name, url=slow_proxy(running).url, insecure=True, auth=Registry.AUTH_BASIC,
+                        username=NARROW_USER)
+    registry.set_secret(running.credentials(NARROW_USER)[1])
+    registry.save()
+    return registry
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_killed_mid_push_is_redelivered_and_the_push_completes(registry_token, worker_env, skopeo,
                                                                          tmp_path, slow_proxy):
@@ -87,11 +97,7 @@ def test_a_worker_killed_mid_push_is_redelivered_and_the_push_completes(registry
     # enough to be killed in the middle.
     with registry_token.client() as admin:
         sources = _big_images(admin, "killed", megabytes=IMAGE_MEGABYTES)
-    username, password = NARROW_USER, "narrow-secret-password"
-    registry = Registry(name="kill", url=slow_proxy(registry_token).url, insecure=True, auth=Registry.AUTH_BASIC,
-                        username=username)
-    registry.set_secret(password)
-    registry.save()
+    registry = _narrow_slow_registry("kill", registry_token, slow_proxy)
     job = jobs.job_create(kind=Job.KIND_PUSH, registry=registry, target="killed/list:v1", params={
         "sources": [SourceSpec(s).to_json() for s in sources], "format": "auto", "annotations": {},
         "expect_digest": ""})
@@ -139,10 +145,7 @@ def test_a_push_delivered_again_while_its_first_run_is_alive_never_runs_beside_i
     the first."""
     with registry_token.client() as admin:
         sources = _big_images(admin, "twice", megabytes=IMAGE_MEGABYTES)
-    registry = Registry(name="twice", url=slow_proxy(registry_token).url, insecure=True, auth=Registry.AUTH_BASIC,
-                        username=NARROW_USER)
-    registry.set_secret(registry_token.credentials(NARROW_USER)[1])
-    registry.save()
+    registry = _narrow_slow_registry("twice", registry_token, slow_proxy)
     job = push_job_create(registry=registry, target="twice/list:v1", sources=[SourceSpec(s) for s in sources],
                           fmt="auto", annotations={}, expect_digest="")
     assert not _wait_for_step(job.pk, "blob").is_done
@@ -169,10 +172,7 @@ def test_a_registry_stopped_mid_push_fails_the_job_cleanly_and_a_retry_succeeds(
         sources = _big_images(admin, "stopped", megabytes=IMAGE_MEGABYTES)
     # The narrow user's tokens refuse mounts: blobs are streamed, through the
     # slow proxy, so the registry can be stopped mid-way.
-    registry = Registry(name="stop", url=slow_proxy(running).url, insecure=True, auth=Registry.AUTH_BASIC,
-                        username=NARROW_USER)
-    registry.set_secret(running.credentials(NARROW_USER)[1])
-    registry.save()
+    registry = _narrow_slow_registry("stop", running, slow_proxy)
     job = push_job_create(registry=registry, target="stopped/list:v1", sources=[SourceSpec(s) for s in sources],
                           fmt="auto", annotations={}, expect_digest="")
     assert not _wait_for_step(job.pk, "blob").is_done
