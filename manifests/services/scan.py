@@ -31,6 +31,7 @@ from registry.reference import validate_repository, validate_tag
 
 from ..models import Job, ManifestChild, Registry, Repository, ScanPart, Tag, TagPlatform
 from ..models import Manifest as ManifestRow
+from ..signals import TagMove, tags_moved
 from . import jobs, queue
 from .registries import registry_client
 
@@ -459,6 +460,7 @@ def tags_apply(repository: Repository, fetches: list[TagFetch], now: datetime.da
     to_create: list[Tag] = []
     to_update: list[Tag] = []
     platform_rows: dict[str, list[tuple[str, str, str]]] = {}
+    moves: list[TagMove] = []
     for fetch in fetches:
         tag = existing.get(fetch.name) or Tag(repository=repository, name=fetch.name)
         tag.scanned_at = now
@@ -467,6 +469,8 @@ def tags_apply(repository: Repository, fetches: list[TagFetch], now: datetime.da
         if fetch.error or (is_changed and row is None):
             tag.error = fetch.error or f"manifest {fetch.digest} was not stored"
         elif is_changed:
+            if tag.digest != row.digest:
+                moves.append(TagMove(tag=fetch.name, old_digest=tag.digest, new_digest=row.digest))
             summary = summaries.get(row.digest) or summaries.setdefault(row.digest, manifest_summary(row))
             tag.digest, tag.media_type, tag.kind, tag.manifest = row.digest, row.media_type, row.kind, row
             tag.platforms = sorted({p for p, _, _ in summary.platforms}, key=platform_sort_key)
@@ -488,6 +492,8 @@ def tags_apply(repository: Repository, fetches: list[TagFetch], now: datetime.da
         [TagPlatform(tag_id=tag_ids[name], platform=p, os_version=v, digest=d)
          for name, summary_platforms in platform_rows.items() for p, v, d in summary_platforms],
         ignore_conflicts=True, batch_size=500)
+    if moves:
+        transaction.on_commit(lambda: tags_moved.send(sender=Repository, repository=repository, moves=moves))
 
 
 def repository_aggregate(repository: Repository) -> None:

@@ -237,3 +237,34 @@ def test_a_rescan_picks_up_a_tag_pushed_to_a_new_digest(fresh_registry, db):
     tag = Tag.objects.get(name="v1")
     assert counts["changed"] == 1 and tag.error == ""
     assert tag.digest == second.digest and tag.platforms == ["linux/arm64"]
+
+
+def test_a_scan_tells_listeners_which_tags_appeared_or_moved(fresh_registry, db, django_capture_on_commit_callbacks):
+    from manifests.signals import tags_moved
+
+    running = fresh_registry("anonymous")
+    with running.client() as client:
+        one = image_push(client, repository="moves/a", tag="v1", platform=AMD64)
+        image_push(client, repository="moves/a", tag="v2", platform=ARM64)
+    registry = Registry.objects.create(name="moves", url=running.url, insecure=True)
+    heard: list = []
+
+    def listen(sender, repository, moves, **kwargs):
+        heard.append((repository.name, sorted((m.tag, m.old_digest, m.new_digest) for m in moves)))
+
+    tags_moved.connect(listen)
+    try:
+        with running.client() as client, django_capture_on_commit_callbacks(execute=True):
+            repository_scan(client=client, registry=registry, name="moves/a")
+        v2 = Tag.objects.get(repository__name="moves/a", name="v2").digest
+        assert heard == [("moves/a", [("v1", "", one.digest), ("v2", "", v2)])]
+        heard.clear()
+        with running.client() as client, django_capture_on_commit_callbacks(execute=True):
+            repository_scan(client=client, registry=registry, name="moves/a")  # nothing changed
+            arm = client.get_manifest("moves/a", v2)
+            client.put_manifest("moves/a", "v1", arm.raw, arm.media_type)
+            repository_scan(client=client, registry=registry, name="moves/a")
+        assert heard == [("moves/a", [("v1", one.digest, v2)])]
+    finally:
+        tags_moved.disconnect(listen)
+
