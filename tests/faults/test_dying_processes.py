@@ -193,6 +193,104 @@ def test_a_registry_stopped_mid_push_fails_the_job_cleanly_and_a_retry_succeeds(
         assert _list_is_whole_or_absent(admin, "stopped/list", "v1") == again.digest
 
 
+def _cut_after_put(running, repository: str, tag: str) -> ThrottledProxy:
+    """The registry as seen through a proxy that stops it right after the list's PUT by tag
+    (the registry's answer to the PUT still comes through)."""
+    return ThrottledProxy(running.port, bytes_per_second=64 * 1024 * 1024,
+                          cut_after=f"PUT /v2/{repository}/manifests/{tag} ".encode()).start()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_registry_stopped_right_after_the_list_put_leaves_a_push_record_noting_the_failed_read_back(
+        fresh_registry, celery_worker, wait_job):
+    running = fresh_registry("basic")
+    with running.client() as admin:
+        image_push(admin, repository="cut/amd64", tag="v1", platform=PLATFORMS[0])
+        image_push(admin, repository="cut/arm64", tag="v1", platform=PLATFORMS[1])
+    proxy = _cut_after_put(running, "cut/list", "v1")
+    try:
+        username, password = running.credentials()
+        registry = Registry(name="cut", url=proxy.url, insecure=True, auth=Registry.AUTH_BASIC, username=username)
+        registry.set_secret(password)
+        registry.save()
+        job = push_job_create(registry=registry, target="cut/list:v1", fmt="auto", annotations={},
+                              expect_digest="", sources=[SourceSpec("cut/amd64:v1"), SourceSpec("cut/arm64:v1")])
+        job = wait_job(job.pk, timeout=120)
+    finally:
+        proxy.stop()
+    assert proxy.cut.is_set() and proxy.refused, proxy.requests  # the read-back met a stopped registry
+    assert job.status == Job.STATUS_FAILED
+    assert "cut/list:v1 now holds" in job.error and "reading it back failed: registry error" in job.error, job.error
+    # The tag moved: its history knows, with the check's outcome.
+    record = PushRecord.objects.get(job=job)
+    assert record.new_digest == job.digest and record.old_digest == ""
+    assert record.verified is False and record.verify_error.startswith("read-back failed: registry error")
+    with running.client() as admin:
+        assert admin.head_manifest("cut/list", "v1").digest == record.new_digest
+    assert password not in celery_worker.log()
+
+
+@pytest.mark.django_db
+def test_an_inventory_refresh_that_fails_after_the_put_leaves_a_verified_push_record(registry_anonymous,
+                                                                                    monkeypatch):
+    """The list is put and reads back whole; recording it in the inventory then
+    meets a database error. The error is injected in the refresh (a narrow error
+    path): a real database cannot be made to fail at exactly that write."""
+    from django.db import OperationalError
+
+    from manifests.services import push
+
+    with registry_anonymous.client() as client:
+        image_push(client, repository="refresh/amd64", tag="v1", platform=PLATFORMS[0])
+        image_push(client, repository="refresh/arm64", tag="v1", platform=PLATFORMS[1])
+    registry = Registry.objects.create(name="refresh", url=registry_anonymous.url, insecure=True)
+
+    def refresh_fails(*args, **kwargs) -> None:
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr(push, "_inventory_refresh", refresh_fails)
+    job = jobs.job_create(kind=Job.KIND_PUSH, registry=registry, target="refresh/list:v1", params={
+        "sources": [SourceSpec("refresh/amd64:v1").to_json(), SourceSpec("refresh/arm64:v1").to_json()],
+        "format": "auto", "annotations": {}, "expect_digest": None})
+    push_job_run(job_id=job.pk)
+    job.refresh_from_db()
+    assert job.status == Job.STATUS_FAILED and job.digest
+    assert "reads back whole, but recording it in the inventory failed: database error" in job.error, job.error
+    record = PushRecord.objects.get(job=job)
+    assert record.new_digest == job.digest and record.verified is True
+    assert record.verify_error == "the inventory refresh failed: database error (OperationalError): see the worker log"
+
+
+@pytest.mark.django_db
+def test_a_rollback_whose_read_back_fails_is_recorded_like_a_push(fresh_registry):
+    from manifests.demo import index_push
+    from manifests.services.push import rollback_job_run
+
+    running = fresh_registry("anonymous")
+    with running.client() as client:
+        one = image_push(client, repository="rbcut/app", tag=None, platform=PLATFORMS[0])
+        two = image_push(client, repository="rbcut/app", tag=None, platform=PLATFORMS[1])
+        first = index_push(client, repository="rbcut/app", tag="v1", children=[one.descriptor()])
+        second = index_push(client, repository="rbcut/app", tag="v1", children=[one.descriptor(), two.descriptor()])
+        raw = client.get_manifest("rbcut/app", first.digest).raw
+    proxy = _cut_after_put(running, "rbcut/app", "v1")
+    try:
+        registry = Registry.objects.create(name="rbcut", url=proxy.url, insecure=True)
+        earlier = PushRecord.objects.create(registry=registry, repository="rbcut/app", tag="v1",
+                                            new_digest=first.digest, media_type=first.media_type, raw=raw)
+        job = jobs.job_create(kind=Job.KIND_ROLLBACK, registry=registry, target="rbcut/app:v1",
+                              params={"record": earlier.pk})
+        rollback_job_run(job_id=job.pk)
+    finally:
+        proxy.stop()
+    job.refresh_from_db()
+    assert job.status == Job.STATUS_FAILED and "reading it back failed" in job.error, job.error
+    record = PushRecord.objects.get(job=job)
+    assert (record.old_digest, record.new_digest, record.verified) == (second.digest, first.digest, False)
+    with running.client() as client:
+        assert client.head_manifest("rbcut/app", "v1").digest == first.digest
+
+
 @pytest.mark.django_db
 def test_a_registry_stopped_mid_scan_keeps_what_was_known_and_records_the_error(fresh_registry):
     running = fresh_registry("anonymous")

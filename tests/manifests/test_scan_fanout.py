@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import datetime
+import logging
 
 import pytest
 from django.utils import timezone
 
+from manifests.demo import image_push
 from manifests.management.commands.seed_demo import seed
 from manifests.models import Job, Registry, Repository, ScanPart, Tag
 from manifests.services.scan import scan_enqueue, scan_part_run
+from registry.platform import Platform
+from tests.harness.secrets import assert_never_logged
 
 
 @pytest.mark.django_db(transaction=True)
@@ -55,3 +59,23 @@ def test_a_redelivered_repository_task_counts_once(fresh_registry):
     job.refresh_from_db()
     assert job.status == "succeeded" and job.result["repositories"] == 2
     assert job.result["tags"] == 3
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("mode", ["basic", "token"])
+def test_a_scan_on_the_worker_never_logs_the_registry_credentials(fresh_registry, celery_worker, wait_job, caplog,
+                                                                  mode):
+    caplog.set_level(logging.DEBUG)
+    running = fresh_registry(mode)
+    with running.client() as client:
+        image_push(client, repository="logged/app", tag="v1", platform=Platform("linux", "amd64"))
+    username, password = running.credentials()
+    registry = Registry(name=f"logged-{mode}", url=running.url, insecure=True, auth=Registry.AUTH_BASIC,
+                        username=username)
+    registry.set_secret(password)
+    registry.save()
+    job = wait_job(scan_enqueue(registry=registry).pk)
+    assert job.status == Job.STATUS_SUCCEEDED and job.result["tags"] == 1, job.error
+    assert job.worker.startswith("w1@")
+    # The worker's log (INFO, as it runs) and this process's, at any level.
+    assert_never_logged(running, celery_worker.log(), caplog.text, also=(registry.secret_encrypted,))
