@@ -9,12 +9,12 @@ import pytest
 from django.contrib.auth.models import Group, User
 
 from manifests.demo import image_push
-from manifests.models import Job, PushRecord, Registry, Tag
+from manifests.models import Job, PushRecord, Registry, Repository, Tag
 from manifests.services import jobs, queue
 from manifests.services.assemble import SourceSpec
 from manifests.services.jobs import job_create
 from manifests.services.push import push_job_create, push_job_run
-from manifests.services.scan import repository_scan, scan_job_run
+from manifests.services.scan import repository_scan, scan_enqueue, scan_job_run
 from manifests.tasks import push_run
 from registry.platform import Platform
 from tests.conftest import SESSION_DIR
@@ -291,8 +291,60 @@ def test_a_rollback_whose_read_back_fails_is_recorded_like_a_push(fresh_registry
         assert client.head_manifest("rbcut/app", "v1").digest == first.digest
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_registry_stopped_during_a_scan_records_per_item_errors_and_loses_nothing(fresh_registry, celery_worker,
+                                                                                     wait_job):
+    """The registry stops in the middle of a whole-registry scan on the worker
+    (after the catalog, the tag lists and a few HEADs): the tags and
+    repositories it could not read keep what was known, each with its error."""
+    running = fresh_registry("anonymous")
+    tags = {"mid/a": ["v1", "v2", "v3", "v4"], "mid/b": ["v1", "v2", "v3"]}
+    with running.client() as client:
+        for repository, names in tags.items():
+            for name in names:
+                image_push(client, repository=repository, tag=name, platform=PLATFORMS[len(name) % 3],
+                           content=f"{repository}:{name}")
+    registry = Registry.objects.create(name="midscan", url=running.url, insecure=True, concurrency=1)
+    assert wait_job(scan_enqueue(registry=registry).pk).status == Job.STATUS_SUCCEEDED
+    known = {(t.repository.name, t.name): (t.digest, t.platforms) for t in Tag.objects.select_related("repository")}
+    assert len(known) == 7
+    with running.client() as client:  # what the interrupted scan should learn, and will not all
+        image_push(client, repository="mid/a", tag="v1", platform=PLATFORMS[2], content="moved")
+        image_push(client, repository="mid/b", tag="v9", platform=PLATFORMS[0], content="new")
+
+    # The catalog, two tag lists and two HEADs answer; then the registry stops.
+    proxy = ThrottledProxy(running.port, bytes_per_second=64 * 1024 * 1024, cut_after_requests=5).start()
+    try:
+        Registry.objects.filter(pk=registry.pk).update(url=proxy.url)
+        job = wait_job(scan_enqueue(registry=registry).pk, timeout=120)
+    finally:
+        proxy.stop()
+    assert proxy.cut.is_set() and proxy.refused, proxy.requests  # stopped during the scan, not before it
+    assert job.status == Job.STATUS_SUCCEEDED, job.error  # the listing worked: the items carry the errors
+    failed_tags = {(t.repository.name, t.name): t.error for t in Tag.objects.exclude(error="").select_related(
+        "repository")}
+    failed_repositories = dict(Repository.objects.exclude(error="").values_list("name", "error"))
+    assert failed_tags or failed_repositories
+    assert job.result["errors"] == len(failed_tags) + len(failed_repositories) >= 2, job.result
+    for error in [*failed_tags.values(), *failed_repositories.values()]:
+        assert "cannot connect" in error or "connection" in error, error
+    # Nothing is lost: every tag known before is still there; one that could not be read keeps what was known.
+    stored = {(t.repository.name, t.name): t for t in Tag.objects.select_related("repository")}
+    assert set(known) <= set(stored)
+    for key in known:
+        if stored[key].error or stored[key].repository.error:
+            assert (stored[key].digest, stored[key].platforms) == known[key], key
+    assert set(Repository.objects.values_list("name", flat=True)) == set(tags)
+
+    Registry.objects.filter(pk=registry.pk).update(url=running.url)  # the registry is back
+    again = wait_job(scan_enqueue(registry=registry).pk)
+    assert again.status == Job.STATUS_SUCCEEDED and again.result["errors"] == 0, again.result
+    assert not Tag.objects.exclude(error="").exists() and not Repository.objects.exclude(error="").exists()
+    assert Tag.objects.count() == 8
+
+
 @pytest.mark.django_db
-def test_a_registry_stopped_mid_scan_keeps_what_was_known_and_records_the_error(fresh_registry):
+def test_a_registry_stopped_between_scans_keeps_what_was_known_and_records_the_error(fresh_registry):
     running = fresh_registry("anonymous")
     with running.client() as client:
         pushed = image_push(client, repository="scan/stop", tag="v1", platform=PLATFORMS[0])
@@ -328,8 +380,15 @@ def redis_down(settings, monkeypatch):
 
 
 @pytest.mark.django_db
-def test_with_redis_down_pages_serve_the_inventory_and_nothing_is_queued_into_the_void(client, redis_down):
-    registry = Registry.objects.create(name="offline", url="http://127.0.0.1:9", insecure=True)
+def test_with_redis_down_pages_serve_the_inventory_and_nothing_is_queued_into_the_void(client, redis_down,
+                                                                                       fresh_registry):
+    running = fresh_registry("anonymous")
+    with running.client() as registry_client:
+        image_push(registry_client, repository="offline/amd64", tag="v1", platform=PLATFORMS[0])
+        image_push(registry_client, repository="offline/arm64", tag="v1", platform=PLATFORMS[1])
+        registry = Registry.objects.create(name="offline", url=running.url, insecure=True)
+        for name in ("offline/amd64", "offline/arm64"):  # in the inventory: the push is valid
+            repository_scan(client=registry_client, registry=registry, name=name)
     user = User.objects.create_user("pat")
     user.groups.add(Group.objects.get(name="pusher"))
     client.force_login(user)
@@ -337,7 +396,18 @@ def test_with_redis_down_pages_serve_the_inventory_and_nothing_is_queued_into_th
     assert page.status_code == 200 and "task queue (Redis) is unreachable" in page.content.decode()
     response = client.post(f"/registries/{registry.name}/scan", follow=True)
     assert "scans and pushes cannot start now" in response.content.decode()
-    api = client.post("/api/v1/lists", data={"registry": "offline", "target": "a/b:c",
-                                             "sources": [{"reference": "a/b:d"}]}, content_type="application/json")
-    assert api.status_code in (400, 503)  # 400: the inventory knows no a/b:d; never a queued job
-    assert not Job.objects.exists()
+
+    sources = ["offline/amd64:v1", "offline/arm64:v1"]
+    api = client.post("/api/v1/lists", data={"registry": "offline", "target": "offline/list:v1",
+                                             "sources": [{"reference": s} for s in sources]},
+                      content_type="application/json")
+    assert api.status_code == 503, api.content  # checked against the inventory, then refused by the queue
+    assert "task queue (Redis) is unreachable" in api.json()["error"]
+    form = {"registry": "offline", "target": "offline/list:v1", "format": "auto", "expect_digest": "",
+            "e_key": ["a", "b"], "e_ref": sources}
+    built = client.post("/build/push", data=form).content.decode()
+    # The list is valid (no "The list has problems"): the queue refused it, in its own words.
+    assert "The list has problems" not in built and "scans and pushes cannot start now" in built
+    assert not Job.objects.exists() and not PushRecord.objects.exists()
+    with running.client() as registry_client:
+        assert "offline/list" not in list(registry_client.catalog())
