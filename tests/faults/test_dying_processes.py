@@ -138,6 +138,58 @@ def test_a_worker_killed_mid_push_is_redelivered_and_the_push_completes(registry
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_stalled_worker_that_wakes_after_a_takeover_does_not_overwrite_the_new_owners_result(
+        registry_token, worker_env, slow_proxy):
+    """A worker freezes mid-push (SIGSTOP: a long pause, a partition) past its
+    lease; the broker delivers the task again, a second worker takes the job
+    over and finishes it. When the first wakes up (SIGCONT) and reaches its
+    end, the job is no longer its own: its outcome is dropped."""
+    import os
+    import signal
+
+    with registry_token.client() as admin:
+        sources = _big_images(admin, "stalled", megabytes=IMAGE_MEGABYTES)
+    registry = _narrow_slow_registry("stall", registry_token, slow_proxy)
+    job = jobs.job_create(kind=Job.KIND_PUSH, registry=registry, target="stalled/list:v1", params={
+        "sources": [SourceSpec(s).to_json() for s in sources], "format": "auto", "annotations": {},
+        "expect_digest": ""})
+    queue_name = f"faults-{free_port()}"
+    env = {**worker_env, "CELERY_VISIBILITY_TIMEOUT": "3", "CELERY_RESTORE_INTERVAL": "1", "JOB_LEASE_SECONDS": "2"}
+    first = worker_start(SESSION_DIR / "stall", env, name="stalled", concurrency=1, queues=queue_name)
+    second = None
+    try:
+        push_run.apply_async(args=[job.pk], queue=queue_name)
+        assert not _wait_for_step(job.pk, "blob").is_done
+        os.killpg(first.process.pid, signal.SIGSTOP)
+        second = worker_start(SESSION_DIR / "stall", env, name="heir", concurrency=1, queues=queue_name)
+        deadline = time.monotonic() + 90
+        while not Job.objects.get(pk=job.pk).is_done and time.monotonic() < deadline:
+            time.sleep(0.2)
+        job.refresh_from_db()
+        assert job.status == Job.STATUS_SUCCEEDED and job.attempts == 2, (job.error, second.log()[-3000:])
+        assert job.worker.startswith("heir@")
+        settled = (job.status, job.error, job.digest, job.result, job.finished_at, job.steps)
+        os.killpg(first.process.pid, signal.SIGCONT)
+        deadline = time.monotonic() + 90
+        while "no longer owns the job" not in first.log() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert f"job {job.pk}: attempt 1 no longer owns the job" in first.log(), first.log()[-3000:]
+    finally:
+        try:
+            os.killpg(first.process.pid, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+        first.kill()
+        if second is not None:
+            second.stop()
+    job.refresh_from_db()
+    assert (job.status, job.error, job.digest, job.result, job.finished_at, job.steps) == settled
+    assert PushRecord.objects.filter(job=job).count() == 1
+    with registry_token.client() as admin:
+        assert _list_is_whole_or_absent(admin, "stalled/list", "v1") == job.digest
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_push_delivered_again_while_its_first_run_is_alive_never_runs_beside_it(registry_token, celery_worker,
                                                                                    wait_job, slow_proxy):
     """The broker delivers a task again when it outlives the visibility timeout,
