@@ -79,3 +79,29 @@ def test_a_scan_on_the_worker_never_logs_the_registry_credentials(fresh_registry
     assert job.worker.startswith("w1@")
     # The worker's log (INFO, as it runs) and this process's, at any level.
     assert_never_logged(running, celery_worker.log(), caplog.text, also=(registry.secret_encrypted,))
+
+
+@pytest.mark.django_db
+def test_a_repository_part_that_cannot_be_recorded_fails_the_scan_instead_of_leaving_it_running(
+        registry_anonymous, monkeypatch):
+    """The last part's close meets a database error: the job ends failed, with a
+    message, instead of waiting forever for a part that was never counted. The
+    error is injected at the close (a narrow error path no real database gives on demand)."""
+    from django.db import OperationalError
+
+    from manifests.services import scan
+
+    with registry_anonymous.client() as client:
+        image_push(client, repository="close/app", tag="v1", platform=Platform("linux", "amd64"))
+    registry = Registry.objects.create(name="close", url=registry_anonymous.url, insecure=True)
+    job = Job.objects.create(kind="scan", registry=registry, target="close", status="running", attempts=1,
+                             params={"names": ["close/app"], "started": "2026-01-01T00:00:00+00:00"})
+
+    def close_fails(job: Job) -> None:
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr(scan, "_scan_close", close_fails)
+    scan_part_run(job_id=job.pk, name="close/app")
+    job.refresh_from_db()
+    assert job.status == Job.STATUS_FAILED
+    assert job.error == "recording the scan of close/app failed: database error (OperationalError): see the worker log"
