@@ -231,6 +231,8 @@ class Job(models.Model):
     # Written every JOB_LEASE_SECONDS / 4 by the worker running the job: a fresh
     # one means a worker is alive on it (services.jobs.job_start).
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # The Celery worker (name@host) of the latest attempt.
+    worker = models.CharField(max_length=255, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -257,7 +259,11 @@ class Job(models.Model):
 
 
 class PushRecord(models.Model):
-    """History of every list pushed: who, when, from which digest to which."""
+    """History of every tag move we made (pushes and rollbacks): who, when, from which digest to which.
+
+    Written as soon as the registry accepted the PUT, before the list is read
+    back: the tag has moved, whatever happens next.
+    """
 
     registry = models.ForeignKey(Registry, on_delete=models.CASCADE, related_name="pushes")
     repository = models.CharField(max_length=255)
@@ -269,6 +275,11 @@ class PushRecord(models.Model):
     job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
+    # The read-back after the PUT: True when the registry served the list and
+    # every child, False when the check failed, None when it never finished.
+    verified = models.BooleanField(null=True)
+    # What failed after the PUT: the read-back, or recording the tag in the inventory.
+    verify_error = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-created_at"]

@@ -58,33 +58,29 @@ def registry_check_enqueue(*, registry: Registry, user=None):
     return job
 
 
-def registry_check_run(*, job_id: int) -> None:
+def registry_check_run(*, job_id: int, worker: str = "") -> None:
     """GET /v2/ with the stored credentials, then one page of the catalog (or of a watched repository's tags)."""
-    from itertools import islice
+    from . import jobs
 
-    from registry import errors
+    jobs.job_run(job_id=job_id, runner=_check, worker=worker)
+
+
+def _check(job, progress) -> None:
+    from itertools import islice
 
     from . import jobs
 
-    begun = jobs.job_begin(job_id=job_id)
-    if begun is None:
-        return
-    job, progress = begun
     registry = job.registry
-    try:
-        with registry_client(registry=registry) as client:
-            client.ping()
-            progress({"event": "ping", "note": "the registry answers and accepts the credentials"})
-            if registry.watch_list:
-                name = registry.watch_list[0]
-                sample = list(islice(client.tags(name, page_size=10), 10))
-                progress({"event": "tags", "name": name, "note": f"{len(sample)} tags readable"})
-            else:
-                sample = list(islice(client.catalog(page_size=10), 10))
-                progress({"event": "catalog", "note": f"{len(sample)} repositories readable"})
-            result = {"sample": sample, "requests": dict(client.counters),
-                      "rate_limit": client.rate_limit.__dict__ if client.rate_limit else None}
-    except errors.RegistryError as exc:
-        jobs.job_finish(job=job, progress=progress, error=f"registry error: {exc}", result={"code": exc.code})
-        return
+    with registry_client(registry=registry) as client:
+        client.ping()
+        progress({"event": "ping", "note": "the registry answers and accepts the credentials"})
+        if registry.watch_list:
+            name = registry.watch_list[0]
+            sample = list(islice(client.tags(name, page_size=10), 10))
+            progress({"event": "tags", "name": name, "note": f"{len(sample)} tags readable"})
+        else:
+            sample = list(islice(client.catalog(page_size=10), 10))
+            progress({"event": "catalog", "note": f"{len(sample)} repositories readable"})
+        result = {"sample": sample, "requests": dict(client.counters),
+                  "rate_limit": client.rate_limit.__dict__ if client.rate_limit else None}
     jobs.job_finish(job=job, progress=progress, result=result)

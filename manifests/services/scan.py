@@ -629,11 +629,11 @@ def scan_enqueue(*, registry: Registry, repository: str = "", tags: list[str] | 
 _TOTALS = ("tags", "errors", "changed", "children_checked", "children_missing", "children_unchecked")
 
 
-def scan_job_run(*, job_id: int) -> None:
-    begun = jobs.job_begin(job_id=job_id)
-    if begun is None:
-        return
-    job, progress = begun
+def scan_job_run(*, job_id: int, worker: str = "") -> None:
+    jobs.job_run(job_id=job_id, runner=_scan_serial, worker=worker)
+
+
+def _scan_serial(job: Job, progress: jobs.JobProgress) -> None:
     registry = job.registry
     repository, tags = job.params.get("repository") or "", job.params.get("tags")
     totals = {"repositories": 0, "tags": 0, "errors": 0, "changed": 0}
@@ -669,8 +669,9 @@ def scan_job_run(*, job_id: int) -> None:
                     name__in=names).delete()
             totals["requests"] = dict(client.counters)
     except Exception as exc:
-        logger.exception("scan job %s crashed", job.pk)
-        error = f"internal error: {type(exc).__name__}"
+        if not isinstance(exc, errors.RegistryError | jobs.CredentialsUndecryptable):
+            logger.exception("scan job %s crashed", job.pk)
+        error, _ = jobs.job_error(exc)
     if not repository and not tags:
         problem = error or _skipped_note(skipped)
         Registry.objects.filter(pk=registry.pk).update(last_scan_at=timezone.now(), last_scan_error=problem)
@@ -680,7 +681,7 @@ def scan_job_run(*, job_id: int) -> None:
 # -- a registry scan split into one task per repository ------------------------
 
 
-def scan_job_fanout(*, job_id: int) -> None:
+def scan_job_fanout(*, job_id: int, worker: str = "") -> None:
     """The worker's entry point for a scan job.
 
     A whole-registry scan lists the repositories, then enqueues one task per
@@ -692,24 +693,25 @@ def scan_job_fanout(*, job_id: int) -> None:
     if job is None or job.is_done:
         return
     if job.params.get("repository") or job.params.get("tags") or job.registry is None:
-        scan_job_run(job_id=job_id)
+        scan_job_run(job_id=job_id, worker=worker)
         return
     if job.params.get("names") is not None:
         # Redelivered after the fan-out: the repository tasks are queued already.
         return
-    job = jobs.job_start(job_id=job_id)
-    if job is None:
-        return
+    jobs.job_run(job_id=job_id, runner=_scan_fanout, worker=worker)
+
+
+def _scan_fanout(job: Job, progress: jobs.JobProgress) -> object:
     registry = job.registry
     try:
         with registry_client(registry=registry) as client:
             names = registry_repositories(client=client, registry=registry)
             listing_requests = dict(client.counters)
-    except errors.RegistryError as exc:
-        error = f"cannot list repositories: {exc}"
+    except Exception as exc:
+        message, _ = jobs.job_error(exc)
+        error = f"cannot list repositories: {message}"
         Registry.objects.filter(pk=registry.pk).update(last_scan_at=timezone.now(), last_scan_error=error)
-        jobs.job_finish(job=job, progress=None, error=error, result={"repositories": 0, "tags": 0, "errors": 0})
-        return
+        raise jobs.JobFailed(error, result={"repositories": 0, "tags": 0, "errors": 0}) from exc
     from ..tasks import scan_repository_run
 
     names, skipped = _grammar_split(names, validate_repository)
@@ -720,11 +722,13 @@ def scan_job_fanout(*, job_id: int) -> None:
                                for name, reason in skipped.items()),
                  {"at": at, "event": "fanout", "repositories": len(names)}]
     job.save(update_fields=["params", "result", "steps"])
+    progress.steps = list(job.steps)
     if not names:
         _scan_close(job)
-        return
+        return None
     for name in names:
         scan_repository_run.delay(job.pk, name)
+    return jobs.CONTINUES  # the last repository task closes the job
 
 
 def scan_part_run(*, job_id: int, name: str) -> None:
@@ -740,14 +744,21 @@ def scan_part_run(*, job_id: int, name: str) -> None:
             counts = repository_scan(client=client, registry=registry, name=name, concurrency=registry.concurrency)
             counts["requests"] = dict(client.counters)
     except Exception as exc:  # one repository's failure must not stall the whole job
-        logger.exception("scan of %s in job %s crashed", name, job_id)
-        counts = {"tags": 0, "errors": 1, "crash": type(exc).__name__}
-    _, created = ScanPart.objects.get_or_create(job=job, repository=name, defaults={"counts": counts})
-    if created and ScanPart.objects.filter(job=job).count() >= len(job.params.get("names") or ()):
-        with transaction.atomic():
-            job = Job.objects.select_for_update().get(pk=job_id)
-            if not job.is_done:
-                _scan_close(job)
+        if not isinstance(exc, errors.RegistryError | jobs.CredentialsUndecryptable):
+            logger.exception("scan of %s in job %s crashed", name, job_id)
+        counts = {"tags": 0, "errors": 1, "crash": type(exc).__name__, "note": jobs.job_error(exc)[0]}
+    try:
+        _, created = ScanPart.objects.get_or_create(job=job, repository=name, defaults={"counts": counts})
+        if created and ScanPart.objects.filter(job=job).count() >= len(job.params.get("names") or ()):
+            with transaction.atomic():
+                job = Job.objects.select_for_update().get(pk=job_id)
+                if not job.is_done:
+                    _scan_close(job)
+    except Exception as exc:
+        # The part cannot be counted (or the job closed): the job would wait for it forever.
+        logger.exception("recording %s of scan job %s failed", name, job_id)
+        jobs.job_fail(job=Job.objects.get(pk=job_id), progress=None, exc=jobs.JobFailed(
+            f"recording the scan of {name} failed: {jobs.job_error(exc)[0]}"))
 
 
 def _scan_close(job: Job) -> None:
