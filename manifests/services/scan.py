@@ -510,8 +510,9 @@ def repository_scan(*, client: RegistryClient, registry: Registry, name: str, on
         validate_repository(name)
     except errors.InvalidReference as exc:
         return {"tags": 0, "errors": 1, "note": str(exc)}
-    # Rows are made only from what the registry answered: a repository or tag
-    # someone typed is stored once the registry has served it, never before.
+    # Rows are made only from what the registry answered, never before asking:
+    # a repository it does not know, or a tag asked for by name that it did
+    # not serve, leaves no row.
     repository = Repository.objects.filter(registry=registry, name=name).first()
     now = timezone.now()
     try:
@@ -521,6 +522,10 @@ def repository_scan(*, client: RegistryClient, registry: Registry, name: str, on
             if repository is not None:
                 repository.delete()
             return {"tags": 0, "errors": 0, "deleted": True}
+        if repository is None and only_tags is None:
+            # The registry answered for this name with something other than
+            # "unknown" (a loop, a 5xx): the repository's row carries the error.
+            repository, _ = Repository.objects.get_or_create(registry=registry, name=name)
         if repository is not None:
             repository.error, repository.scanned_at = str(exc), now
             repository.save(update_fields=["error", "scanned_at"])
