@@ -13,7 +13,8 @@ ROLES: dict[str, list[tuple[str, str]]] = {
     "viewer": [],
     "pusher": [PUSH, SCAN],
     "admin": [PUSH, SCAN, ("manifests", "add_registry"), ("manifests", "change_registry"),
-              ("manifests", "delete_registry"), ("auth", "add_user"), ("auth", "change_user"),
+              ("manifests", "delete_registry"), ("manifests", "view_apitoken"), ("manifests", "change_apitoken"),
+              ("auth", "add_user"), ("auth", "change_user"),
               ("auth", "delete_user"), ("auth", "view_user")],
 }
 

@@ -14,10 +14,13 @@ def forward(apps, schema_editor):
         create_permissions(app_config, apps=apps, verbosity=0)
         app_config.models_module = None
     # Written out, not read from manifests.roles: a migration keeps meaning what it meant.
-    scan = apps.get_model("auth", "Permission").objects.get(content_type__app_label="manifests",
-                                                             codename="scan_registry")
-    for group in apps.get_model("auth", "Group").objects.filter(name__in=["pusher", "admin"]):
-        group.permissions.add(scan)
+    permission = apps.get_model("auth", "Permission").objects.filter(content_type__app_label="manifests")
+    groups = apps.get_model("auth", "Group").objects
+    for group in groups.filter(name__in=["pusher", "admin"]):
+        group.permissions.add(permission.get(codename="scan_registry"))
+    # Admins see API keys, their scope and last use, in the admin site, and may revoke them there.
+    for group in groups.filter(name="admin"):
+        group.permissions.add(*permission.filter(codename__in=["view_apitoken", "change_apitoken"]))
     # Keys issued before scopes could write: they keep doing so (revoke them
     # and issue `read` ones where a script only reads).
     apps.get_model("manifests", "ApiToken").objects.update(scope="push")

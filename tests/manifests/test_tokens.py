@@ -103,10 +103,11 @@ def test_apitoken_list_shows_scope_state_expiry_and_last_use(client, pusher):
     assert f"expires {used.expires_at.isoformat(timespec='seconds')}" in line
 
 
-def test_the_admin_lists_keys_with_their_scope_and_last_use(client, pusher):
+def test_an_admin_lists_keys_with_their_scope_and_last_use_in_the_admin_site(client, pusher):
     key = _issue("ci", "--scope", "push")
     client.get("/api/v1/coverage", {"registry": "x"}, headers={"Authorization": f"Token {key}"})
-    client.force_login(User.objects.create_superuser("root", "root@example.com", "pw"))
+    call_command("role", "ada", "admin", "--create", stdout=StringIO())
+    client.force_login(User.objects.get(username="ada"))
     page = client.get("/admin/manifests/apitoken/").content.decode()
     assert "Last used at" in page and "Expires at" in page and "Scope" in page
     assert ApiToken.objects.get().prefix in page and key not in page
