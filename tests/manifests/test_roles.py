@@ -152,3 +152,15 @@ def test_the_role_command_gives_pushers_and_admins_the_scan_permission_and_viewe
     assert [User.objects.get(username=n).has_perm("manifests.scan_registry") for n in "vpa"] == [False, True, True]
     assert [User.objects.get(username=n).has_perm("manifests.push_registry") for n in "vpa"] == [False, True, True]
     assert not User.objects.get(username="v").get_all_permissions()
+
+
+@pytest.mark.django_db
+def test_a_refused_scan_goes_back_only_to_a_page_of_this_site(client, lab, monkeypatch):
+    from manifests.services import queue
+
+    monkeypatch.setattr(queue, "queue_available", lambda: False)
+    client.force_login(_user("pia", "pusher"))
+    for target, expected in (("https://evil.example/", "/"), ("//evil.example/x", "/"),
+                             ("/registries/lab/", "/registries/lab/")):
+        response = client.post("/registries/lab/scan", {"next": target})
+        assert response.status_code == 302 and response["Location"] == expected, (target, response["Location"])
