@@ -52,7 +52,7 @@ run: system-run venv keys
 # out tests/registry/: the registry client, references, platforms and media
 # types are pure and never touch the database, so running them twice proves
 # nothing and only makes `make test` longer.
-test: system-test venv
+test: system-test venv keys
 	$(VENV)/bin/ruff check .
 	$(PY) manage.py makemigrations --check --dry-run -v 0
 	TEST_DATABASE=sqlite $(PY) -m pytest $(PYTEST_ARGS)

@@ -7,6 +7,7 @@ environment.
 
 from __future__ import annotations
 
+import datetime
 import os
 from pathlib import Path
 
@@ -56,11 +57,18 @@ def local_secret(name: str) -> str:
 
 
 DEBUG = env_bool("DEBUG", False)
+# -- security: keys, logins, transport (see also the webhook below) ------------
+# No key in the code: SECRET_KEY (or _FILE), else the one `make run` writes to
+# var/secret.key. With DEBUG on and neither, a random key for this process
+# only (sessions end with it); with DEBUG off, no start at all.
 SECRET_KEY = env_secret("SECRET_KEY") or local_secret("secret") or None
 if not SECRET_KEY:
-    if not (DEBUG or env_bool("ALLOW_INSECURE_KEY", True)):
-        raise ImproperlyConfigured("SECRET_KEY is required")
-    SECRET_KEY = "insecure-key-for-a-local-checkout-only"
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is required (set SECRET_KEY or SECRET_KEY_FILE; `make run` writes var/secret.key)")
+    import secrets as _secrets
+
+    SECRET_KEY = _secrets.token_urlsafe(50)
 
 # Keys for encrypting registry credentials at rest (Fernet: url-safe base64 of
 # 32 bytes). CREDENTIALS_KEY (or _FILE) is the current key; CREDENTIALS_KEYS
@@ -83,6 +91,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "template_partials",
+    "axes",
     "manifests",
 ]
 
@@ -97,6 +106,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "manifests.middleware.ContentSecurityPolicyMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -166,6 +177,24 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 if SECURE_HTTPS:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Strict-Transport-Security, only when the site is served over https.
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000) if SECURE_HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+
+# Failed logins are throttled by django-axes, per username and client address
+# together (so one user's typos lock out neither other users nor the address):
+# LOGIN_FAILURE_LIMIT failures lock that pair out for LOGIN_LOCKOUT_MINUTES;
+# a successful login forgets the failures. The lockout is the login page with
+# a message (manifests.views.login_locked_out), answered 429.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = datetime.timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "manifests.views.login_locked_out"
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -204,8 +233,12 @@ CELERY_BEAT_SCHEDULE = {
 REGISTRY_TIMEOUT_SECONDS = env_int("REGISTRY_TIMEOUT_SECONDS", 15)
 REGISTRY_CONCURRENCY = env_int("REGISTRY_CONCURRENCY", 4)
 
-# Token that Docker Distribution's notifications endpoint sends as a bearer.
-WEBHOOK_TOKEN = env_secret("WEBHOOK_TOKEN") or local_secret("webhook")
+# Docker Distribution's notifications authenticate with the registry's own
+# token (`webhook_token NAME`, or the registry's page). WEBHOOK_TOKEN, a token
+# accepted for every registry, only when a deployment sets it explicitly.
+WEBHOOK_TOKEN = env_secret("WEBHOOK_TOKEN") or ""
+# Events handled per notification request; the rest are ignored and logged.
+WEBHOOK_MAX_EVENTS = env_int("WEBHOOK_MAX_EVENTS", 100)
 
 LOGGING = {
     "version": 1,

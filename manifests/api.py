@@ -43,25 +43,29 @@ class _ApiError(Exception):
         self.payload = {"error": message, **extra}
 
 
-def _api_user(request: HttpRequest):
-    """The user of a session or of a valid, unrevoked API token; None otherwise.
+def _api_auth(request: HttpRequest) -> tuple[Any, ApiToken | None, str]:
+    """(user, token, why not): the user of a session or of a valid API token.
 
     A request that sends an Authorization header is judged by that header alone,
     so a bad key is refused even from a browser that also holds a session.
+    Revoked and expired keys are refused, each saying so.
     """
     header = request.headers.get("Authorization", "")
     if not header:
-        return request.user if request.user.is_authenticated else None
+        return (request.user if request.user.is_authenticated else None), None, ""
     scheme, _, key = header.partition(" ")
     key = key.strip()
     if scheme.lower() != "token" or not key:
-        return None
-    token = (ApiToken.objects.select_related("user")
-             .filter(key_hash=ApiToken.hash_key(key), revoked_at__isnull=True).first())
+        return None, None, ""
+    token = ApiToken.objects.select_related("user").filter(key_hash=ApiToken.hash_key(key)).first()
     if token is None or not token.user.is_active:
-        return None
+        return None, None, ""
+    if token.revoked_at is not None:
+        return None, None, "this API key was revoked"
+    if token.is_expired:
+        return None, None, "this API key has expired"
     ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
-    return token.user
+    return token.user, token, ""
 
 
 def _registry_or_404(name: str) -> Registry:
@@ -94,20 +98,26 @@ def _api_view(view: View | None = None, *, methods: tuple[str, ...] = ("GET",)) 
                 response = JsonResponse({"error": f"method {request.method} not allowed here"}, status=405)
                 response["Allow"] = ", ".join(methods)
                 return response
-            user = _api_user(request)
+            user, token, why = _api_auth(request)
             if user is None:
                 response = JsonResponse(
-                    {"error": "authentication required: log in or send Authorization: Token <key>"}, status=401)
+                    {"error": why or "authentication required: log in or send Authorization: Token <key>"},
+                    status=401)
                 response["WWW-Authenticate"] = "Token"
                 return response
             request.user = user
             if request.method != "GET" and (refusal := _csrf_refusal(request)) is not None:
                 return refusal
+            if request.method != "GET" and token is not None and token.scope != ApiToken.SCOPE_PUSH:
+                # Every write endpoint, present and future, goes through here.
+                return JsonResponse({"error": "this API key may only read: writing needs a key with scope push"},
+                                    status=403)
             try:
                 return view(request, *args, **kwargs)
             except _ApiError as exc:
                 return JsonResponse(exc.payload, status=exc.status)
 
+        wrapper.api_methods = methods  # read by the CSRF test, which walks every route
         return wrapper
 
     return decorate(view) if view is not None else decorate

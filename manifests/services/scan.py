@@ -516,20 +516,29 @@ def repository_scan(*, client: RegistryClient, registry: Registry, name: str, on
         validate_repository(name)
     except errors.InvalidReference as exc:
         return {"tags": 0, "errors": 1, "note": str(exc)}
-    repository, _ = Repository.objects.get_or_create(registry=registry, name=name)
+    # Rows are made only from what the registry answered, never before asking:
+    # a repository it does not know, or a tag asked for by name that it did
+    # not serve, leaves no row.
+    repository = Repository.objects.filter(registry=registry, name=name).first()
     now = timezone.now()
     try:
         listed = only_tags if only_tags is not None else list(client.tags(name))
     except errors.RegistryError as exc:
         if isinstance(exc, errors.NameUnknown) and only_tags is None:
-            repository.delete()
+            if repository is not None:
+                repository.delete()
             return {"tags": 0, "errors": 0, "deleted": True}
-        repository.error, repository.scanned_at = str(exc), now
-        repository.save(update_fields=["error", "scanned_at"])
+        if repository is None and only_tags is None:
+            # The registry answered for this name with something other than
+            # "unknown" (a loop, a 5xx): the repository's row carries the error.
+            repository, _ = Repository.objects.get_or_create(registry=registry, name=name)
+        if repository is not None:
+            repository.error, repository.scanned_at = str(exc), now
+            repository.save(update_fields=["error", "scanned_at"])
         return {"tags": 0, "errors": 1, "note": str(exc)}
     names, invalid = _grammar_split(listed, validate_tag)
     note = f"skipped {len(invalid)} tag names that break the grammar: {_shown(invalid)}" if invalid else ""
-    stored = dict(repository.tags.values_list("name", "digest"))
+    stored = dict(repository.tags.values_list("name", "digest")) if repository is not None else {}
     known = _Known()
     deferred: list[tuple[TagFetch, Manifest]] = []
     fetches = _thread_map(lambda tag: tag_fetch(client, name, tag, stored_digest=stored.get(tag, ""), known=known,
@@ -543,6 +552,16 @@ def repository_scan(*, client: RegistryClient, registry: Registry, name: str, on
     _thread_map(lambda digest: child_fetch(client, name, digest, owners[digest], known),
                 known.claim_many(list(owners)), concurrency)
     missing = {digest for fetch in fetches for digest in fetch.missing}
+    errors_unstored: list[TagFetch] = []
+    if only_tags is not None:
+        # Tags asked for by name, not listed by the registry: one that failed
+        # and is not stored yet was never confirmed to exist.
+        errors_unstored = [f for f in fetches if f.error and f.name not in stored]
+        fetches = [f for f in fetches if not (f.error and f.name not in stored)]
+        names = [f.name for f in fetches]
+        if repository is None and not fetches:
+            return {"tags": 0, "errors": len(errors_unstored),
+                    "note": "; ".join(f.error for f in errors_unstored[:3])}
     with transaction.atomic():
         # One writer per repository at a time (scans and push refreshes run on
         # several workers): the aggregate below then counts what committed
@@ -559,7 +578,7 @@ def repository_scan(*, client: RegistryClient, registry: Registry, name: str, on
                 Q(scanned_at__lt=now) | Q(scanned_at__isnull=True)).delete()
         repository.error, repository.scanned_at = note, now
         repository_aggregate(repository)
-    counts = {"tags": len(names), "errors": sum(1 for f in fetches if f.error),
+    counts = {"tags": len(names), "errors": sum(1 for f in fetches if f.error) + len(errors_unstored),
               "changed": sum(1 for f in fetches if not f.unchanged and not f.error)}
     if invalid:
         counts.update(skipped=len(invalid), note=note)
