@@ -23,7 +23,7 @@ from registry.platform import normalize_platform_string
 
 from .models import ApiToken, Job, Manifest, ManifestChild, Registry, Repository, Tag
 from .services.assemble import FORMAT_AUTO, AssemblyInvalid, SourceSpec, list_plan
-from .services.coverage import coverage_materialize, coverage_rows, required_parse
+from .services.coverage import PatternInvalid, coverage_materialize, coverage_rows, pattern_validate, required_parse
 from .services.inventory import InventoryClient, tag_digest_now
 from .services.push import push_job_create
 from .services.queue import QueueUnavailable
@@ -219,8 +219,11 @@ def coverage(request: HttpRequest) -> JsonResponse:
             lacking = normalize_platform_string(lacking)
         except InvalidPlatform as exc:
             raise _ApiError(400, str(exc), field="lacking") from None
-    repositories = list(coverage_rows(registry=registry, pattern=request.GET.get("tag", ""),
-                                      lacking=lacking))
+    try:
+        pattern = pattern_validate(request.GET.get("tag", ""))
+    except PatternInvalid as exc:
+        raise _ApiError(400, str(exc), field="tag") from None
+    repositories = list(coverage_rows(registry=registry, pattern=pattern, lacking=lacking))
     rows = coverage_materialize(repositories, required=required)
     return JsonResponse({
         "required": required,

@@ -239,7 +239,13 @@ def _coverage_context(request: HttpRequest) -> dict:
             lacking = Platform.parse(context["lacking_text"]).normalized
         except InvalidPlatform as exc:
             context["errors"]["lacking"] = str(exc)
-    repositories = coverage.coverage_rows(registry=registry, pattern=context["pattern"],
+    pattern = context["pattern"]
+    try:
+        coverage.pattern_validate(pattern)
+    except coverage.PatternInvalid as exc:
+        context["errors"]["tag"] = str(exc)
+        pattern = ""
+    repositories = coverage.coverage_rows(registry=registry, pattern=pattern,
                                           lacking=lacking, search=context["search"])
     context.update({"required": required, "lacking": lacking, "repositories": repositories})
     return context
