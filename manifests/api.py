@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
 from django.urls import reverse
@@ -30,6 +31,11 @@ from .services.queue import QueueUnavailable
 from .services.scan import MAX_DEPTH
 
 PAGE_SIZE = 100
+# What POST /api/v1/lists reads: a list of 256 sources is far more than any
+# registry's platforms; the deepest real body (a source's annotations) is 4 deep.
+MAX_BODY_BYTES = 1024 * 1024
+MAX_SOURCES = 256
+MAX_JSON_DEPTH = 8
 
 View = Callable[..., JsonResponse]
 
@@ -159,6 +165,46 @@ def _image_entry(tag: Tag, manifest: Manifest) -> dict:
             "digest": tag.digest, "media_type": manifest.media_type, "size": len(manifest.raw)}
 
 
+def _too_deep(value: object, limit: int) -> bool:
+    """Whether objects and arrays nest deeper than `limit` (1: a flat object); without recursion."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return True
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return False
+
+
+def _json_object(request: HttpRequest) -> dict:
+    """The request's body as a JSON object, bounded in size and depth; else a JSON 400 or 413."""
+    declared = request.META.get("CONTENT_LENGTH") or "0"
+    too_big = _ApiError(413, f"the body is larger than {MAX_BODY_BYTES // 1024} KiB",
+                        fields={"body": [f"at most {MAX_BODY_BYTES} bytes"]})
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise too_big
+    try:
+        raw = request.body
+    except RequestDataTooBig:
+        raise too_big from None
+    if len(raw) > MAX_BODY_BYTES:
+        raise too_big
+    try:
+        body = json.loads(raw or b"{}")
+        too_deep = _too_deep(body, MAX_JSON_DEPTH)
+    except RecursionError:  # deeper than the parser's own limit
+        too_deep = True
+    except ValueError:
+        raise _ApiError(400, "the body must be JSON", fields={"body": ["not a JSON document"]}) from None
+    if too_deep:
+        raise _ApiError(400, "the body nests too deeply",
+                        fields={"body": [f"objects and arrays nest at most {MAX_JSON_DEPTH} deep"]})
+    if not isinstance(body, dict):
+        raise _ApiError(400, "the body must be a JSON object", fields={"body": ["not a JSON object"]})
+    return body
+
+
 # -- views ---------------------------------------------------------------------
 
 
@@ -247,12 +293,7 @@ def job_detail(request: HttpRequest, job_id: int) -> JsonResponse:
 @_api_view(methods=("POST",))
 def list_create(request: HttpRequest) -> JsonResponse:
     """POST /api/v1/lists: check against the inventory at once, then push on the worker."""
-    try:
-        body = json.loads(request.body or b"{}")
-    except ValueError:
-        raise _ApiError(400, "the body must be JSON") from None
-    if not isinstance(body, dict):
-        raise _ApiError(400, "the body must be a JSON object")
+    body = _json_object(request)
     fields: dict[str, list[str]] = {}
     registry = Registry.objects.filter(name=str(body.get("registry") or "")).first()
     if registry is None:
@@ -263,6 +304,8 @@ def list_create(request: HttpRequest) -> JsonResponse:
     specs: list[SourceSpec] = []
     if not isinstance(sources_data, list) or not sources_data:
         fields["sources"] = ["give a non-empty list of sources"]
+    elif len(sources_data) > MAX_SOURCES:
+        fields["sources"] = [f"at most {MAX_SOURCES} sources in one list ({len(sources_data)} given)"]
     else:
         for index, item in enumerate(sources_data):
             try:
