@@ -298,14 +298,7 @@ def _coverage_export(kind: str, rows: list[coverage.CoverageRow], context: dict)
                              "rows": [row.__dict__ for row in rows]})
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="coverage-{registry.name}.csv"'
-    columns = coverage.coverage_columns(rows, context["required"])
-    writer = csv.writer(response)
-    writer.writerow(["repository", "tag", "digest", *columns, "missing"])
-    for row in rows:
-        # Cells a spreadsheet would run as formulas are quoted with a leading apostrophe.
-        safe = [("'" + v) if v[:1] in ("=", "+", "-", "@") else v for v in (row.repository, row.tag)]
-        writer.writerow([*safe, row.digest, *("yes" if c in row.platforms else "" for c in columns),
-                         " ".join(row.missing)])
+    csv.writer(response).writerows(coverage.coverage_csv(rows, required=context["required"]))
     return response
 
 

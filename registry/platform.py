@@ -15,6 +15,11 @@ _ARCH_ALIASES = {"x86_64": "amd64", "x86-64": "amd64", "i386": "386", "aarch64":
                  "armhf": "arm", "armel": "arm"}
 _OS_ALIASES = {"macos": "darwin"}
 _TOKEN = re.compile(r"^[a-z0-9._-]+$")
+# What a registry may name a platform with (checked at scan time): every os,
+# architecture and variant of containerd and the OCI spec has this shape, and
+# a value that does not ("=HYPERLINK(...)", markup) is no platform at all.
+_REGISTRY_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
+_OS_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")  # 10.0.20348.2113
 
 # One fixed order for display everywhere: the platforms people ask about first.
 PREFERRED_ORDER = (
@@ -110,6 +115,16 @@ class Platform:
         if self.variant:
             data["variant"] = self.variant
         return data
+
+    def grammar_problem(self) -> str:
+        """What breaks the token grammar in the os, architecture, variant or os.version; "" when nothing."""
+        for label, value, grammar in (("os", self.os, _REGISTRY_TOKEN), ("architecture", self.architecture,
+                                      _REGISTRY_TOKEN), ("variant", self.variant, _REGISTRY_TOKEN),
+                                      ("os.version", self.os_version, _OS_VERSION)):
+            if value and not grammar.fullmatch(value):
+                shown = value if len(value) <= 40 else value[:40] + "…"
+                return f"{label} {shown!r} is not a platform token"
+        return ""
 
     @property
     def is_unknown(self) -> bool:

@@ -135,3 +135,21 @@ def coverage_columns(rows: list[CoverageRow], required: list[str]) -> list[str]:
     """Columns: required platforms first, then every other platform seen, in the fixed order."""
     seen = {p for row in rows for p in row.platforms}
     return sorted(set(required) | seen, key=platform_sort_key)
+
+
+# A cell starting with one of these is a formula to a spreadsheet (OWASP, "CSV Injection").
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: str) -> str:
+    """A cell a spreadsheet shows as text: one that could start a formula gets a leading apostrophe."""
+    return "'" + value if value.startswith(_FORMULA_STARTS) else value
+
+
+def coverage_csv(rows: list[CoverageRow], *, required: list[str]) -> list[list[str]]:
+    """The matrix as CSV lines, header first; every cell guarded, the header's platforms too."""
+    columns = coverage_columns(rows, required)
+    lines = [["repository", "tag", "digest", *columns, "missing"]]
+    lines += [[row.repository, row.tag, row.digest, *("yes" if c in row.platforms else "" for c in columns),
+               " ".join(row.missing)] for row in rows]
+    return [[csv_cell(cell) for cell in line] for line in lines]
