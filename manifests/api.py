@@ -239,11 +239,13 @@ def tag_detail(request: HttpRequest, name: str, repository: str, tag: str) -> Js
     attestations: list[dict] = []
     if manifest is not None and manifest.kind == "index":
         platforms, attestations = _index_entries(manifest)
-    elif manifest is not None:
+    elif manifest is not None and manifest.platform:
+        # An artifact (a Helm chart, a signature) has no platform: not one named "".
         platforms = [_image_entry(tag_row, manifest)]
     return JsonResponse({
         "repository": repository_row.name, "tag": tag_row.name, "digest": tag_row.digest,
-        "media_type": tag_row.media_type, "kind": tag_row.kind, "platforms": platforms,
+        "media_type": tag_row.media_type, "kind": tag_row.kind,
+        "artifact_type": manifest.artifact_type if manifest is not None else "", "platforms": platforms,
         "attestations": attestations, "missing": tag_row.missing, "scanned_at": tag_row.scanned_at,
         "error": tag_row.error,
     })

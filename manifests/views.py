@@ -162,7 +162,7 @@ def tag_list(request: HttpRequest, name: str, repository: str) -> HttpResponse:
     repo = _repository_or_404(registry, repository)
     platform, platform_error = _platform_filter(request)
     query = request.GET.get("q", "").strip()
-    tags = repo.tags.all()
+    tags = repo.tags.annotate(artifact_type=F("manifest__artifact_type"))  # shown instead of platforms
     if platform:
         tags = tags.filter(platform_rows__platform=platform).distinct()
     if query:
