@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from registry.errors import InvalidPlatform
 from registry.platform import Platform
 
 
@@ -36,3 +37,15 @@ def test_every_real_platform_follows_the_grammar(platform):
 ])
 def test_a_value_outside_the_grammar_is_named_cut_short(platform, problem):
     assert platform.grammar_problem() == problem
+
+
+@pytest.mark.parametrize("text", ["linux/-amd64", "linux/.arm", "linux/arm/" + "v" * 33, "\u212a/amd64",
+                                  "linux/amd 64"])
+def test_a_typed_platform_follows_the_same_grammar_so_what_is_pushed_is_scanned_back(text):
+    with pytest.raises(InvalidPlatform, match="is not a token"):
+        Platform.parse(text)
+
+
+def test_a_typed_platform_may_use_capitals_and_is_lowered():
+    assert Platform.parse("Linux/ARM64/V8").normalized == "linux/arm64"
+    assert Platform.parse("linux/" + "a" * 32).grammar_problem() == ""
