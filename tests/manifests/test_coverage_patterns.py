@@ -10,6 +10,8 @@ import time
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from manifests.models import Registry, Repository, Tag
 from manifests.services.coverage import PATTERN_MAX_LENGTH, coverage_rows
@@ -51,9 +53,14 @@ def test_the_pathological_pattern_answers_at_once_and_correctly(registry):
     _repository(registry, "long/a", *("a" * (128 - len(str(n))) + str(n) for n in range(300)))
     _repository(registry, "long/b", "a" * 127 + "b", "a" * 40)
     started = time.monotonic()
-    chosen = _chosen(registry, PATHOLOGICAL)
+    with CaptureQueriesContext(connection) as queries:
+        chosen = _chosen(registry, PATHOLOGICAL)
     elapsed = time.monotonic() - started
     assert chosen == {"long/b": "a" * 127 + "b"}
+    # The database's own glob matcher, never a regular expression (Python's `re` on SQLite).
+    sql = " ".join(query["sql"] for query in queries.captured_queries)
+    assert "REGEXP" not in sql.upper() and "~" not in sql
+    assert (" GLOB " if connection.vendor == "sqlite" else " LIKE ") in sql
     # A generous bound (the query takes milliseconds): what it guards against is minutes.
     assert elapsed < 10, f"the pattern took {elapsed:.1f} s"
 
