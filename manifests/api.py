@@ -138,23 +138,33 @@ def _descriptor_entry(child: ManifestChild) -> dict:
             "digest": child.digest, "media_type": child.media_type, "size": child.size}
 
 
-def _index_entries(index: Manifest, *, depth: int = 0) -> tuple[list[dict], list[dict]]:
-    """(platforms, attestations) of an index, nested indexes followed as scan.manifest_summary does."""
+def _index_entries(index: Manifest, *, depth: int = 0) -> tuple[list[dict], list[dict], list[dict]]:
+    """(platforms, attestations, artifacts) of an index, nested indexes followed as scan.manifest_summary does.
+
+    An artifact entry (a chart, an SBOM in a referrers index) has no platform:
+    it is listed apart, not as a platform named "".
+    """
     children = list(index.children.all())
-    nested = {row.digest: row for row in
-              Manifest.objects.filter(kind="index", digest__in=[c.digest for c in children])}
+    stored = {row.digest: row for row in Manifest.objects.filter(
+        kind__in=("index", "artifact"), digest__in=[c.digest for c in children]).defer("raw")}
     platforms: list[dict] = []
     attestations: list[dict] = []
+    artifacts: list[dict] = []
     for child in children:
+        row = stored.get(child.digest)
         if child.is_attestation:
             attestations.append({"digest": child.digest, "subject": child.subject})
-        elif child.digest in nested and depth < MAX_DEPTH:
-            inner_platforms, inner_attestations = _index_entries(nested[child.digest], depth=depth + 1)
+        elif row is not None and row.kind == "index" and depth < MAX_DEPTH:
+            inner_platforms, inner_attestations, inner_artifacts = _index_entries(row, depth=depth + 1)
             platforms += inner_platforms
             attestations += inner_attestations
+            artifacts += inner_artifacts
+        elif not child.platform and (child.artifact_type or (row is not None and row.kind == "artifact")):
+            artifacts.append({"digest": child.digest, "media_type": child.media_type, "size": child.size,
+                              "artifact_type": child.artifact_type or (row.artifact_type if row else "")})
         else:
             platforms.append(_descriptor_entry(child))
-    return platforms, attestations
+    return platforms, attestations, artifacts
 
 
 def _image_entry(tag: Tag, manifest: Manifest) -> dict:
@@ -237,8 +247,9 @@ def tag_detail(request: HttpRequest, name: str, repository: str, tag: str) -> Js
     manifest = tag_row.manifest
     platforms: list[dict] = []
     attestations: list[dict] = []
+    artifacts: list[dict] = []
     if manifest is not None and manifest.kind == "index":
-        platforms, attestations = _index_entries(manifest)
+        platforms, attestations, artifacts = _index_entries(manifest)
     elif manifest is not None and manifest.platform:
         # An artifact (a Helm chart, a signature) has no platform: not one named "".
         platforms = [_image_entry(tag_row, manifest)]
@@ -246,8 +257,8 @@ def tag_detail(request: HttpRequest, name: str, repository: str, tag: str) -> Js
         "repository": repository_row.name, "tag": tag_row.name, "digest": tag_row.digest,
         "media_type": tag_row.media_type, "kind": tag_row.kind,
         "artifact_type": manifest.artifact_type if manifest is not None else "", "platforms": platforms,
-        "attestations": attestations, "missing": tag_row.missing, "scanned_at": tag_row.scanned_at,
-        "error": tag_row.error,
+        "attestations": attestations, "artifacts": artifacts, "missing": tag_row.missing,
+        "scanned_at": tag_row.scanned_at, "error": tag_row.error,
     })
 
 

@@ -8,12 +8,12 @@ import re
 import pytest
 from django.contrib.auth.models import User
 
-from manifests.demo import image_push
+from manifests.demo import image_push, index_push
 from manifests.models import Registry
 from manifests.services.registries import registry_client
 from manifests.services.scan import repository_scan
 from registry import RegistryClient
-from registry.mediatypes import OCI_MANIFEST, sha256_digest
+from registry.mediatypes import OCI_MANIFEST, Descriptor, sha256_digest
 from registry.platform import Platform
 
 pytestmark = pytest.mark.django_db
@@ -38,8 +38,13 @@ def _chart_push(client: RegistryClient, *, repository: str, tag: str) -> str:
 @pytest.fixture
 def charts(registry_anonymous) -> Registry:
     with registry_anonymous.client() as client:
-        _chart_push(client, repository="artifacts/charts", tag="0.1.0")
-        image_push(client, repository="artifacts/charts", tag="image", platform=Platform("linux", "amd64"))
+        chart = _chart_push(client, repository="artifacts/charts", tag="0.1.0")
+        image = image_push(client, repository="artifacts/charts", tag="image", platform=Platform("linux", "amd64"))
+        # An index of an image and an artifact, as a referrers index or a bundle holds them.
+        chart_size = len(client.get_manifest("artifacts/charts", chart).raw)
+        index_push(client, repository="artifacts/charts", tag="bundle", children=[
+            image.descriptor(),
+            Descriptor(media_type=OCI_MANIFEST, digest=chart, size=chart_size, artifact_type=HELM_CONFIG)])
     registry = Registry.objects.create(name="artifacts", url=registry_anonymous.url, insecure=True)
     with registry_client(registry=registry) as client:
         repository_scan(client=client, registry=registry, name="artifacts/charts")
@@ -58,6 +63,14 @@ def test_the_api_gives_an_artifact_no_platforms_and_its_artifact_type(charts, vi
     assert body["platforms"] == [] and body["artifact_type"] == HELM_CONFIG
     image = viewer.get("/api/v1/registries/artifacts/repositories/artifacts/charts/tags/image").json()
     assert [p["platform"] for p in image["platforms"]] == ["linux/amd64"] and image["artifact_type"] == ""
+
+
+def test_the_api_lists_an_indexs_artifacts_apart_from_its_platforms(charts, viewer):
+    body = viewer.get("/api/v1/registries/artifacts/repositories/artifacts/charts/tags/bundle").json()
+    assert body["kind"] == "index" and body["error"] == ""
+    assert [p["platform"] for p in body["platforms"]] == ["linux/amd64"]
+    chart = viewer.get("/api/v1/registries/artifacts/repositories/artifacts/charts/tags/0.1.0").json()
+    assert [(a["digest"], a["artifact_type"]) for a in body["artifacts"]] == [(chart["digest"], HELM_CONFIG)]
 
 
 def _row(html: str, tag: str) -> str:
