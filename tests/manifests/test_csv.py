@@ -80,3 +80,19 @@ def test_every_cell_of_the_csv_is_guarded_against_formulas_the_header_too(viewer
         ["'=cmd|' /C calc'!A0", "'@tag", "'+sha256:" + "a" * 64, "", "yes", "yes", "linux/amd64"],
     ]
     assert not any(cell.startswith(FORMULA_STARTS) for line in lines for cell in line)
+
+
+def test_a_list_giving_a_platform_outside_the_grammar_is_refused_before_the_push(registry_anonymous, client):
+    """What we push must be what a scan accepts back: an os.version typed as a formula is refused at once."""
+    with registry_anonymous.client() as registry_client_:
+        image_push(registry_client_, repository="formula/src", tag="amd64", platform=Platform("linux", "amd64"))
+    registry = Registry.objects.create(name="formula-push", url=registry_anonymous.url, insecure=True)
+    with registry_client(registry=registry) as scanner:
+        repository_scan(client=scanner, registry=registry, name="formula/src")
+    client.force_login(User.objects.create_superuser("root", "root@example.invalid", None))
+    response = client.post("/api/v1/lists", {"registry": registry.name, "target": "formula/list:v1",
+                                             "sources": [{"reference": "formula/src:amd64", "os_version": "=1+1"}]},
+                           content_type="application/json")
+    assert response.status_code == 400, response.json()
+    assert response.json()["fields"] == {"sources.0": ["the os.version '=1+1' is not a platform token"]}
+    assert not Tag.objects.filter(repository__name="formula/list").exists()
