@@ -214,7 +214,7 @@ def tag_list(request: HttpRequest, name: str, repository: str) -> HttpResponse:
     repo = _repository_or_404(registry, repository)
     platform, platform_error = _platform_filter(request)
     query = request.GET.get("q", "").strip()
-    tags = repo.tags.all()
+    tags = repo.tags.annotate(artifact_type=F("manifest__artifact_type"))  # shown instead of platforms
     if platform:
         tags = tags.filter(platform_rows__platform=platform).distinct()
     if query:
@@ -291,7 +291,13 @@ def _coverage_context(request: HttpRequest) -> dict:
             lacking = Platform.parse(context["lacking_text"]).normalized
         except InvalidPlatform as exc:
             context["errors"]["lacking"] = str(exc)
-    repositories = coverage.coverage_rows(registry=registry, pattern=context["pattern"],
+    pattern = context["pattern"]
+    try:
+        coverage.pattern_validate(pattern)
+    except coverage.PatternInvalid as exc:
+        context["errors"]["tag"] = str(exc)
+        pattern = ""
+    repositories = coverage.coverage_rows(registry=registry, pattern=pattern,
                                           lacking=lacking, search=context["search"])
     context.update({"required": required, "lacking": lacking, "repositories": repositories})
     return context
@@ -344,14 +350,7 @@ def _coverage_export(kind: str, rows: list[coverage.CoverageRow], context: dict)
                              "rows": [row.__dict__ for row in rows]})
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="coverage-{registry.name}.csv"'
-    columns = coverage.coverage_columns(rows, context["required"])
-    writer = csv.writer(response)
-    writer.writerow(["repository", "tag", "digest", *columns, "missing"])
-    for row in rows:
-        # Cells a spreadsheet would run as formulas are quoted with a leading apostrophe.
-        safe = [("'" + v) if v[:1] in ("=", "+", "-", "@") else v for v in (row.repository, row.tag)]
-        writer.writerow([*safe, row.digest, *("yes" if c in row.platforms else "" for c in columns),
-                         " ".join(row.missing)])
+    csv.writer(response).writerows(coverage.coverage_csv(rows, required=context["required"]))
     return response
 
 

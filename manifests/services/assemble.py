@@ -217,6 +217,9 @@ def _validate(entries: list[Entry], *, fmt: str, annotations: dict[str, str]) ->
         if platform.is_unknown or platform.os == "unknown" or platform.architecture == "unknown":
             add(key, "unknown/unknown is not a platform (it marks attestations)")
             continue
+        if problem := platform.grammar_problem():  # a scan would refuse the list we pushed
+            add(key, f"the {problem}")
+            continue
         identity = platform.key
         if identity in seen and seen[identity] != entry.source_index:
             add(key, f"{platform} is already provided by source {seen[identity] + 1}")

@@ -208,6 +208,9 @@ def _check_fits(manifest: Manifest) -> None:
     for what, value, model, field_name in checks:
         if limit := _too_long(value, model, field_name):
             raise errors.ManifestInvalid(f"{what} longer than {limit} characters")
+    for position, child in enumerate(manifest.children):
+        if child.platform is not None and (problem := child.platform.grammar_problem()):
+            raise errors.ManifestInvalid(f"manifests[{position}]: platform {problem}")
 
 
 def _created(value: object) -> datetime.datetime | None:
@@ -245,6 +248,9 @@ def _learn(client: RegistryClient, repository: str, manifest: Manifest, known: _
             learned.platform = None
         if learned.platform is not None and not _platform_fits(learned.platform, ManifestRow):
             learned.platform = None  # as for any platform that is not one: the image is kept, without it
+        if learned.platform is not None and (problem := learned.platform.grammar_problem()):
+            # Refused, as in an index: a value that is no token would reach pages and CSV headers.
+            raise errors.ManifestInvalid(f"config: platform {problem}")
         learned.created = _created(config.get("created"))
         learned.blob_size = sum(blob.size for blob in manifest.blobs)
     elif manifest.is_index and depth < MAX_DEPTH:
