@@ -21,7 +21,7 @@ def key() -> str:
     user = User.objects.create_user("ci")
     user.user_permissions.add(Permission.objects.get(codename="push_registry"))
     Registry.objects.create(name="api", url="http://127.0.0.1:9", insecure=True)
-    return ApiToken.issue(user)[1]
+    return ApiToken.issue(user, scope=ApiToken.SCOPE_PUSH)[1]
 
 
 def _post(client, key: str, raw: bytes | str):
