@@ -301,8 +301,8 @@ def test_fields_longer_than_any_real_one_are_a_per_tag_error_and_never_reach_the
         "MANIFEST_INVALID: manifests[0] has a platform architecture longer than 64 characters"
     assert _error(registry, "bad/fields", "long-type") == \
         "MANIFEST_INVALID: manifests[0] has a mediaType longer than 255 characters"
-    assert _error(registry, "bad/fields", "long-digest") == \
-        "MANIFEST_INVALID: manifests[0] has a digest longer than 135 characters"
+    # sha512 has 128 hex digits exactly: a longer one is refused by the digest grammar itself.
+    assert _error(registry, "bad/fields", "long-digest") == "MANIFEST_INVALID: manifests[0] has an invalid digest"
     # A config naming an architecture no one runs: the image is stored, without a platform.
     assert _tag(registry, "bad/fields", "long-config").platforms == []
     _pages_answer(viewer, registry)
