@@ -202,6 +202,8 @@ CELERY_BEAT_SCHEDULE = {
 
 # Registry client defaults.
 REGISTRY_TIMEOUT_SECONDS = env_int("REGISTRY_TIMEOUT_SECONDS", 15)
+# A whole registry request ends within this, however slowly the registry trickles its answer.
+REGISTRY_DEADLINE_SECONDS = env_int("REGISTRY_DEADLINE_SECONDS", 300)
 REGISTRY_CONCURRENCY = env_int("REGISTRY_CONCURRENCY", 4)
 
 # Token that Docker Distribution's notifications endpoint sends as a bearer.

@@ -38,6 +38,9 @@ class Registry(models.Model):
         help_text="If set, only members of these groups may push here (besides the push permission)")
     last_scan_at = models.DateTimeField(null=True, blank=True)
     last_scan_error = models.TextField(blank=True)
+    # The token realm's origin (scheme://host:port) recorded by the first successful check: a realm
+    # elsewhere later is refused before it gets the credentials. Blank it to trust a moved realm.
+    token_realm_origin = models.CharField(max_length=255, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

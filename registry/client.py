@@ -352,6 +352,7 @@ class RegistryClient:
         self._lock = threading.Lock()
         self.counters: Counter[str] = Counter()
         self.body_bytes: Counter[str] = Counter()  # bytes of response bodies read, by operation
+        self.largest_body: Counter[str] = Counter()  # the most bytes read of one body, by operation
         self.bytes_streamed = 0
         self.rate_limit: RateLimit | None = None
         self.session = requests.Session()
@@ -523,6 +524,7 @@ class RegistryClient:
                 for chunk in response.iter_content(READ_CHUNK):
                     with self._lock:
                         self.body_bytes[op] += len(chunk)
+                        self.largest_body[op] = max(self.largest_body[op], total + len(chunk))
                     if total + len(chunk) > cap:
                         if truncate:
                             chunks.append(chunk[: cap - total])
