@@ -246,6 +246,11 @@ def _error_from_response(response: requests.Response) -> errors.RegistryError:
         pass
     if not message:
         message = f"HTTP {status} {response.reason or ''}".strip()
+        allowed = response.headers.get("Allow", "")
+        if status == 405 and allowed:
+            # Distribution in read-only mode answers writes so, in plain text.
+            code = code or "UNSUPPORTED"
+            message += f": the registry allows only {allowed[:100]} here (it may be read-only)"
     message = message[:MAX_ERROR_MESSAGE]
     if detail and not isinstance(detail, (dict, list)):
         message = f"{message}: {detail}"
