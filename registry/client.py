@@ -462,6 +462,7 @@ class RegistryClient:
         url = realm + (separator + urlencode(query) if query else "")
         self._count("GET token")
         deadline = self._deadline_start()
+        outer, _current.deadline = getattr(_current, "deadline", None), deadline
         try:
             try:
                 response = self.session.get(url, headers=headers, timeout=self.timeout, allow_redirects=False,
@@ -472,16 +473,17 @@ class RegistryClient:
                 raise errors.RegistryUnavailable(f"token service unreachable: {type(exc).__name__}") from None
             if response.status_code != 200:
                 self._read_body(response, MAX_ERROR_BYTES, op="GET token", what="token error", deadline=deadline,
-                                truncate=True)
+                                truncate=True, who="the token service")
                 error = _error_from_response(response)
                 if response.status_code in (401, 403):
                     raise errors.Unauthorized(f"the token service refused the credentials: {error.message}",
                                               status=response.status_code)
                 raise error
             raw = self._read_body(response, MAX_TOKEN_BYTES, op="GET token", what="token answer",
-                                  deadline=deadline)
+                                  deadline=deadline, who="the token service")
         finally:
             deadline.finish()
+            _current.deadline = outer
         try:
             body = json.loads(raw)
         except (ValueError, UnicodeDecodeError, RecursionError):
@@ -509,7 +511,7 @@ class RegistryClient:
             f"{who or 'the registry'} did not finish answering within {deadline.seconds:g} s", code="DEADLINE")
 
     def _read_body(self, response: requests.Response, cap: int, *, op: str, what: str,
-                   deadline: _Deadline | None = None, truncate: bool = False) -> bytes:
+                   deadline: _Deadline | None = None, truncate: bool = False, who: str = "") -> bytes:
         """Read a streamed body, never more than `cap` bytes of it, then close the response.
 
         Over the cap: ContentTooLarge, or with `truncate` (error bodies) the first `cap` bytes.
@@ -539,10 +541,10 @@ class RegistryClient:
                     chunks.append(chunk)
             except requests.RequestException as exc:
                 if deadline is not None and deadline.expired:
-                    raise self._deadline_error(deadline) from None
+                    raise self._deadline_error(deadline, who) from None
                 raise errors.RegistryUnavailable(f"reading the {what} failed: {_short(exc)}") from None
             if deadline is not None and deadline.expired:
-                raise self._deadline_error(deadline)
+                raise self._deadline_error(deadline, who)
             body = b"".join(chunks)
             response._content = body  # what .json() and .content read from now on
             response._content_consumed = True

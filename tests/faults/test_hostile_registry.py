@@ -691,6 +691,21 @@ def test_case_oversized_token_answer_is_refused_at_64_kib(figures, request):
         _record(figures, request, hostile, checked=[], lost=[], client=client)
 
 
+def test_case_trickling_token_service_is_cut_off_at_the_request_deadline(figures, request):
+    with HostileRegistry(auth="bearer") as hostile:
+        hostile.token_reply = Reply(200, {"Content-Type": "application/json"},
+                                    json.dumps({"token": "t" * 200}).encode(), trickle="body",
+                                    fault="token answer trickled")
+        started = time.monotonic()
+        with RegistryClient(hostile.url, username=USER, password=PASSWORD, insecure=True, timeout=2,
+                            deadline=2) as client:
+            with pytest.raises(errors.RegistryUnavailable) as cut:
+                client.ping()
+        assert str(cut.value) == "DEADLINE: the token service did not finish answering within 2 s"
+        assert time.monotonic() - started < 2 + 8 < MAX_HANG_SECONDS
+        _record(figures, request, hostile, checked=[], lost=[], client=client)
+
+
 @pytest.mark.django_db
 def test_case_too_many_names_in_one_repository_is_a_per_repository_error(hostile, viewer, figures, request,
                                                                         monkeypatch):
