@@ -946,8 +946,12 @@ class RegistryClient:
         deadline: _Deadline = response.deadline
 
         def on_bytes(amount: int) -> None:
-            # A real copy may outlast the deadline; a trickle adds next to nothing to it.
+            # A real copy may outlast the deadline; a trickle adds next to nothing to it. The PUT
+            # that sends these bytes (this thread's current request) gets the same extension.
             deadline.extend(amount / MIN_STREAM_RATE)
+            putting = getattr(_current, "deadline", None)
+            if putting is not None and putting is not deadline:
+                putting.extend(amount / MIN_STREAM_RATE)
             self._add_bytes(amount)
 
         try:

@@ -63,8 +63,10 @@ HOSTILE_MARKUP = (SCRIPT, "<img src=x")
 # -- figures -------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def figures():
+    """Every case's figures. Session-wide: pytest-django runs database tests first, then transactional
+    ones, then the rest, so a module-scoped dict would be made anew each time the run comes back here."""
     cases: dict[str, dict] = {}
     return cases
 
