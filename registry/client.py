@@ -435,8 +435,8 @@ class RegistryClient:
         if self.expected_realm_origin and origin_of(seen) != origin_of(self.expected_realm_origin):
             raise errors.Unauthorized(
                 f"the token realm moved from {self.expected_realm_origin} to {seen}: the credentials were not "
-                f"sent to {seen}. If the registry really moved its token service, edit the registry to "
-                "trust the new realm", code="TOKEN_REALM_CHANGED")
+                f"sent to {seen}. If the registry really moved its token service, forget the recorded realm "
+                "(manage.py registry_forget_realm NAME) and check the registry again", code="TOKEN_REALM_CHANGED")
         with self._lock:
             if self.realm_origin and origin_of(self.realm_origin) != origin_of(seen):
                 raise errors.Unauthorized(

@@ -99,3 +99,9 @@ def registry_realm_record(*, registry: Registry, origin: str) -> None:
     """Record the token realm's origin the first time it is seen; later clients refuse any other."""
     Registry.objects.filter(pk=registry.pk, token_realm_origin="").update(token_realm_origin=origin)
     registry.token_realm_origin = origin
+
+
+def registry_realm_forget(*, registry: Registry) -> None:
+    """Forget the recorded token realm (a registry that really moved it): the next check records anew."""
+    Registry.objects.filter(pk=registry.pk).update(token_realm_origin="")
+    registry.token_realm_origin = ""

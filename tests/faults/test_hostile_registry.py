@@ -19,12 +19,14 @@ test-artifacts/faults.json.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import time
 from dataclasses import asdict
 from urllib.parse import quote
 
 import pytest
+from django.core.management import call_command
 
 from manifests.models import Job, Registry, Repository, Tag
 from manifests.services.assemble import SourceSpec
@@ -611,6 +613,14 @@ def test_case_realm_change_fails_the_job_naming_both_origins_and_the_new_realm_g
         assert scan.status == Job.STATUS_FAILED and expected in scan.error, scan.error
         assert registry.token_realm_origin == hostile.url  # the recorded realm stays
         assert hostile.seen_by("other") == []
+        # An admin who knows the realm really moved forgets it; the next check records the new one.
+        out = io.StringIO()
+        call_command("registry_forget_realm", registry.name, stdout=out)
+        assert out.getvalue() == (f"forgot the token realm {hostile.url} of {registry.name}; the next check "
+                                  "records the one it names\n")
+        assert _check(registry).status == Job.STATUS_SUCCEEDED
+        assert registry.token_realm_origin == hostile.other_url
+        assert {s.path for s in hostile.seen_by("other")} == {"/token"}  # now the realm: the token requests
         _record(figures, request, hostile, checked=[], lost=[])
 
 
