@@ -231,6 +231,8 @@ CELERY_BEAT_SCHEDULE = {
 
 # Registry client defaults.
 REGISTRY_TIMEOUT_SECONDS = env_int("REGISTRY_TIMEOUT_SECONDS", 15)
+# A whole registry request ends within this, however slowly the registry trickles its answer.
+REGISTRY_DEADLINE_SECONDS = env_int("REGISTRY_DEADLINE_SECONDS", 300)
 REGISTRY_CONCURRENCY = env_int("REGISTRY_CONCURRENCY", 4)
 
 # Docker Distribution's notifications authenticate with the registry's own

@@ -42,6 +42,9 @@ class Registry(models.Model):
     webhook_token_hash = models.CharField(max_length=64, blank=True, editable=False)
     last_scan_at = models.DateTimeField(null=True, blank=True)
     last_scan_error = models.TextField(blank=True)
+    # The token realm's origin (scheme://host:port) recorded by the first successful check: a realm
+    # elsewhere later is refused before it gets the credentials. Blank it to trust a moved realm.
+    token_realm_origin = models.CharField(max_length=255, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

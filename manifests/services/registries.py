@@ -27,7 +27,9 @@ def registry_client(*, registry: Registry, **overrides) -> RegistryClient:
     kwargs: dict = {
         "insecure": registry.insecure,
         "timeout": settings.REGISTRY_TIMEOUT_SECONDS,
+        "deadline": settings.REGISTRY_DEADLINE_SECONDS,
         "pool_size": max(4, registry.concurrency * 2),
+        "expected_realm_origin": registry.token_realm_origin,
     }
     if registry.auth == Registry.AUTH_BASIC:
         kwargs["username"] = registry.username
@@ -83,4 +85,19 @@ def _check(job, progress) -> None:
             progress({"event": "catalog", "note": f"{len(sample)} repositories readable"})
         result = {"sample": sample, "requests": dict(client.counters),
                   "rate_limit": client.rate_limit.__dict__ if client.rate_limit else None}
+        if client.realm_origin and not registry.token_realm_origin:
+            registry_realm_record(registry=registry, origin=client.realm_origin)
+            progress({"event": "realm", "note": f"token realm {client.realm_origin} recorded"})
     jobs.job_finish(job=job, progress=progress, result=result)
+
+
+def registry_realm_record(*, registry: Registry, origin: str) -> None:
+    """Record the token realm's origin the first time it is seen; later clients refuse any other."""
+    Registry.objects.filter(pk=registry.pk, token_realm_origin="").update(token_realm_origin=origin)
+    registry.token_realm_origin = origin
+
+
+def registry_realm_forget(*, registry: Registry) -> None:
+    """Forget the recorded token realm (a registry that really moved it): the next check records anew."""
+    Registry.objects.filter(pk=registry.pk).update(token_realm_origin="")
+    registry.token_realm_origin = ""
