@@ -13,6 +13,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from config.logs import log_format, logging_config
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -120,7 +122,7 @@ WSGI_APPLICATION = "config.wsgi.application"
 
 DATABASES = {
     "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+        env_secret("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
     )
 }
@@ -150,8 +152,14 @@ STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 # Only for `collectstatic`; whitenoise serves static/ through the finders.
 STATIC_ROOT = os.environ.get("STATIC_ROOT") or None
-# Serve static/ straight from the source folders: nothing to collect for a run.
-WHITENOISE_USE_FINDERS = True
+# A checkout serves static/ straight from the source folders (nothing to
+# collect); the image collects them into STATIC_ROOT at build time and serves
+# those, compressed.
+WHITENOISE_USE_FINDERS = STATIC_ROOT is None
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "manifests-registry-list"
@@ -167,7 +175,7 @@ X_FRAME_OPTIONS = "DENY"
 if SECURE_HTTPS:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
-REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+REDIS_URL = env_secret("REDIS_URL") or "redis://127.0.0.1:6379/0"
 
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = None
@@ -207,14 +215,9 @@ REGISTRY_CONCURRENCY = env_int("REGISTRY_CONCURRENCY", 4)
 # Token that Docker Distribution's notifications endpoint sends as a bearer.
 WEBHOOK_TOKEN = env_secret("WEBHOOK_TOKEN") or local_secret("webhook")
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {
-        # urllib3 logs full URLs at DEBUG; keep it quiet so nothing that
-        # looks like a credential reaches a log.
-        "urllib3": {"level": "WARNING"},
-    },
-}
+# -- logging ---------------------------------------------------------------
+# Text by default; LOG_FORMAT=json writes one JSON object per line (config/logs.py).
+LOGGING = logging_config()
+if log_format() == "json":
+    # Celery would install its own text handler on the root logger.
+    CELERY_WORKER_HIJACK_ROOT_LOGGER = False
