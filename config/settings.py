@@ -215,6 +215,10 @@ REGISTRY_CONCURRENCY = env_int("REGISTRY_CONCURRENCY", 4)
 # Token that Docker Distribution's notifications endpoint sends as a bearer.
 WEBHOOK_TOKEN = env_secret("WEBHOOK_TOKEN") or local_secret("webhook")
 
+# -- metrics ---------------------------------------------------------------
+# GET /metrics answers only with `Authorization: Bearer METRICS_TOKEN`; unset, it is off (404).
+METRICS_TOKEN = env_secret("METRICS_TOKEN") or ""
+
 # -- logging ---------------------------------------------------------------
 # Text by default; LOG_FORMAT=json writes one JSON object per line (config/logs.py).
 LOGGING = logging_config()

@@ -27,6 +27,7 @@ from tests.harness.services import ADMIN_PASSWORD, ADMIN_USER
 
 TAG = "localhost/manifest-dashboard:test"
 SUPERUSER_PASSWORD = "container-admin-password-4711"
+METRICS_TOKEN = "container-metrics-token-0815"
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +109,7 @@ def deployment(image, postgres, redis_server, tmp_path):
     env = {"DATABASE_URL": postgres.url(),
            "REDIS_URL": redis_server, "CREDENTIALS_KEY": Fernet.generate_key().decode(),
            "PORT": str(free_port()), "LOG_FORMAT": "json", "LOG_LEVEL": "DEBUG",
-           "WORKER_CONCURRENCY": "2", "WEB_CONCURRENCY": "1"}
+           "WORKER_CONCURRENCY": "2", "WEB_CONCURRENCY": "1", "METRICS_TOKEN": METRICS_TOKEN}
     running = Deployment(image, tmp_path, env)
     yield running
     running.remove()
@@ -172,6 +173,13 @@ def test_the_image_serves_scans_and_pushes_as_a_deployment(deployment, fresh_reg
     assert status == 200, tag
     assert [p["platform"] for p in tag["platforms"]] == ["linux/amd64", "linux/arm64"]
 
+    # /metrics, with its own token: the worker container's registry requests, counted through Redis.
+    request = urllib.request.Request(f"{base}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    with urllib.request.urlopen(request, timeout=15) as response:
+        metrics = response.read().decode()
+    assert 'mdb_scans_total{status="succeeded"} 1.0' in metrics, metrics
+    assert 'mdb_registry_requests_total{kind="catalog",method="GET",registry="lab",status="200"}' in metrics
+
     status, css, headers = _http(f"{base}/static/css/app.css")
     assert status == 200 and headers["Content-Type"].startswith("text/css") and len(css) > 100
 
@@ -189,5 +197,5 @@ def test_the_image_serves_scans_and_pushes_as_a_deployment(deployment, fresh_reg
     bad = [line for line in lines if not line.startswith("{")]
     assert not bad, bad[:10]
     assert all(json.loads(line)["level"] for line in lines)
-    for secret in (ADMIN_PASSWORD, SUPERUSER_PASSWORD, key, deployment.env["CREDENTIALS_KEY"]):
+    for secret in (ADMIN_PASSWORD, SUPERUSER_PASSWORD, key, deployment.env["CREDENTIALS_KEY"], METRICS_TOKEN):
         assert secret not in logs
