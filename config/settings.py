@@ -225,3 +225,35 @@ LOGGING = logging_config()
 if log_format() == "json":
     # Celery would install its own text handler on the root logger.
     CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# -- sign-in with OpenID Connect (manifests/oidc.py) -------------------------
+# Off unless OIDC_RP_CLIENT_ID is set; local accounts keep working beside it.
+# The provider's endpoints are given one by one (its discovery document
+# lists them). Register the redirect URI https://<dashboard>/oidc/callback/.
+OIDC_RP_CLIENT_ID = os.environ.get("OIDC_RP_CLIENT_ID", "")
+OIDC_RP_CLIENT_SECRET = env_secret("OIDC_RP_CLIENT_SECRET") or ""
+OIDC_OP_AUTHORIZATION_ENDPOINT = os.environ.get("OIDC_OP_AUTHORIZATION_ENDPOINT", "")
+OIDC_OP_TOKEN_ENDPOINT = os.environ.get("OIDC_OP_TOKEN_ENDPOINT", "")
+OIDC_OP_USER_ENDPOINT = os.environ.get("OIDC_OP_USER_ENDPOINT", "")
+OIDC_OP_JWKS_ENDPOINT = os.environ.get("OIDC_OP_JWKS_ENDPOINT", "")
+OIDC_RP_SIGN_ALGO = os.environ.get("OIDC_RP_SIGN_ALGO", "RS256")
+OIDC_RP_SCOPES = os.environ.get("OIDC_RP_SCOPES", "openid email profile")
+OIDC_PROVIDER_NAME = os.environ.get("OIDC_PROVIDER_NAME", "single sign-on")
+# The claim whose values map to roles ("groups", "roles", ...), the mapping
+# ("dash-admins=admin,dash-ci=pusher,staff=viewer"; the highest role wins),
+# the role of a user none of whose values maps ("" refuses the sign-in), the
+# claim whose values name push groups (Django groups some registry restricts
+# pushes to), and the claim that names a new user.
+OIDC_ROLES_CLAIM = os.environ.get("OIDC_ROLES_CLAIM", "groups")
+OIDC_ROLE_MAP = os.environ.get("OIDC_ROLE_MAP", "")
+OIDC_DEFAULT_ROLE = os.environ.get("OIDC_DEFAULT_ROLE", "")
+OIDC_GROUPS_CLAIM = os.environ.get("OIDC_GROUPS_CLAIM", OIDC_ROLES_CLAIM)
+OIDC_USERNAME_CLAIM = os.environ.get("OIDC_USERNAME_CLAIM", "preferred_username")
+OIDC_USE_PKCE = True
+LOGIN_REDIRECT_URL_FAILURE = "/login/"
+TEMPLATES[0]["OPTIONS"]["context_processors"].append("manifests.oidc.oidc_context")
+if OIDC_RP_CLIENT_ID:
+    AUTHENTICATION_BACKENDS = [  # after the security block's backends, if it set any
+        *globals().get("AUTHENTICATION_BACKENDS", ["django.contrib.auth.backends.ModelBackend"]),
+        "manifests.oidc.RoleMappingBackend",
+    ]

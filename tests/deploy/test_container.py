@@ -23,7 +23,7 @@ from registry.platform import Platform
 from tests.harness.podman import base_image_ensure, image_build, podman, podman_available
 from tests.harness.ports import free_port
 from tests.harness.postgres import postgres_start
-from tests.harness.services import ADMIN_PASSWORD, ADMIN_USER
+from tests.harness.services import ADMIN_PASSWORD, ADMIN_USER, redis_start, stop_process
 
 TAG = "localhost/manifest-dashboard:test"
 SUPERUSER_PASSWORD = "container-admin-password-4711"
@@ -104,10 +104,19 @@ class Deployment:
             podman("rm", "-f", "-t", "5", name, check=False)
 
 
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory):
+    """A Redis of the deployment's own: the session's has the test workers on it, which would take its tasks."""
+    port = free_port()
+    process = redis_start(tmp_path_factory.mktemp("deploy-redis"), port)
+    yield f"redis://127.0.0.1:{port}/0"
+    stop_process(process)
+
+
 @pytest.fixture
-def deployment(image, postgres, redis_server, tmp_path):
+def deployment(image, postgres, redis_url, tmp_path):
     env = {"DATABASE_URL": postgres.url(),
-           "REDIS_URL": redis_server, "CREDENTIALS_KEY": Fernet.generate_key().decode(),
+           "REDIS_URL": redis_url, "CREDENTIALS_KEY": Fernet.generate_key().decode(),
            "PORT": str(free_port()), "LOG_FORMAT": "json", "LOG_LEVEL": "DEBUG",
            "WORKER_CONCURRENCY": "2", "WEB_CONCURRENCY": "1", "METRICS_TOKEN": METRICS_TOKEN}
     running = Deployment(image, tmp_path, env)
