@@ -90,10 +90,19 @@ class Deployment:
         podman("run", "-d", "--name", name, *self._args(), self.image, *command)
         return name
 
-    def run(self, *command: str, stdin: str | None = None, extra_env: dict[str, str] | None = None) -> str:
+    def run(self, *command: str, stdin: str | None = None, extra_env: dict[str, str] | None = None,
+            files: dict[str, str] | None = None, check: bool = True):
+        """Run a one-off container; `files` maps a path inside it to the content of a read-only file."""
         interactive = ["-i"] if stdin is not None else []
-        return podman("run", "--rm", *interactive, *self._args(extra_env), self.image, *command,
-                      input=stdin).stdout
+        mounts = []
+        for index, (target, content) in enumerate((files or {}).items()):
+            source = self.folder / f"file-{index}"
+            source.write_text(content)
+            source.chmod(0o644)
+            mounts += ["-v", f"{source}:{target}:ro"]
+        result = podman("run", "--rm", *interactive, *mounts, *self._args(extra_env), self.image, *command,
+                        input=stdin, check=check)
+        return result if not check else result.stdout
 
     def logs(self) -> str:
         return "".join(podman("logs", name, check=False).stdout + podman("logs", name, check=False).stderr
@@ -154,10 +163,21 @@ def test_the_image_serves_scans_and_pushes_as_a_deployment(deployment, fresh_reg
           logs=deployment.logs)
     worker = deployment.start("worker", "worker")
 
-    # The first admin, from the environment, as the image documents it.
+    beat = deployment.start("beat", "beat")
+
+    # The first admin, from the environment (its password as a _FILE), as the image documents it.
     deployment.run("createsuperuser", "--noinput", extra_env={
         "DJANGO_SUPERUSER_USERNAME": "boss", "DJANGO_SUPERUSER_EMAIL": "boss@example.com",
-        "DJANGO_SUPERUSER_PASSWORD": SUPERUSER_PASSWORD})
+        "DJANGO_SUPERUSER_PASSWORD_FILE": "/run/secrets/admin_password"},
+        files={"/run/secrets/admin_password": SUPERUSER_PASSWORD + "\n"})
+    checked = deployment.run("manage", "shell", "-c", "from django.contrib.auth.models import User; "
+                             "print(User.objects.get(username='boss').check_password("
+                             "open('/run/secrets/admin_password').read().strip()))",
+                             files={"/run/secrets/admin_password": SUPERUSER_PASSWORD + "\n"})
+    assert checked.strip().endswith("True"), checked
+    # A variable given twice, as NAME and NAME_FILE, is refused rather than guessed at.
+    twice = deployment.run("manage", "check", extra_env={"SECRET_KEY": "another"}, check=False)
+    assert twice.returncode == 1 and "both SECRET_KEY and SECRET_KEY_FILE are set" in twice.stderr
     key = deployment.run("manage", "apitoken", "boss").strip()
 
     # A registry added (its password on stdin, never in argv) and scanned by the worker container.
@@ -193,7 +213,7 @@ def test_the_image_serves_scans_and_pushes_as_a_deployment(deployment, fresh_reg
     assert status == 200 and headers["Content-Type"].startswith("text/css") and len(css) > 100
 
     # Not root, in both containers; and both say they are healthy.
-    for name in (web, worker):
+    for name in (web, worker, beat):
         uid = podman("exec", name, "sh", "-c", "awk '/^Uid:/ {print $2}' /proc/1/status").stdout.strip()
         assert uid not in ("", "0"), (name, uid)
         assert podman("healthcheck", "run", name, check=False).returncode == 0, name
