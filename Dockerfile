@@ -15,7 +15,8 @@ COPY requirements.txt /tmp/requirements.txt
 RUN PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
     /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check -q -r /tmp/requirements.txt \
     && /opt/venv/bin/python -m pip uninstall -y -q pip setuptools \
-    && find /opt/venv -name '*.po' -delete  # translation sources: only the compiled .mo files are read
+    && find /opt/venv -name '*.po' -delete \
+    && find /opt/venv -type d -name LC_MESSAGES -prune -exec rm -rf {} +  # translations: USE_I18N is off
 COPY . /app
 WORKDIR /app
 RUN SECRET_KEY=collectstatic-only DATABASE_URL=sqlite:///:memory: STATIC_ROOT=/app/staticfiles \
