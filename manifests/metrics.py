@@ -114,19 +114,15 @@ class DashboardCollector:
     def _jobs(self):
         jobs = CounterMetricFamily("mdb_jobs", "Jobs by kind and final or current status.",
                                    labels=["kind", "status"])
-        for row in Job.objects.values("kind", "status").annotate(n=Count("pk")).order_by("kind", "status"):
-            jobs.add_metric([row["kind"], row["status"]], row["n"])
-        yield jobs
-
         scans = CounterMetricFamily("mdb_scans", "Scan jobs by status.", labels=["status"])
         failures = CounterMetricFamily("mdb_job_failures", "Jobs that failed, by kind.", labels=["kind"])
         for row in Job.objects.values("kind", "status").annotate(n=Count("pk")).order_by("kind", "status"):
+            jobs.add_metric([row["kind"], row["status"]], row["n"])
             if row["kind"] == Job.KIND_SCAN:
                 scans.add_metric([row["status"]], row["n"])
             if row["status"] == Job.STATUS_FAILED:
                 failures.add_metric([row["kind"]], row["n"])
-        yield scans
-        yield failures
+        yield from (jobs, scans, failures)
 
         finished = Job.objects.filter(started_at__isnull=False, finished_at__isnull=False).annotate(
             duration=ExpressionWrapper(F("finished_at") - F("started_at"), output_field=DurationField()))
