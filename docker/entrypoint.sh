@@ -13,7 +13,7 @@ set -eu
 
 for name in $(env | sed -n 's/^\([A-Z][A-Z0-9_]*\)_FILE=.*/\1/p'); do
     eval "path=\${${name}_FILE}"
-    eval "set_already=\${${name}+yes}"
+    eval "set_already=\${${name}:+yes}"  # an empty NAME (a blank line of .env) does not count
     if [ "${set_already:-}" = yes ]; then
         echo "entrypoint: both $name and ${name}_FILE are set; set one" >&2
         exit 1

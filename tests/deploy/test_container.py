@@ -178,6 +178,8 @@ def test_the_image_serves_scans_and_pushes_as_a_deployment(deployment, fresh_reg
     # A variable given twice, as NAME and NAME_FILE, is refused rather than guessed at.
     twice = deployment.run("manage", "check", extra_env={"SECRET_KEY": "another"}, check=False)
     assert twice.returncode == 1 and "both SECRET_KEY and SECRET_KEY_FILE are set" in twice.stderr
+    # An empty NAME, as a blank line of .env.example gives, does not hide NAME_FILE.
+    assert "System check identified no issues" in deployment.run("manage", "check", extra_env={"SECRET_KEY": ""})
     key = deployment.run("manage", "apitoken", "boss").strip()
 
     # A registry added (its password on stdin, never in argv) and scanned by the worker container.
