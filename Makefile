@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 APT_RUN := redis-server docker-registry skopeo
-APT_TEST := $(APT_RUN) chromium postgresql
+APT_TEST := $(APT_RUN) chromium postgresql podman runc debootstrap
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: run test bench lint system-run system-test venv keys

@@ -387,3 +387,23 @@ class ScanPart(models.Model):
 
     def __str__(self) -> str:
         return f"job {self.job_id}: {self.repository}"
+
+
+class OidcIdentity(models.Model):
+    """The identity provider's account behind a user who signs in with OpenID Connect.
+
+    Users are matched by the provider's `sub`, never by e-mail or user name, so
+    an identity provider account cannot take over a local account that shares
+    its name or address.
+    """
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="oidc_identity")
+    issuer = models.CharField(max_length=255)
+    subject = models.CharField(max_length=255)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["issuer", "subject"], name="oidcidentity_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.subject} at {self.issuer}"

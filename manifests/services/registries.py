@@ -7,6 +7,7 @@ from django.conf import settings
 
 from registry import RegistryClient
 
+from ..metrics import response_hook_for
 from ..models import Registry
 
 
@@ -44,7 +45,10 @@ def registry_client(*, registry: Registry, **overrides) -> RegistryClient:
     if registry.ca_bundle.strip() and not registry.insecure:
         kwargs["ca_bundle"] = _ca_bundle_path(registry.ca_bundle.strip())
     kwargs.update(overrides)
-    return RegistryClient(registry.url, **kwargs)
+    client = RegistryClient(registry.url, **kwargs)
+    # Counts every response for /metrics (manifests/metrics.py), across processes.
+    client.session.hooks["response"].append(response_hook_for(registry=registry.name))
+    return client
 
 
 def registry_check_enqueue(*, registry: Registry, user=None):
