@@ -10,3 +10,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("manifests.urls")),
 ]
+
+# Error pages inside the site's layout.
+handler403 = "manifests.views.error_403"
+handler404 = "manifests.views.error_404"
+handler500 = "manifests.views.error_500"

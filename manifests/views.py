@@ -10,20 +10,23 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Count, F
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template import loader
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html_join
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseStopPolling
 
-from registry.errors import InvalidPlatform
+from registry.errors import InvalidPlatform, RegistryError
+from registry.mediatypes import parse_manifest
 from registry.platform import Platform, platform_sort_key
 
 from .forms import RegistryForm
-from .models import Job, ManifestChild, PushRecord, Registry, Repository, Tag
+from .models import Job, Manifest, ManifestChild, PushRecord, Registry, Repository, Tag
 from .services import builder, coverage, push, queue, registries
 from .services.assemble import SourceSpec
 from .services.scan import scan_enqueue
@@ -39,9 +42,9 @@ def _repository_or_404(registry: Registry, name: str) -> Repository:
     return get_object_or_404(Repository, registry=registry, name=name)
 
 
-def _render(request: HttpRequest, template: str, context: dict) -> HttpResponse:
+def _render(request: HttpRequest, template: str, context: dict, status: int = 200) -> HttpResponse:
     context.setdefault("queue_down", not queue.queue_available())
-    return render(request, template, context)
+    return render(request, template, context, status=status)
 
 
 def _platform_filter(request: HttpRequest) -> tuple[str, str]:
@@ -207,13 +210,32 @@ def tag_detail(request: HttpRequest, name: str, repository: str, tag: str) -> Ht
         except ValueError:
             pretty = raw
     reference = f"{registry.host}/{repo.name}:{tag_row.name}"
+    insecure_flag = " --insecure" if registry.insecure else ""
+    commands = [
+        f"docker buildx imagetools inspect {reference}",
+        f"docker buildx imagetools inspect --raw {reference}",
+        f"docker manifest inspect{insecure_flag} {reference}",
+        f"skopeo inspect --raw{' --tls-verify=false' if registry.insecure else ''} docker://{reference}",
+        f"regctl manifest get {reference}",
+    ]
+    # Display only: each child's download size from its stored manifest, and
+    # which push record the tag holds now (the newest one that put its digest there).
+    sizes = dict(Manifest.objects.filter(digest__in=[c.digest for c in children]).values_list("digest", "size"))
+    for child in children:
+        child.download_size = sizes.get(child.digest, 0)
+    history = list(history.select_related("job", "user"))
+    for record in history:
+        record.is_rollback = record.job is not None and record.job.kind == Job.KIND_ROLLBACK
+    current_record_id = next((r.pk for r in history if r.new_digest == tag_row.digest), None)
     return _render(request, "manifests/tag_detail.html", {
         "registry": registry, "repository": repo, "tag": tag_row, "children": children,
         "platform_children": [c for c in children if not c.is_attestation],
         "attestations": [c for c in children if c.is_attestation],
         "same_digest": same_digest, "referenced_by": referenced_by, "history": history,
-        "raw": raw, "pretty": pretty, "reference": reference,
-        "insecure_flag": " --insecure" if registry.insecure else ""})
+        "current_record_id": current_record_id,
+        "raw": raw, "pretty": pretty, "reference": reference, "commands": commands,
+        "pull_command": f"docker pull {registry.host}/{repo.name}@{tag_row.digest}",
+        "insecure_flag": insecure_flag})
 
 
 # -- coverage ----------------------------------------------------------------
@@ -278,11 +300,12 @@ def coverage_matrix(request: HttpRequest) -> HttpResponse:
 
 
 def _coverage_cell(platform: str, row: coverage.CoverageRow) -> tuple[str, str, str]:
+    # The text says it; colour only repeats it.
     if platform in row.platforms:
-        return "yes", platform, "✓"
+        return "yes", f"{row.tag} has {platform}", "✓ yes"
     if platform in row.missing:
-        return "no", f"{platform} missing", "✗"
-    return "none", platform, ""
+        return "no", f"{platform} is required and missing", "✗ missing"
+    return "none", f"{row.tag} has no {platform} (not required)", "– no"
 
 
 def _coverage_export(kind: str, rows: list[coverage.CoverageRow], context: dict) -> HttpResponse:
@@ -309,9 +332,24 @@ def _coverage_export(kind: str, rows: list[coverage.CoverageRow], context: dict)
 @require_GET
 @login_required
 def job_list(request: HttpRequest) -> HttpResponse:
-    page = Paginator(Job.objects.select_related("registry", "created_by"), PAGE_SIZE).get_page(
-        request.GET.get("page"))
-    return _render(request, "manifests/job_list.html", {"page": page})
+    jobs = Job.objects.select_related("registry", "created_by")
+    filters = {key: request.GET.get(key, "").strip() for key in ("kind", "status", "user")}
+    if filters["kind"]:
+        jobs = jobs.filter(kind=filters["kind"])
+    if filters["status"]:
+        jobs = jobs.filter(status=filters["status"])
+    if filters["user"]:
+        jobs = jobs.filter(created_by__username=filters["user"])
+    page = Paginator(jobs, PAGE_SIZE).get_page(request.GET.get("page"))
+    for job in page.object_list:
+        end = job.finished_at or (timezone.now() if job.started_at else None)
+        job.duration = (end - job.started_at).total_seconds() if end and job.started_at else None
+    return _render(request, "manifests/job_list.html", {
+        "page": page, "filters": filters,
+        "kinds": [Job.KIND_SCAN, Job.KIND_PUSH, Job.KIND_ROLLBACK, Job.KIND_CHECK],
+        "statuses": [s for s, _ in Job.STATUS_CHOICES],
+        "users": list(Job.objects.exclude(created_by=None).values_list("created_by__username", flat=True)
+                      .distinct().order_by("created_by__username"))})
 
 
 @require_GET
@@ -478,6 +516,10 @@ def job_retry(request: HttpRequest, job_id: int) -> HttpResponse:
     _require_push(request, job.registry)
     params = dict(job.params)
     if request.POST.get("overwrite") == "1":
+        # Overwriting a tag someone moved needs the dialog's confirmation, naming what it holds now.
+        if not request.POST.get("confirm") or request.POST.get("confirm") != (job.result.get("actual") or ""):
+            messages.error(request, f"Not pushed: confirm that {job.target} may be overwritten.")
+            return redirect("manifests-job-detail", job_id=job.pk)
         params["expect_digest"] = None
     try:
         new = push.push_job_create(
@@ -497,9 +539,138 @@ def job_retry(request: HttpRequest, job_id: int) -> HttpResponse:
 def push_rollback(request: HttpRequest, record_id: int) -> HttpResponse:
     record = get_object_or_404(PushRecord.objects.select_related("registry"), pk=record_id)
     _require_push(request, record.registry)
+    if request.POST.get("confirm") != record.new_digest:
+        # A rollback rewrites a tag: refused until the confirmation (the dialog's, or this page's) names the digest.
+        tag = Tag.objects.filter(repository__registry=record.registry, repository__name=record.repository,
+                                 name=record.tag).first()
+        return _render(request, "manifests/rollback_confirm.html",
+                       {"record": record, "current_digest": tag.digest if tag else ""}, status=400)
     try:
         job = push.rollback_job_create(record=record, user=request.user)
     except queue.QueueUnavailable as exc:
         messages.error(request, str(exc))
         return redirect("manifests-registry-list")
     return redirect("manifests-job-detail", job_id=job.pk)
+
+
+# -- a manifest by digest, search, error pages (display only) --------------------
+
+
+def _manifest_in_repository(repo: Repository, digest: str) -> tuple[Manifest | None, list[ManifestChild]]:
+    """The stored manifest, if a tag of `repo` holds it or a list held by one names it as a child.
+
+    The descriptors that name it (as a child of those lists) come along: they
+    say what its lists know when the manifest itself was never fetched.
+    """
+    descriptors = list(ManifestChild.objects.filter(
+        digest=digest, parent__tags__repository=repo).select_related("parent").distinct()[:20])
+    held = repo.tags.filter(digest=digest).exists()
+    if not held and not descriptors:
+        raise Http404("No manifest with this digest in this repository.")
+    return Manifest.objects.filter(digest=digest).first(), descriptors
+
+
+@require_GET
+@login_required
+def manifest_detail(request: HttpRequest, name: str, repository: str, digest: str) -> HttpResponse:
+    """One manifest by digest: an image's layers and config, or a list's children with their download sizes."""
+    registry = _registry_or_404(name)
+    repo = _repository_or_404(registry, repository)
+    manifest, descriptors = _manifest_in_repository(repo, digest)
+    parsed = None
+    if manifest is not None:
+        try:
+            parsed = parse_manifest(bytes(manifest.raw), digest=manifest.digest)
+        except RegistryError:
+            parsed = None
+    layers = list(parsed.layers) if parsed else []
+    config_descriptor = parsed.config if parsed else None
+    compressed = (config_descriptor.size if config_descriptor else 0) + sum(layer.size for layer in layers)
+    children: list[dict] = []
+    if parsed is not None and parsed.is_index:
+        stored = {m.digest: m for m in Manifest.objects.filter(digest__in=[c.digest for c in parsed.children])}
+        for child in parsed.children:
+            row = stored.get(child.digest)
+            children.append({"descriptor": child, "manifest": row, "is_attestation": child.is_attestation,
+                             "platform": child.platform.normalized if child.platform else "",
+                             "download_size": row.size if row else 0})
+    config = manifest.config if manifest is not None else None
+    config_view = _config_view(config) if isinstance(config, dict) else None
+    tags = list(repo.tags.filter(digest=digest).order_by("name"))
+    parents = Tag.objects.filter(repository=repo, manifest_id__in=[d.parent_id for d in descriptors]).order_by("name")
+    return _render(request, "manifests/manifest_detail.html", {
+        "registry": registry, "repository": repo, "digest": digest, "manifest": manifest, "parsed": parsed,
+        "layers": layers, "config_descriptor": config_descriptor, "compressed": compressed,
+        "children": children, "config": config_view, "tags": tags, "parents": parents,
+        "descriptor": descriptors[0] if descriptors else None,
+        "pull_command": f"docker pull {registry.host}/{repo.name}@{digest}",
+        "raw": manifest.raw_text if manifest is not None else ""})
+
+
+def _config_view(config: dict) -> dict:
+    """The parts of an image config a person reads, from the stored JSON (untrusted: rendered escaped)."""
+    inner = config.get("config") if isinstance(config.get("config"), dict) else {}
+    labels = inner.get("Labels") if isinstance(inner.get("Labels"), dict) else {}
+    history = config.get("history") if isinstance(config.get("history"), list) else []
+    return {
+        "entrypoint": inner.get("Entrypoint") or [], "cmd": inner.get("Cmd") or [],
+        "env": [e for e in inner.get("Env") or [] if isinstance(e, str)],
+        "labels": sorted((str(k), str(v)) for k, v in labels.items()),
+        "user": inner.get("User") or "", "working_dir": inner.get("WorkingDir") or "",
+        "exposed_ports": sorted(inner.get("ExposedPorts") or {}) if isinstance(inner.get("ExposedPorts"), dict) else [],
+        "created": config.get("created") or "",
+        "history": [h for h in history if isinstance(h, dict)],
+    }
+
+
+SEARCH_LIMIT = 50
+
+
+@require_GET
+@login_required
+def search(request: HttpRequest) -> HttpResponse:
+    """The top bar's search: repositories and tags by name, manifests by digest prefix (tags and lists holding it)."""
+    query = request.GET.get("q", "").strip()
+    context: dict = {"search_query": query, "repositories": [], "tags": [], "holders": [], "children": []}
+    if query:
+        digest_prefix = query.lower()
+        if ":" not in digest_prefix and len(digest_prefix) >= 7 and all(c in "0123456789abcdef" for c in digest_prefix):
+            digest_prefix = "sha256:" + digest_prefix
+        is_digest = digest_prefix.startswith("sha256:") and len(digest_prefix) >= 11
+        if is_digest:
+            context["tags"] = list(Tag.objects.filter(digest__startswith=digest_prefix).select_related(
+                "repository__registry").order_by("repository__registry__name", "repository__name", "name")[:SEARCH_LIMIT])
+            parents = ManifestChild.objects.filter(digest__startswith=digest_prefix).values("parent_id")
+            context["holders"] = list(Tag.objects.filter(manifest_id__in=parents).select_related(
+                "repository__registry").order_by("repository__registry__name", "repository__name", "name")[:SEARCH_LIMIT])
+        else:
+            context["repositories"] = list(Repository.objects.filter(name__icontains=query).select_related(
+                "registry").order_by("registry__name", "name")[:SEARCH_LIMIT])
+            context["tags"] = list(Tag.objects.filter(name__icontains=query).select_related(
+                "repository__registry").order_by("repository__registry__name", "repository__name", "name")[:SEARCH_LIMIT])
+        context["is_digest"] = is_digest
+    return _render(request, "manifests/search.html", context)
+
+
+def _error_page(request: HttpRequest, status: int, title: str, text: str) -> HttpResponse:
+    context = {"status": status, "title": title, "text": text}
+    if status == 500:
+        # Without the request's context: no session or user lookup, the database may be what failed.
+        return HttpResponse(loader.render_to_string("error.html", context), status=500)
+    return render(request, "error.html", context, status=status)
+
+
+def error_403(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return _error_page(request, 403, "Not allowed",
+                       str(exception) if exception and str(exception) else "Your account may not do this.")
+
+
+def error_404(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return _error_page(request, 404, "Not found",
+                       "Nothing is stored at this address: the registry, repository, tag or digest may be gone, "
+                       "or not scanned yet.")
+
+
+def error_500(request: HttpRequest) -> HttpResponse:
+    return _error_page(request, 500, "Something went wrong",
+                       "The dashboard failed to show this page. The error is logged; try again, or go back.")

@@ -60,7 +60,7 @@ def test_a_user_drags_two_images_into_a_new_list_and_pushes_it(
     listing = json.loads(preview.inner_text())
     platforms = {(m["platform"]["architecture"], m["platform"].get("variant", "")) for m in listing["manifests"]}
     assert platforms == {("amd64", ""), ("arm64", "v8")}
-    assert "docker buildx imagetools create -t" in page.locator("pre.cli").inner_text()
+    assert "docker buildx imagetools create -t" in page.locator("#preview .command code").inner_text()
     assert page.locator("tr.diff-added").count() == 2
     screenshot(page, "assemble-2-preview")
 
@@ -146,7 +146,18 @@ def test_a_tag_moved_after_the_preview_stops_the_push_until_the_user_confirms(
     with running.client() as client:
         assert client.head_manifest("username/x8664-test", "latest").digest == moved.digest  # untouched
     screenshot(page, "assemble-tag-moved")
+    failed_url = page.url
     page.get_by_role("button", name="Push anyway").click()
+    # Nothing is rewritten without asking: a dialog names the tag and both digests.
+    dialog = page.get_by_role("dialog", name="Overwrite username/x8664-test:latest?")
+    expect(dialog).to_be_visible()
+    expect(dialog).to_contain_text(moved.digest)
+    from manifests.models import Job
+
+    expect(dialog).to_contain_text(Job.objects.filter(kind="push").latest("pk").params["preview_digest"])
+    screenshot(page, "assemble-tag-moved-confirm")
+    dialog.get_by_role("button", name="Overwrite latest").click()
+    page.wait_for_url(lambda url: url != failed_url)
     page.wait_for_selector("[data-status=failed], [data-status=succeeded]", timeout=60_000)
     assert page.locator("[data-status]").get_attribute("data-status") == "succeeded", page.locator("#job").inner_text()
     screenshot(page, "assemble-tag-moved-overwritten")
