@@ -603,6 +603,8 @@ def manifest_detail(request: HttpRequest, name: str, repository: str, digest: st
         "layers": layers, "config_descriptor": config_descriptor, "compressed": compressed,
         "children": children, "config": config_view, "tags": tags, "parents": parents,
         "descriptor": descriptors[0] if descriptors else None,
+        "platform": (manifest.platform if manifest else "") or (descriptors[0].platform if descriptors else ""),
+        "platform_os": (manifest.os if manifest else "") or (descriptors[0].os if descriptors else ""),
         "pull_command": f"docker pull {registry.host}/{repo.name}@{digest}",
         "raw": manifest.raw_text if manifest is not None else ""})
 
