@@ -423,18 +423,44 @@ def _require_push(request: HttpRequest, registry: Registry | None) -> None:
         raise PermissionDenied("You may not push to this registry.")
 
 
+def _palette(candidates: list, entries: list[builder.BuilderEntry]) -> list[dict]:
+    """Candidates grouped by repository, one row per digest (however many tags hold it), "added" marked.
+
+    Display only: the candidates come from the builder service as before.
+    """
+    added = {e.select or e.ref.rpartition("@")[2] for e in entries}
+    groups: dict[str, dict] = {}
+    for candidate in candidates:
+        group = groups.setdefault(candidate.repository, {"repository": candidate.repository, "items": {}})
+        item = group["items"].get(candidate.digest)
+        if item is None:
+            group["items"][candidate.digest] = {"candidate": candidate, "tags": [candidate.tag],
+                                                "added": candidate.digest in added}
+        elif candidate.tag not in item["tags"]:
+            item["tags"].append(candidate.tag)
+    return [{"repository": g["repository"], "items": list(g["items"].values())}
+            for g in sorted(groups.values(), key=lambda g: g["repository"])]
+
+
+BUILDER_FORMATS = [
+    ("auto", "Auto: a Docker list if every child is Docker, else OCI (as buildx)"),
+    ("oci", "OCI image index"),
+    ("docker", "Docker manifest list (Docker children only)"),
+]
+
+
 def _builder_context(request: HttpRequest, state: builder.BuilderState, *, with_preview: bool = True) -> dict:
     preview = builder.preview_build(state) if with_preview and (state.entries or state.target) else None
     if preview is not None and not state.expect_digest and request.method == "GET":
         state.expect_digest = preview.current_digest
     query = request.GET.get("q", "")
+    candidates = builder.candidates_search(registry=state.registry, query=query) if state.registry else []
     return {
         "state": state, "preview": preview, "query": query,
         "registries": [r for r in Registry.objects.prefetch_related("push_groups") if r.can_push(request.user)],
-        "candidates": builder.candidates_search(registry=state.registry, query=query) if state.registry else [],
+        "palette": _palette(candidates, state.entries),
         "blank_entry": builder.BuilderEntry(key="", ref=""),
-        "formats": [("oci", "OCI image index"), ("docker", "Docker manifest list (Docker children only)"),
-                    ("auto", "Docker list if every child is Docker, else OCI (as buildx)")],
+        "formats": BUILDER_FORMATS,
     }
 
 
@@ -455,10 +481,24 @@ def builder_page(request: HttpRequest) -> HttpResponse:
         state.entries.append(builder.entry_from_token(request.POST["add"], existing=state.entries))
     if "remove" in request.POST:
         state.entries = [e for e in state.entries if e.key != request.POST["remove"]]
+    if "move" in request.POST:
+        # Keyboard reordering without JavaScript: "KEY:up" or "KEY:down".
+        key, _, direction = request.POST["move"].partition(":")
+        keys = [e.key for e in state.entries]
+        if key in keys:
+            i = keys.index(key)
+            j = i - 1 if direction == "up" else i + 1
+            if 0 <= j < len(keys):
+                state.entries[i], state.entries[j] = state.entries[j], state.entries[i]
+    load_note = ""
     if "load" in request.POST and registry:
         state.entries = builder.entries_from_tag(registry=registry, target=state.target)
         state.expect_digest = ""
+        if not state.entries:
+            load_note = (f"{state.target or 'This tag'} holds nothing in {registry.name} yet: "
+                         "a new tag starts empty, add images from the palette.")
     context = _builder_context(request, state)
+    context["load_note"] = load_note
     if "load" in request.POST and context["preview"] is not None:
         state.expect_digest = context["preview"].current_digest
     return _render(request, "manifests/builder.html", context)
@@ -470,7 +510,8 @@ def builder_page(request: HttpRequest) -> HttpResponse:
 def builder_candidates(request: HttpRequest) -> HttpResponse:
     registry = _builder_registry(request)
     candidates = builder.candidates_search(registry=registry, query=request.GET.get("q", "")) if registry else []
-    return render(request, "manifests/_candidates.html", {"candidates": candidates})
+    entries = builder.state_from_post(request.GET, registry).entries
+    return render(request, "manifests/_candidates.html", {"palette": _palette(candidates, entries)})
 
 
 @require_POST
@@ -480,7 +521,9 @@ def builder_preview(request: HttpRequest) -> HttpResponse:
     """htmx: validation and preview of the list as the form stands, from the inventory."""
     state = builder.state_from_post(request.POST, _builder_registry(request))
     preview = builder.preview_build(state)
-    return render(request, "manifests/_builder_preview.html", {"state": state, "preview": preview, "oob": True})
+    return render(request, "manifests/_builder_preview.html", {
+        "state": state, "preview": preview, "oob": True,
+        "error_fields": ["registry", "target", "format", "annotations", "sources"]})
 
 
 @require_POST

@@ -104,3 +104,9 @@ def elapsed(job) -> float | None:
         return None
     end = job.finished_at or timezone.now()
     return max((end - job.started_at).total_seconds(), 0.0)
+
+
+@register.filter
+def ref_digest(ref: str) -> str:
+    """The digest of repository@digest ("" for a tag reference)."""
+    return ref.rpartition("@")[2] if "@" in ref else ""
