@@ -117,8 +117,12 @@ def registry_check(request: HttpRequest, name: str) -> HttpResponse:
     try:
         job = registries.registry_check_enqueue(registry=_registry_or_404(name), user=request.user)
     except queue.QueueUnavailable as exc:
+        if request.htmx:
+            return render(request, "manifests/_action_error.html", {"error": str(exc)})
         messages.error(request, str(exc))
         return redirect("manifests-registry-list")
+    if request.htmx:  # the job's progress where the button was clicked
+        return render(request, "manifests/_job_inline.html", {"job": job})
     return redirect("manifests-job-detail", job_id=job.pk)
 
 
@@ -133,8 +137,12 @@ def scan_start(request: HttpRequest, name: str) -> HttpResponse:
         job = scan_enqueue(registry=registry, repository=repository, tags=tags, user=request.user,
                            verify_children=request.POST.get("verify") == "1")
     except queue.QueueUnavailable as exc:
+        if request.htmx:
+            return render(request, "manifests/_action_error.html", {"error": str(exc)})
         messages.error(request, str(exc))
         return redirect(request.POST.get("next") or "manifests-registry-list")
+    if request.htmx:  # the job's progress where the button was clicked
+        return render(request, "manifests/_job_inline.html", {"job": job})
     return redirect("manifests-job-detail", job_id=job.pk)
 
 
@@ -358,7 +366,8 @@ def job_list(request: HttpRequest) -> HttpResponse:
 def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
     job = get_object_or_404(Job.objects.select_related("registry"), pk=job_id)
     if request.htmx:
-        response = render(request, "manifests/_job.html", {"job": job})
+        template = "manifests/_job_inline.html" if request.GET.get("inline") else "manifests/_job.html"
+        response = render(request, template, {"job": job})
         if job.is_done:
             # 286 tells htmx to stop polling; the partial carries the final state.
             response.status_code = HttpResponseStopPolling.status_code
