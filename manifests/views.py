@@ -58,6 +58,19 @@ def _platform_filter(request: HttpRequest) -> tuple[str, str]:
         return "", str(exc)
 
 
+REPOSITORY_SORTS = {"name": "name", "tags": "tag_count", "lists": "list_count", "scanned": "scanned_at"}
+TAG_SORTS = {"name": "name", "size": "size", "created": "created", "kind": "kind"}
+
+
+def _sort_order(request: HttpRequest, allowed: dict[str, str], default: str) -> list:
+    """?sort=key or ?sort=-key, among the allowed columns; anything else sorts by the default."""
+    value = request.GET.get("sort", "")
+    field = allowed.get(value.lstrip("-"))
+    if field is None:
+        return [default]
+    return [F(field).desc(nulls_last=True) if value.startswith("-") else F(field).asc(nulls_last=True)]
+
+
 @require_GET
 def health(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
@@ -160,7 +173,8 @@ def repository_list(request: HttpRequest, name: str) -> HttpResponse:
         repositories = repositories.filter(name__icontains=query)
     if platform:
         repositories = repositories.filter(tags__platform_rows__platform=platform).distinct()
-    page = Paginator(repositories.order_by("name"), PAGE_SIZE).get_page(request.GET.get("page"))
+    page = Paginator(repositories.order_by(*_sort_order(request, REPOSITORY_SORTS, "name")), PAGE_SIZE).get_page(
+        request.GET.get("page"))
     return _render(request, "manifests/repository_list.html", {
         "registry": registry, "page": page, "query": query, "platform": request.GET.get("platform", ""),
         "platform_error": platform_error})
@@ -180,7 +194,10 @@ def tag_list(request: HttpRequest, name: str, repository: str) -> HttpResponse:
         tags = tags.filter(name__icontains=query)
     # Group tags sharing a digest: order by digest group, newest first.
     tags = tags.prefetch_related("platform_rows")
-    ordered = tags.order_by(F("created").desc(nulls_last=True), "digest", "name")
+    if request.GET.get("sort", "").lstrip("-") in TAG_SORTS:
+        ordered = tags.order_by(*_sort_order(request, TAG_SORTS, "name"), "name")
+    else:
+        ordered = tags.order_by(F("created").desc(nulls_last=True), "digest", "name")
     page = Paginator(ordered, 100).get_page(request.GET.get("page"))
     groups: list[dict] = []
     for tag in page.object_list:
@@ -319,8 +336,10 @@ def _coverage_cell(platform: str, row: coverage.CoverageRow) -> tuple[str, str, 
 def _coverage_export(kind: str, rows: list[coverage.CoverageRow], context: dict) -> HttpResponse:
     registry = context["registry"]
     if kind == "json":
-        return JsonResponse({"registry": registry.name, "required": context["required"],
-                             "rows": [row.__dict__ for row in rows]})
+        response = JsonResponse({"registry": registry.name, "required": context["required"],
+                                 "rows": [row.__dict__ for row in rows]})
+        response["Content-Disposition"] = f'attachment; filename="coverage-{registry.name}.json"'  # a download
+        return response
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="coverage-{registry.name}.csv"'
     columns = coverage.coverage_columns(rows, context["required"])

@@ -94,7 +94,9 @@ def sort_header(context, key: str, label: str) -> SafeString:
         state, params["sort"] = "descending", key
     else:
         state, params["sort"] = "none", key
-    return format_html('<th aria-sort="{}"><a class="sort" href="?{}">{}</a></th>', state, params.urlencode(), label)
+    arrow = {"ascending": "↑", "descending": "↓"}.get(state, "↕")
+    return format_html('<th aria-sort="{}"><a class="sort" href="?{}">{}</a><span class="sort-arrow" aria-hidden="true">'
+                       ' {}</span></th>', state, params.urlencode(), label, arrow)
 
 
 @register.filter

@@ -52,3 +52,42 @@ document.addEventListener("click", (event) => {
   const close = event.target.closest("dialog [data-close]");
   if (close) close.closest("dialog").close();
 });
+
+// Tables marked data-client-sort sort their rows (this page of them) by a
+// column: each header becomes a button, aria-sort says the order.
+function sortable(table) {
+  if (table.dataset.sortReady) return;
+  table.dataset.sortReady = "1";
+  const headers = Array.from(table.querySelectorAll("thead th"));
+  headers.forEach((th, index) => {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "sort-button";
+    button.textContent = th.textContent.trim();
+    th.textContent = "";
+    th.appendChild(button);
+    const arrow = document.createElement("span");
+    arrow.className = "sort-arrow";
+    arrow.setAttribute("aria-hidden", "true");
+    arrow.textContent = " ↕";
+    th.appendChild(arrow);
+    th.setAttribute("aria-sort", "none");
+    button.addEventListener("click", () => {
+      const ascending = th.getAttribute("aria-sort") !== "ascending";
+      headers.forEach((h) => { h.setAttribute("aria-sort", "none"); h.querySelector(".sort-arrow").textContent = " ↕"; });
+      th.setAttribute("aria-sort", ascending ? "ascending" : "descending");
+      arrow.textContent = ascending ? " ↑" : " ↓";
+      const body = table.tBodies[0];
+      const rows = Array.from(body.rows).filter((r) => r.cells.length > index);
+      const key = (row) => row.cells[index].textContent.trim();
+      rows.sort((a, b) => {
+        const x = key(a), y = key(b);
+        const order = x.localeCompare(y, undefined, { numeric: true });
+        return ascending ? order : -order;
+      });
+      rows.forEach((row) => body.appendChild(row));
+    });
+  });
+}
+document.addEventListener("DOMContentLoaded", () => document.querySelectorAll("table[data-client-sort]").forEach(sortable));
+document.addEventListener("htmx:afterSettle", () => document.querySelectorAll("table[data-client-sort]").forEach(sortable));

@@ -60,7 +60,8 @@ def _row(table: Locator, text: str) -> Locator:
 
 
 def _column(table: Locator, header: str) -> int:
-    headers = [h.strip() for h in table.locator("thead th").all_inner_texts()]
+    # Sortable headers carry an arrow hidden from screen readers: ↕, ↑ or ↓.
+    headers = [h.strip(" ↕↑↓\n") for h in table.locator("thead th").all_inner_texts()]
     assert header in headers, headers
     return headers.index(header)
 
