@@ -58,6 +58,7 @@ def _platform_filter(request: HttpRequest) -> tuple[str, str]:
         return "", str(exc)
 
 
+ALL_REGISTRIES = "*"
 REPOSITORY_SORTS = {"name": "name", "tags": "tag_count", "lists": "list_count", "scanned": "scanned_at"}
 TAG_SORTS = {"name": "name", "size": "size", "created": "created", "kind": "kind"}
 
@@ -270,16 +271,22 @@ def _coverage_context(request: HttpRequest) -> dict:
     registries = list(Registry.objects.all())
     chosen = request.GET.get("registry") or (registries[0].name if registries else "")
     registry = next((r for r in registries if r.name == chosen), None)
-    context: dict = {"registries": registries, "registry": registry, "errors": {},
+    every = chosen == ALL_REGISTRIES and bool(registries)
+    context: dict = {"registries": registries, "registry": registry, "errors": {}, "all_registries": every,
                      "pattern": request.GET.get("tag", "").strip(), "search": request.GET.get("q", "").strip(),
                      "require_text": request.GET.get("require", ""), "lacking_text": request.GET.get("lacking", "")}
-    if registry is None:
+    if registry is None and not every:
         return context
+    # All registries: each keeps its own required platforms unless the form names some.
+    context["required_by_registry"] = (
+        {r.pk: r.required_list for r in registries} if every and not context["require_text"] else None)
     try:
-        required = coverage.required_parse(context["require_text"], registry=registry)
+        required = coverage.required_parse(context["require_text"], registry=registry or registries[0]) \
+            if registry or context["require_text"] else sorted(
+                {p for r in registries for p in r.required_list}, key=platform_sort_key)
     except InvalidPlatform as exc:
         context["errors"]["require"] = str(exc)
-        required = registry.required_list
+        required = (registry or registries[0]).required_list
     lacking = ""
     if context["lacking_text"]:
         try:
@@ -298,27 +305,38 @@ def _coverage_context(request: HttpRequest) -> dict:
 def coverage_matrix(request: HttpRequest) -> HttpResponse:
     context = _coverage_context(request)
     export = request.GET.get("format", "")
-    if context.get("registry") is None:
+    if context.get("registry") is None and not context["all_registries"]:
         return _render(request, "manifests/coverage.html", context)
     if export in ("csv", "json"):
-        rows = coverage.coverage_materialize(list(context["repositories"]), required=context["required"])
+        rows = coverage.coverage_materialize(list(context["repositories"]), required=context["required"],
+                                             required_by_registry=context["required_by_registry"])
+        if context["all_registries"]:
+            context = {**context, "registry": Registry(name="all")}  # names the download only
         return _coverage_export(export, rows, context)
     page = Paginator(context["repositories"], 100).get_page(request.GET.get("page"))
-    rows = coverage.coverage_materialize(list(page.object_list), required=context["required"])
+    rows = coverage.coverage_materialize(list(page.object_list), required=context["required"],
+                                         required_by_registry=context["required_by_registry"])
     columns = coverage.coverage_columns(rows, context["required"])
     # Links and cells made here, not by a {% url %} and two tests per cell: the
     # matrix is the widest page, and reversing URLs row by row dominated it.
-    registry = context["registry"]
-    repo_before, _, repo_after = reverse("manifests-tag-list", args=[registry.name, "0repo0"]).rpartition("0repo0")
-    tag_url = reverse("manifests-tag-detail", args=[registry.name, "0repo0", "0tag0"])
-    tag_before, _, tag_rest = tag_url.rpartition("0repo0")
-    tag_middle, _, tag_after = tag_rest.rpartition("0tag0")
-    table = [
-        {"row": row, "repo_url": f"{repo_before}{row.repository}{repo_after}",
-         "tag_url": f"{tag_before}{row.repository}{tag_middle}{row.tag}{tag_after}",
-         "cells": format_html_join("", '<td class="cell {}" title="{}">{}</td>', (_coverage_cell(c, row) for c in columns))}
-        for row in rows
-    ]
+    links: dict[str, tuple[str, str, str, str, str]] = {}
+
+    def _links(name: str) -> tuple[str, str, str, str, str]:
+        if name not in links:
+            repo_before, _, repo_after = reverse("manifests-tag-list", args=[name, "0repo0"]).rpartition("0repo0")
+            tag_before, _, tag_rest = reverse("manifests-tag-detail", args=[name, "0repo0", "0tag0"]).rpartition("0repo0")
+            tag_middle, _, tag_after = tag_rest.rpartition("0tag0")
+            links[name] = (repo_before, repo_after, tag_before, tag_middle, tag_after)
+        return links[name]
+
+    table = []
+    for row in rows:
+        repo_before, repo_after, tag_before, tag_middle, tag_after = _links(row.registry)
+        table.append({
+            "row": row, "repo_url": f"{repo_before}{row.repository}{repo_after}",
+            "tag_url": f"{tag_before}{row.repository}{tag_middle}{row.tag}{tag_after}",
+            "cells": format_html_join("", '<td class="cell {}" title="{}">{}</td>',
+                                      (_coverage_cell(c, row) for c in columns))})
     context.update({"page": page, "rows": rows, "table": table, "columns": columns})
     template = "manifests/_coverage_table.html" if request.htmx else "manifests/coverage.html"
     return _render(request, template, context)

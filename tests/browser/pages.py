@@ -31,6 +31,7 @@ def demo_pages() -> list[PageSpec]:
         PageSpec("manifest-list", f"/registries/demo/r/demo/webapp/m/{webapp.digest}"),
         PageSpec("manifest-image", f"/registries/demo/r/demo/webapp/m/{child.digest}"),
         PageSpec("coverage", "/coverage"),
+        PageSpec("coverage-all", "/coverage?registry=%2A"),
         PageSpec("coverage-error", "/coverage?require=linux&lacking=linux%2Farm64"),
         PageSpec("builder", "/build/?registry=demo&target=demo/webapp:1.4"),
         PageSpec("builder-new", "/build/"),
