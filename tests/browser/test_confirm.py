@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser.test_a11y import AXE, AXE_RUN
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
@@ -60,6 +62,8 @@ def test_roll_back_asks_in_a_dialog_naming_the_tag_and_both_digests(page, login,
     expect(dialog).to_contain_text(history["now"])
     expect(dialog).to_contain_text(history["old"])
     expect(dialog.get_by_role("button", name="Cancel")).to_be_focused()
+    page.evaluate(AXE.read_text())
+    assert page.evaluate(AXE_RUN) == []  # the open dialog too: no serious or critical axe violation
     screenshot(page, "rollback-dialog")
     dialog.get_by_role("button", name="Cancel").click()
     expect(dialog).to_be_hidden()
