@@ -316,7 +316,8 @@ class PushResult:
 
 
 def list_push(*, client: RegistryClient, plan: Plan, expect_digest: str | None = None,
-              progress: Progress = lambda event: None) -> PushResult:
+              progress: Progress = lambda event: None, present: set[str] | None = None,
+              verify: bool = True) -> PushResult:
     """Copy every child into the target repository, put the list by tag, verify.
 
     `expect_digest` is the digest the tag held when the user previewed ("" for
@@ -338,10 +339,14 @@ def list_push(*, client: RegistryClient, plan: Plan, expect_digest: str | None =
                   "platform": str(entry.descriptor.platform) if entry.descriptor.platform else "",
                   "attestation": entry.descriptor.is_attestation, "from": entry.source_repository})
         copy_manifest(client, source=entry.source_repository, target=repository, manifest=entry.manifest,
-                      report=report, progress=progress)
+                      report=report, progress=progress, present=present)
     progress({"event": "put", "digest": plan.digest})
     digest = client.put_manifest(repository, tag, plan.raw, plan.media_type)
-    list_verify(client=client, repository=repository, tag=tag, digest=digest)
+    if verify:
+        list_verify(client=client, repository=repository, tag=tag, digest=digest)
+    elif digest != plan.digest:
+        # A bulk push (rules) trusts the PUT's answer instead of reading every list back.
+        raise errors.DigestMismatch(f"{repository}:{tag} was stored as {digest}, not {plan.digest}")
     progress({"event": "done", "digest": digest, **report.as_dict()})
     return PushResult(digest, current, plan.media_type, plan.raw, report)
 
