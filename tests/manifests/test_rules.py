@@ -315,3 +315,32 @@ def test_the_dry_run_of_a_thousand_tags_takes_a_fixed_number_of_queries(seeded):
         assert dry.counts()["new"] == total + 1
         counts.append(len(queries))
     assert counts[0] == counts[1] <= 8
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_thousand_tags_apply_in_one_job_with_requests_at_the_floor(fresh_registry):
+    """Per tag: one HEAD of the target tag and one list PUT; each child manifest and blob once."""
+    running = fresh_registry("anonymous")
+    total = 1000
+    names = [f"1.{i}.0" for i in range(total)]
+    with running.client() as client:
+        for repository, platform in ((X86, AMD64), (ARM, ARM64)):
+            image = image_push(client, repository=repository, tag=names[0], platform=platform)
+            raw = client.get_manifest(repository, image.digest).raw
+            for name in names[1:]:
+                client.put_manifest(repository, name, raw, image.media_type)
+    registry = _registry(running)
+    _scan(registry)
+    rule = _rule(registry, annotations={"org.opencontainers.image.version": "{tag}"})
+    job = _apply(rule)
+    assert job.status == "succeeded", job.error
+    assert job.result["counts"] == {"pushed": total}
+    # Two images of two blobs (config, layer): each checked and mounted once for the thousand lists.
+    assert job.result["requests"] == {"HEAD manifest": total + 2, "PUT manifest": total + 2,
+                                      "HEAD blob": 4, "POST mount": 4}
+    steps = [s for s in job.steps if s["event"] == "tag"]
+    assert (steps[-1]["n"], steps[-1]["of"]) == (total, total)
+    assert PushRecord.objects.filter(rule=rule).count() == total
+    again = _apply(rules.rule_load(rule_id=rule.pk))
+    assert again.result["counts"] == {"unchanged": total}
+    assert again.result["requests"] == {"HEAD manifest": total}
