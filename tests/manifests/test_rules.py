@@ -344,3 +344,20 @@ def test_a_thousand_tags_apply_in_one_job_with_requests_at_the_floor(fresh_regis
     again = _apply(rules.rule_load(rule_id=rule.pk))
     assert again.result["counts"] == {"unchanged": total}
     assert again.result["requests"] == {"HEAD manifest": total}
+
+
+@pytest.mark.django_db
+def test_moves_map_back_to_the_rules_and_tags_they_touch():
+    from manifests.models import Repository
+    from manifests.signals import TagMove
+
+    registry = Registry.objects.create(name="r", url="http://127.0.0.1:1", insecure=True)
+    other = Registry.objects.create(name="o", url="http://127.0.0.1:2", insecure=True)
+    seed = _rule(registry, tags="v*", sources=[{"repository": X86}, {"repository": ARM, "tag": "{tag}-arm64"}],
+                 also_tag=["latest"])
+    _rule(registry, name="manual", automatic=False)
+    _rule(other, name="elsewhere")
+    arm = Repository.objects.create(registry=registry, name=ARM)
+    moves = [TagMove("v1-arm64", "", "sha256:a"), TagMove("v2", "", "sha256:b"), TagMove("1.0-arm64", "", "x"),
+             TagMove("latest-arm64", "", "y")]
+    assert rules.rules_for_moves(repository=arm, moves=moves) == {seed.pk: ["v1"]}
