@@ -19,6 +19,7 @@ urlpatterns = [
     path("rules/<int:rule_id>", rules_api.rule_detail, name="manifests-api-rule-detail"),
     path("rules/<int:rule_id>/dry-run", rules_api.rule_dry_run, name="manifests-api-rule-dry-run"),
     path("rules/<int:rule_id>/apply", rules_api.rule_apply, name="manifests-api-rule-apply"),
+    path("promotions", rules_api.promotion_create, name="manifests-api-promotion-create"),
     # Last: anything else under api/v1/ answers JSON too.
     re_path(r"^", api.unknown, name="manifests-api-unknown"),
 ]

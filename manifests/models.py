@@ -209,6 +209,7 @@ class Job(models.Model):
     KIND_ROLLBACK = "rollback"
     KIND_CHECK = "check"
     KIND_RULE_APPLY = "rule_apply"
+    KIND_PROMOTE = "promote"
     STATUS_QUEUED = "queued"
     STATUS_RUNNING = "running"
     STATUS_SUCCEEDED = "succeeded"

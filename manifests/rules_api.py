@@ -17,6 +17,7 @@ from .api import _api_view, _ApiError
 from .models import Registry, Rule
 from .rules_forms import RuleForm, form_errors, rule_form_data, rule_to_dict
 from .services import rules
+from .services.promote import PromotionInvalid, promotion_job_create, promotion_preview
 from .services.queue import QueueUnavailable
 from .services.rules_select import SelectionInvalid
 
@@ -123,3 +124,43 @@ def _tags(body: dict) -> list[str] | None:
 def rule_yaml(rule: Rule) -> str:
     """A rule as YAML, in the API's schema: what `manage.py rules_apply` reads."""
     return yaml.safe_dump({"rules": [rule_to_dict(rule)]}, sort_keys=False, allow_unicode=True)
+
+
+@_api_view(methods=("POST",))
+def promotion_create(request: HttpRequest) -> JsonResponse:
+    """POST /api/v1/promotions: checked against the inventory at once, copied by the worker."""
+    body = _body(request)
+    source_part, target_part = body.get("from"), body.get("to")
+    fields: dict[str, list[str]] = {}
+    if not isinstance(source_part, dict):
+        fields["from"] = ['give {"registry", "reference"}']
+        source_part = {}
+    if not isinstance(target_part, dict):
+        fields["to"] = ['give {"registry", "target"}']
+        target_part = {}
+    platforms = body.get("platforms")
+    if platforms is not None and (not isinstance(platforms, list) or not all(isinstance(p, str) for p in platforms)):
+        fields["platforms"] = ["a list of platforms such as linux/amd64"]
+    expect = body.get("expect_digest")
+    if expect is not None and not isinstance(expect, str):
+        fields["expect_digest"] = ['a digest, "" for a tag that must not exist yet, or null']
+    if fields:
+        raise _ApiError(400, "the request has problems", fields=fields)
+    source = Registry.objects.filter(name=str(source_part.get("registry") or "")).first()
+    target_registry = Registry.objects.filter(name=str(target_part.get("registry") or "")).first()
+    _require_push(request, target_registry)
+    try:
+        plan = promotion_preview(source=source, reference=str(source_part.get("reference") or ""),
+                                 target_registry=target_registry, target=str(target_part.get("target") or ""),
+                                 platforms=platforms or None)
+    except PromotionInvalid as exc:
+        raise _ApiError(400, "the promotion has problems", fields=exc.errors) from None
+    try:
+        job = promotion_job_create(source=source, reference=str(source_part["reference"]),
+                                   target_registry=target_registry, target=str(target_part["target"]),
+                                   platforms=platforms or None, expect_digest=expect, plan_digest=plan.digest,
+                                   user=request.user)
+    except QueueUnavailable as exc:
+        raise _ApiError(503, str(exc)) from None
+    url = request.build_absolute_uri(reverse("manifests-api-job-detail", args=[job.pk]))
+    return JsonResponse({"job": job.pk, "url": url, **plan.as_json()}, status=202)

@@ -9,10 +9,12 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from .models import Rule
+from .models import Registry, Rule
 from .rules_api import rule_yaml
 from .rules_forms import RuleForm
 from .services import queue, rules
+from .services.inventory import tag_digest_now
+from .services.promote import PromotionInvalid, promotion_job_create, promotion_preview
 from .services.rules_select import SelectionInvalid
 
 
@@ -122,3 +124,45 @@ def rule_export(request: HttpRequest, rule_id: int) -> HttpResponse:
     response = HttpResponse(rule_yaml(rule), content_type="application/yaml; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{rule.name}.yaml"'
     return response
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+@permission_required("manifests.push_registry", raise_exception=True)
+def promotion_page(request: HttpRequest) -> HttpResponse:
+    """Copy a list to another registry: preview from the inventory (digest kept or new), then push on a worker."""
+    registries = list(Registry.objects.prefetch_related("push_groups"))
+    data = request.POST if request.method == "POST" else request.GET
+    values = {name: data.get(name, "").strip() for name in ("from_registry", "reference", "to_registry", "target",
+                                                             "platforms", "plan_digest", "expect_digest")}
+    by_name = {r.name: r for r in registries}
+    context: dict = {"values": values, "registries": registries,
+                     "targets": [r for r in registries if r.can_push(request.user)], "errors": {}}
+    if request.method == "POST":
+        source, target_registry = by_name.get(values["from_registry"]), by_name.get(values["to_registry"])
+        platforms = [p.strip() for p in values["platforms"].split(",") if p.strip()] or None
+        try:
+            if target_registry is not None and not target_registry.can_push(request.user):
+                raise PromotionInvalid({"to.registry": ["you may not push to this registry"]})
+            plan = promotion_preview(source=source, reference=values["reference"], target_registry=target_registry,
+                                     target=values["target"], platforms=platforms)
+        except PromotionInvalid as exc:
+            context["errors"] = {key.replace(".", "_"): messages for key, messages in exc.errors.items()}
+            return render(request, "manifests/promotion.html", context, status=400)
+        current = tag_digest_now(registry=target_registry, reference=values["target"])
+        if request.POST.get("action") == "promote":
+            if values["plan_digest"] != plan.digest:
+                context.update(plan=plan, current=current,
+                               stale=f"the source changed since the preview: it would now push {plan.digest}")
+                return render(request, "manifests/promotion.html", context, status=409)
+            try:
+                job = promotion_job_create(source=source, reference=values["reference"],
+                                           target_registry=target_registry, target=values["target"],
+                                           platforms=platforms, expect_digest=values["expect_digest"],
+                                           plan_digest=plan.digest, user=request.user)
+            except queue.QueueUnavailable as exc:
+                messages.error(request, str(exc))
+            else:
+                return redirect("manifests-job-detail", job.pk)
+        context.update(plan=plan, current=current)
+    return render(request, "manifests/promotion.html", context)

@@ -63,3 +63,13 @@ def rule_apply_run(self, job_id: int) -> None:
         rules.rule_apply_job_run(job_id=job_id)
     except JobBusy as busy:
         raise self.retry(countdown=busy.retry_in, max_retries=None) from None
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
+def promotion_run(self, job_id: int) -> None:
+    from .services import promote
+
+    try:
+        promote.promotion_job_run(job_id=job_id)
+    except JobBusy as busy:
+        raise self.retry(countdown=busy.retry_in, max_retries=None) from None

@@ -34,6 +34,7 @@ urlpatterns = [
     path("rules/<int:rule_id>/apply", rules_views.rule_apply, name="manifests-rule-apply"),
     path("rules/<int:rule_id>/delete", rules_views.rule_delete, name="manifests-rule-delete"),
     path("rules/<int:rule_id>/rule.yaml", rules_views.rule_export, name="manifests-rule-export"),
+    path("promote/", rules_views.promotion_page, name="manifests-promotion"),
     path("jobs/", views.job_list, name="manifests-job-list"),
     path("jobs/<int:job_id>/", views.job_detail, name="manifests-job-detail"),
 ]
