@@ -218,12 +218,16 @@ class RuleForm(forms.Form):
         registry = data.get("registry")
         sources = data.get("sources") or []
         target = data.get("target", "")
+        known = {r.name: r for r in Registry.objects.all()} if any(i.get("registry") for i in sources) else {}
+        seen: dict[str, str] = {}
         for number, item in enumerate(sources, start=1):
-            name = item.get("registry")
-            if name and (registry is None or name != registry.name):
-                # Blobs cannot be mounted across registries; streaming them is not done by rules yet.
-                self.add_error("sources", f"source {number}: sources from another registry are not "
-                                          f"supported yet: use {registry.name if registry else 'the rule registry'}")
+            name = str(item.get("registry") or (registry.name if registry else ""))
+            if item.get("registry") and name not in known:
+                self.add_error("sources", f"source {number}: no registry named {name!r}")
+            repository = str(item.get("repository") or "")
+            if seen.setdefault(repository, name) != name:
+                self.add_error("sources", f"source {number}: {repository} is already a source from "
+                                          f"{seen[repository]}: a repository name may stand for one registry")
             if target and item.get("repository") == target.rpartition(":")[0]:
                 self.add_error("sources", f"source {number}: a rule cannot take its own target repository "
                                           "as a source")
@@ -245,9 +249,13 @@ class RuleForm(forms.Form):
             rule.tags_pattern = ""
         rule.save()
         rule.sources.all().delete()
+        registries = {r.name: r for r in Registry.objects.filter(
+            name__in=[i["registry"] for i in data["sources"] if i.get("registry")])}
         RuleSource.objects.bulk_create([
             RuleSource(rule=rule, position=i, repository=item["repository"], tag=item.get("tag") or PLACEHOLDER,
-                       platform=Platform.parse(item["platform"]).normalized if item.get("platform") else "")
+                       platform=Platform.parse(item["platform"]).normalized if item.get("platform") else "",
+                       registry=registries.get(item.get("registry") or "")
+                       if item.get("registry") not in (None, "", rule.registry.name) else None)
             for i, item in enumerate(data["sources"])])
         return rule
 

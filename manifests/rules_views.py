@@ -38,6 +38,8 @@ def _initial(rule: Rule) -> dict:
             words.append(source.platform)
         if source.tag != rules.PLACEHOLDER:
             words.append(f"tag={source.tag}")
+        if source.registry_id:
+            words.append(f"registry={source.registry.name}")
         sources.append(" ".join(words))
     return {"name": rule.name, "registry": rule.registry.name, "target": rule.target, "sources": "\n".join(sources),
             "tags_mode": rule.tags_mode, "tags_pattern": rule.tags_pattern, "require": ", ".join(rule.require),

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.db import transaction
-from django.db.models import Prefetch
+from django.db.models import Prefetch, Q
 from django.utils import timezone
 
 from registry import errors
@@ -127,9 +127,16 @@ class BulkInventory:
     three queries up front and every plan is computed from memory.
     """
 
-    def __init__(self, *, registry: Registry, repositories: list[str], tag_names: set[str] | None) -> None:
+    def __init__(self, *, registry: Registry, repositories: list[str], tag_names: set[str] | None,
+                 elsewhere: dict[int, list[str]] | None = None) -> None:
+        """`repositories` of `registry`, and the `elsewhere` ones: {registry id: repository names}
+        (a repository name stands for one registry only in a rule)."""
         self.counters: dict[str, int] = {}
-        tags = Tag.objects.filter(repository__registry=registry, repository__name__in=repositories)
+        where = Q(repository__registry=registry, repository__name__in=repositories)
+        for registry_id, names in (elsewhere or {}).items():
+            where |= Q(repository__registry_id=registry_id, repository__name__in=names)
+        repositories = repositories + [name for names in (elsewhere or {}).values() for name in names]
+        tags = Tag.objects.filter(where)
         if tag_names is not None:
             tags = tags.filter(name__in=sorted(tag_names))
         self.tags: dict[str, dict[str, Tag]] = {name: {} for name in repositories}
@@ -204,6 +211,8 @@ class TagPlan:
     follows: str = ""  # for an also_tag: the tag it points at
     plan: Plan | None = None
     last_pushed: str = ""
+    # Per source of the plan (Entry.source_index): the id of the registry it lives in, when not the rule's.
+    foreign: list[int | None] = field(default_factory=list)
 
     def as_json(self) -> dict:
         data = {"tag": self.tag, "target": self.target, "status": self.status, "digest": self.digest,
@@ -234,7 +243,8 @@ class DryRun:
 
 def rule_load(*, rule_id: int) -> Rule | None:
     return (Rule.objects.select_related("registry")
-            .prefetch_related(Prefetch("sources", queryset=RuleSource.objects.order_by("position")))
+            .prefetch_related(Prefetch("sources", queryset=RuleSource.objects.select_related("registry")
+                                       .order_by("position")))
             .filter(pk=rule_id).first())
 
 
@@ -275,8 +285,12 @@ def rule_dry_run(*, rule: Rule, tags: Iterable[str] | None = None) -> DryRun:
     source_names = None
     if wanted is not None:
         source_names = {template_render(s.tag, t) for s in sources for t in wanted}
-    inventory = BulkInventory(registry=registry, repositories=sorted({s.repository for s in sources}),
-                              tag_names=source_names)
+    elsewhere: dict[int, list[str]] = {}
+    for source in sources:
+        if source.registry_id and source.registry_id != registry.pk:
+            elsewhere.setdefault(source.registry_id, []).append(source.repository)
+    local = sorted({s.repository for s in sources if not s.registry_id or s.registry_id == registry.pk})
+    inventory = BulkInventory(registry=registry, repositories=local, tag_names=source_names, elsewhere=elsewhere)
     candidates = rule_tags_candidates(rule=rule, inventory=inventory) if wanted is None else wanted
     also = set(rule.also_tag)
     values = sorted(t for t in candidates if t not in also and selected(t) and _tag_ok(rule, t))
@@ -324,6 +338,8 @@ def _tag_plan(rule: Rule, sources: list[RuleSource], inventory: BulkInventory, v
         return row
     specs = [SourceSpec(reference=f"{source.repository}:{source_tag}", platform=source.platform)
              for source, source_tag, _ in present]
+    row.foreign = [source.registry_id if source.registry_id not in (None, rule.registry_id) else None
+                   for source, _, _ in present]
     annotations = annotations_render(rule.annotations, annotation_fields(tag=value, sources=present))
     try:
         plan = list_plan(client=inventory, target=target, sources=specs, fmt=rule.format, annotations=annotations)
@@ -455,10 +471,15 @@ def _apply(rule: Rule, job: Job, progress: jobs.JobProgress) -> dict:
     pushed: list[tuple[str, Plan | None, str, bytes, str]] = []  # (tag, plan, digest, raw, media type)
     present: set[str] = set()  # manifests and blobs known to be in the target repository
     repository = rule.target_repository
+    across = _Across(progress)
     with registry_client(registry=rule.registry) as client:
-        for number, row in enumerate(rows, start=1):
-            results[row.tag] = _apply_one(rule, job, client, row, present, pushed)
-            progress({"event": "tag", "tag": row.tag, "n": number, "of": total, **results[row.tag]})
+        try:
+            for number, row in enumerate(rows, start=1):
+                results[row.tag] = _apply_one(rule, job, client, row, present, pushed, across)
+                progress({"event": "tag", "tag": row.tag, "n": number, "of": total, **results[row.tag],
+                          **({"transfer": across.stats.as_dict()} if across.clients else {})})
+        finally:
+            across.close()
         if rule.also_tag:
             # Take what this run assembled into account.
             states = {s.tag: s for s in RuleTagState.objects.filter(rule=rule)}
@@ -483,7 +504,44 @@ def _apply(rule: Rule, job: Job, progress: jobs.JobProgress) -> dict:
     if failed:
         error = f"{len(failed)} of {total} tags failed: " + "; ".join(
             f"{tag}: {results[tag]['error']}" for tag in failed[:5])
-    return {"error": error, "result": {"tags": results, "counts": counts, "requests": counters}}
+    result = {"tags": results, "counts": counts, "requests": counters}
+    if across.clients:
+        result["transfer"] = across.stats.as_dict()
+    return {"error": error, "result": result}
+
+
+class _Across:
+    """Clients of the other registries a rule's sources live in, opened when first needed."""
+
+    def __init__(self, progress) -> None:
+        from registry.upload import TransferStats
+
+        self.stats = TransferStats()
+        self.clients: dict[int, object] = {}
+        self.progress = progress
+
+    def client(self, registry_id: int):
+        if registry_id not in self.clients:
+            self.clients[registry_id] = registry_client(registry=Registry.objects.get(pk=registry_id))
+        return self.clients[registry_id]
+
+    def close(self) -> None:
+        for client in self.clients.values():
+            client.close()
+
+    def bring(self, *, target, row: TagPlan, repository: str, present: set[str]) -> None:
+        """Stream the entries that live in another registry into the target repository."""
+        from registry.upload import manifest_transfer
+
+        assert row.plan is not None
+        for entry in row.plan.entries:
+            registry_id = row.foreign[entry.source_index] if entry.source_index < len(row.foreign) else None
+            if registry_id is None or entry.manifest.digest in present:
+                continue
+            manifest_transfer(source=self.client(registry_id), source_repository=entry.source_repository,
+                              target=target, target_repository=repository, manifest=entry.manifest,
+                              stats=self.stats, progress=self.progress)
+            present.add(entry.manifest.digest)
 
 
 def _record_push(rule: Rule, job: Job, *, tag: str, old: str, new: str, media_type: str, raw: bytes) -> None:
@@ -492,7 +550,8 @@ def _record_push(rule: Rule, job: Job, *, tag: str, old: str, new: str, media_ty
                               rule=rule)
 
 
-def _apply_one(rule: Rule, job: Job, client, row: TagPlan, present: set[str], pushed: list) -> dict:
+def _apply_one(rule: Rule, job: Job, client, row: TagPlan, present: set[str], pushed: list,
+               across: _Across | None = None) -> dict:
     target_tag = row.target.rpartition(":")[2]
     if row.status == STATUS_INCOMPLETE:
         rule_tag_state_set(rule=rule, tag=row.tag, status=RuleTagState.STATUS_INCOMPLETE, job=job,
@@ -509,6 +568,12 @@ def _apply_one(rule: Rule, job: Job, client, row: TagPlan, present: set[str], pu
     # it never did); an owning rule overwrites whatever is there.
     expect = None if rule.owns_target else row.last_pushed
     try:
+        if across is not None and any(row.foreign):
+            # Blobs cannot be mounted from another registry: stream them first (then the copy finds them),
+            # unless the target already holds this very list.
+            if tag_current_digest(client=client, repository=rule.target_repository,
+                                  tag=target_tag) != row.plan.digest:
+                across.bring(target=client, row=row, repository=rule.target_repository, present=present)
         result = list_push(client=client, plan=row.plan, expect_digest=expect, present=present, verify=False)
     except TagMoved as exc:
         rule_tag_conflict(rule=rule, tag=row.tag, target=row.target, current=exc.actual, job=job)
@@ -597,12 +662,11 @@ def rules_for_moves(*, repository: Repository, moves) -> dict[int, list[str]]:
     """Per automatic rule with a source in this repository: the {tag} values the moves touch."""
     sources = (RuleSource.objects.select_related("rule")
                .filter(repository=repository.name, rule__automatic=True)
-               .filter(rule__registry_id=repository.registry_id))
+               .filter(Q(registry_id=repository.registry_id)
+                       | Q(registry__isnull=True, rule__registry_id=repository.registry_id)))
     found: dict[int, set[str]] = {}
     rules: dict[int, Rule] = {}
     for source in sources:
-        if source.registry_id is not None and source.registry_id != repository.registry_id:
-            continue
         rule = rules.setdefault(source.rule_id, source.rule)
         try:
             selected = selection_compile(mode=rule.tags_mode, pattern=rule.tags_pattern)
