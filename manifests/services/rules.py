@@ -119,12 +119,41 @@ def annotations_check(annotations: dict[str, str], *, source_count: int) -> list
 # -- the inventory, loaded in bulk ------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class _TagRow:
+    name: str
+    digest: str
+    kind: str
+    manifest: str  # the stored manifest's digest, "" when the scan could not read it
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class _ManifestRow:
+    digest: str
+    media_type: str
+    raw: bytes
+    config_digest: str
+    os: str
+    architecture: str
+    variant: str
+    os_version: str
+    os_features: list
+
+
+@dataclass(frozen=True, slots=True)
+class _TargetRow:
+    digest: str
+    before: dict  # {"platform os_version": digest}, as the builder's diff reads it
+
+
 class BulkInventory:
     """The part of RegistryClient that `list_plan` uses, answered from rows loaded once.
 
     The per-request InventoryClient asks the database for each manifest; a rule
     plans hundreds of lists, so the rows of its source repositories are read in
-    three queries up front and every plan is computed from memory.
+    two queries up front (plain tuples, no model instances) and every plan is
+    computed from memory.
     """
 
     def __init__(self, *, registry: Registry, repositories: list[str], tag_names: set[str] | None,
@@ -139,28 +168,36 @@ class BulkInventory:
         tags = Tag.objects.filter(where)
         if tag_names is not None:
             tags = tags.filter(name__in=sorted(tag_names))
-        self.tags: dict[str, dict[str, Tag]] = {name: {} for name in repositories}
-        self._manifests: dict[str, ManifestRow] = {}
+        self.tags: dict[str, dict[str, _TagRow]] = {name: {} for name in repositories}
         self._in_repository: dict[str, set[str]] = {name: set() for name in repositories}
-        rows = list(tags.select_related("manifest", "repository"))
-        for tag in rows:
-            self.tags[tag.repository.name][tag.name] = tag
-            if tag.manifest is not None:
-                self._manifests[tag.manifest.digest] = tag.manifest
-                self._in_repository[tag.repository.name].add(tag.manifest.digest)
+        indexes: list[tuple[str, str]] = []
+        for repository, name, digest, kind, manifest, error in tags.values_list(
+                "repository__name", "name", "digest", "kind", "manifest__digest", "error"):
+            self.tags[repository][name] = _TagRow(name, digest, kind, manifest or "", error)
+            if manifest:
+                self._in_repository[repository].add(manifest)
+                if kind == "index":
+                    indexes.append((repository, manifest))
+        children = ManifestChild.objects.filter(parent_id__in=tags.filter(kind="index").values("manifest_id"))
+        self._manifests: dict[str, _ManifestRow] = {}
+        for values in ManifestRow.objects.filter(
+                Q(pk__in=tags.values("manifest_id")) | Q(digest__in=children.values("digest"))).values_list(
+                "digest", "media_type", "raw", "config_digest", "os", "architecture", "variant", "os_version",
+                "os_features"):
+            self._manifests[values[0]] = _ManifestRow(*values)
         self._parsed: dict[str, Manifest] = {}
-        if any(tag.kind == "index" and tag.manifest_id for tag in rows):
-            children = ManifestChild.objects.filter(parent__in=tags.filter(kind="index").values("manifest_id"))
-            for row in ManifestRow.objects.filter(digest__in=children.values("digest")):
-                self._manifests[row.digest] = row
-            for tag in rows:
-                if tag.kind == "index" and tag.manifest is not None:
-                    listing = self.get_manifest(tag.repository.name, tag.name)
-                    self._in_repository[tag.repository.name].update(c.digest for c in listing.children)
+        for repository, digest in indexes:
+            if digest in self._manifests:
+                listing = self._parse(self._manifests[digest])
+                self._in_repository[repository].update(c.digest for c in listing.children)
         self._configs = {row.config_digest: row for row in self._manifests.values() if row.config_digest}
 
-    def _parse(self, row: ManifestRow) -> Manifest:
-        return parse_manifest(bytes(row.raw), content_type=row.media_type, digest=row.digest)
+    def _parse(self, row: _ManifestRow) -> Manifest:
+        parsed = self._parsed.get(row.digest)
+        if parsed is None:
+            parsed = self._parsed[row.digest] = parse_manifest(bytes(row.raw), content_type=row.media_type,
+                                                               digest=row.digest)
+        return parsed
 
     def get_manifest(self, repository: str, reference: str) -> Manifest:
         if ":" in reference:
@@ -172,14 +209,11 @@ class BulkInventory:
             tag = self.tags.get(repository, {}).get(reference)
             if tag is None:
                 raise errors.ManifestUnknown(f"{repository}:{reference} is not in the inventory")
-            if tag.manifest is None:
+            row = self._manifests.get(tag.manifest) if tag.manifest else None
+            if row is None:
                 raise errors.ManifestUnknown(
                     f"{repository}:{reference} could not be read at the last scan: {tag.error or 'unknown'}")
-            row = tag.manifest
-        parsed = self._parsed.get(row.digest)
-        if parsed is None:
-            parsed = self._parsed[row.digest] = self._parse(row)
-        return parsed
+        return self._parse(row)
 
     def get_json_blob(self, repository: str, digest: str, **kwargs) -> dict:
         row = self._configs.get(digest)
@@ -294,10 +328,7 @@ def rule_dry_run(*, rule: Rule, tags: Iterable[str] | None = None) -> DryRun:
     candidates = rule_tags_candidates(rule=rule, inventory=inventory) if wanted is None else wanted
     also = set(rule.also_tag)
     values = sorted(t for t in candidates if t not in also and selected(t) and _tag_ok(rule, t))
-    repository = rule.target_repository
-    target_tags = {tag.name: tag for tag in Tag.objects.filter(
-        repository__registry=registry, repository__name=repository).prefetch_related(
-        Prefetch("platform_rows", queryset=TagPlatform.objects.only("tag_id", "platform", "os_version", "digest")))}
+    target_tags = _targets(rule)
     states = {state.tag: state for state in RuleTagState.objects.filter(rule=rule)}
     rows = [_tag_plan(rule, sources, inventory, value, target_tags, states) for value in values]
     return DryRun(rule=rule, rows=rows, also=_also_plans(rule, rows, target_tags, states))
@@ -311,14 +342,20 @@ def _tag_ok(rule: Rule, value: str) -> bool:
     return True
 
 
-def _before(tag: Tag | None) -> dict[str, str]:
-    if tag is None:
-        return {}
-    return {f"{row.platform} {row.os_version}".strip(): row.digest for row in tag.platform_rows.all()}
+def _targets(rule: Rule) -> dict[str, _TargetRow]:
+    """The target repository's tags from the inventory, with their platforms, in two queries."""
+    where = {"repository__registry": rule.registry, "repository__name": rule.target_repository}
+    before: dict[str, dict[str, str]] = {}
+    for name, platform, os_version, digest in TagPlatform.objects.filter(
+            **{f"tag__{k}": v for k, v in where.items()}).values_list("tag__name", "platform", "os_version",
+                                                                      "digest"):
+        before.setdefault(name, {})[f"{platform} {os_version}".strip()] = digest
+    return {name: _TargetRow(digest, before.get(name, {}))
+            for name, digest in Tag.objects.filter(**where).values_list("name", "digest")}
 
 
 def _tag_plan(rule: Rule, sources: list[RuleSource], inventory: BulkInventory, value: str,
-              target_tags: dict[str, Tag], states: dict[str, RuleTagState]) -> TagPlan:
+              target_tags: dict[str, _TargetRow], states: dict[str, RuleTagState]) -> TagPlan:
     target_tag = template_render(rule.target_tag_template, value)
     target = f"{rule.target_repository}:{target_tag}"
     current_row = target_tags.get(target_tag)
@@ -330,7 +367,7 @@ def _tag_plan(rule: Rule, sources: list[RuleSource], inventory: BulkInventory, v
     for source in sources:
         source_tag = template_render(source.tag, value)
         found = inventory.tags.get(source.repository, {}).get(source_tag)
-        if found is None or found.manifest is None:
+        if found is None or not found.manifest:
             row.missing.append(f"{source.repository}:{source_tag}")
         else:
             present.append((source, source_tag, found.digest))
@@ -362,11 +399,11 @@ def _tag_plan(rule: Rule, sources: list[RuleSource], inventory: BulkInventory, v
     row.status = _status(planned=plan.digest, current=current, last_pushed=row.last_pushed,
                          owns=rule.owns_target)
     if row.status != STATUS_UNCHANGED:
-        row.diff = diff_rows(before=_before(current_row), plan=plan)
+        row.diff = diff_rows(before=current_row.before if current_row else {}, plan=plan)
     return row
 
 
-def _also_plans(rule: Rule, rows: list[TagPlan], target_tags: dict[str, Tag],
+def _also_plans(rule: Rule, rows: list[TagPlan], target_tags: dict[str, _TargetRow],
                 states: dict[str, RuleTagState]) -> list[TagPlan]:
     """`latest` (any also_tag) follows the newest semver tag the rule assembled or would assemble."""
     if not rule.also_tag:
@@ -483,8 +520,7 @@ def _apply(rule: Rule, job: Job, progress: jobs.JobProgress) -> dict:
         if rule.also_tag:
             # Take what this run assembled into account.
             states = {s.tag: s for s in RuleTagState.objects.filter(rule=rule)}
-            target_tags = {t.name: t for t in Tag.objects.filter(repository__registry=rule.registry,
-                                                                 repository__name=repository)}
+            target_tags = _targets(rule)
             for row in rows:
                 outcome = results[row.tag]
                 if outcome["status"] in ("pushed", "unchanged"):
