@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 
 import yaml
+from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import reverse
 
 from .api import _api_view, _ApiError
-from .models import Registry, Rule
+from .models import Registry, Rule, RuleSource
 from .rules_forms import RuleForm, form_errors, rule_form_data, rule_to_dict
 from .services import rules
 from .services.promote import PromotionInvalid, promotion_job_create, promotion_preview
@@ -69,7 +70,8 @@ def rule_list(request: HttpRequest) -> JsonResponse:
         rule = _save(request, _body(request), None)
         url = request.build_absolute_uri(reverse("manifests-api-rule-detail", args=[rule.pk]))
         return JsonResponse({"id": rule.pk, "url": url}, status=201)
-    found = Rule.objects.select_related("registry").prefetch_related("sources").order_by("name")
+    found = Rule.objects.select_related("registry").prefetch_related(
+        Prefetch("sources", queryset=RuleSource.objects.select_related("registry").order_by("position")))
     return JsonResponse({"rules": [{"id": r.pk, **rule_to_dict(r)} for r in found]})
 
 

@@ -67,6 +67,8 @@ def test_a_whole_list_keeps_its_digest_in_the_token_registry(staging, registry_t
            "--override-variant", "v8", f"docker://{registry_token.host}/{repository}:1.0", f"dir:{tmp_path / 'arm'}")
     assert (tmp_path / "arm" / "manifest.json").exists()
     assert PushRecord.objects.get(job=job).new_digest == index.digest
+    client.force_login(user)
+    assert "the digest is unchanged" in client.get(f"/jobs/{job.pk}/").content.decode()
 
 
 @pytest.mark.django_db(transaction=True)

@@ -38,7 +38,8 @@ def test_the_form_shows_each_error_at_its_field(client, admin):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_rule_made_on_the_page_shows_its_dry_run_and_applies(client, admin, fresh_registry, redis_server):
+def test_a_rule_made_on_the_page_shows_its_dry_run_and_applies(client, admin, fresh_registry, celery_worker,
+                                                               wait_job):
     running = fresh_registry("anonymous")
     with running.client() as registry_client:
         image_push(registry_client, repository="username/x8664-test", tag="7.0.0", platform=Platform("linux", "amd64"))
@@ -60,6 +61,12 @@ def test_a_rule_made_on_the_page_shows_its_dry_run_and_applies(client, admin, fr
     job = Job.objects.get(kind="rule_apply")
     assert response["Location"] == f"/jobs/{job.pk}/"
     assert job.params == {"rule": rule.pk, "tags": ["7.0.0"], "automatic": False}
+    job = wait_job(job.pk)
+    assert job.status == "succeeded", job.error
+    job_page = client.get(f"/jobs/{job.pk}/").content.decode()
+    assert "1 of 1 tags" in job_page and 'data-tag="7.0.0"' in job_page
+    page = client.get(f"/rules/{rule.pk}/").content.decode()
+    assert 'data-tag="7.0.0" data-status="unchanged"' in page and "Roll back to this" in page
     exported = yaml.safe_load(client.get(f"/rules/{rule.pk}/rule.yaml").content)
     assert exported["rules"][0]["sources"][1] == {"repository": "username/arm64v8-test", "platform": "linux/arm64"}
     edit = client.get(f"/rules/{rule.pk}/edit").content.decode()
