@@ -364,3 +364,26 @@ def test_moves_map_back_to_the_rules_and_tags_they_touch():
     moves = [TagMove("v1-arm64", "", "sha256:a"), TagMove("v2", "", "sha256:b"), TagMove("1.0-arm64", "", "x"),
              TagMove("latest-arm64", "", "y")]
     assert rules.rules_for_moves(repository=arm, moves=moves) == {seed.pk: ["v1"]}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_push_by_the_rule_rolls_back_like_any_push_and_the_rule_then_leaves_the_tag_alone(seeded):
+    from manifests.services.push import rollback_job_run
+
+    running, registry, _ = seeded
+    rule = _rule(registry, tags="1.0.0")
+    first = _apply(rule).result["tags"]["1.0.0"]["digest"]
+    with running.client() as client:
+        image_push(client, repository=ARM, tag="1.0.0", platform=ARM64, content="rebuilt")
+    _scan(registry, ARM)
+    second = _apply(rules.rule_load(rule_id=rule.pk)).result["tags"]["1.0.0"]["digest"]
+    record = PushRecord.objects.get(rule=rule, new_digest=first)
+    job = job_create(kind=Job.KIND_ROLLBACK, registry=registry, target="username/test:1.0.0",
+                     params={"record": record.pk})
+    rollback_job_run(job_id=job.pk)
+    job.refresh_from_db()
+    assert job.status == "succeeded", job.error
+    with running.client() as client:
+        assert client.head_manifest("username/test", "1.0.0").digest == first != second
+    # Someone chose the older list: the rule does not undo that; it reports a conflict.
+    assert _statuses(rule)["1.0.0"] == "conflict"
