@@ -602,7 +602,7 @@ def _apply_one(rule: Rule, job: Job, client, row: TagPlan, present: set[str], pu
     assert row.plan is not None
     # What the target may hold for the rule to write it: what the rule pushed last ("" when
     # it never did); an owning rule overwrites whatever is there.
-    expect = None if rule.owns_target else row.last_pushed
+    expect = None if rule.owns_target else (row.last_pushed if row.current else "")
     try:
         if across is not None and any(row.foreign):
             # Blobs cannot be mounted from another registry: stream them first (then the copy finds them),
@@ -610,7 +610,14 @@ def _apply_one(rule: Rule, job: Job, client, row: TagPlan, present: set[str], pu
             if tag_current_digest(client=client, repository=rule.target_repository,
                                   tag=target_tag) != row.plan.digest:
                 across.bring(target=client, row=row, repository=rule.target_repository, present=present)
-        result = list_push(client=client, plan=row.plan, expect_digest=expect, present=present, verify=False)
+        try:
+            result = list_push(client=client, plan=row.plan, expect_digest=expect, present=present, verify=False)
+        except TagMoved as moved:
+            # The inventory was behind, but the target holds what the rule may replace: nothing, or its own list.
+            if moved.actual not in ("", row.last_pushed):
+                raise
+            result = list_push(client=client, plan=row.plan, expect_digest=moved.actual, present=present,
+                               verify=False)
     except TagMoved as exc:
         rule_tag_conflict(rule=rule, tag=row.tag, target=row.target, current=exc.actual, job=job)
         return {"status": "conflict", "current": exc.actual, "digest": row.digest}

@@ -40,8 +40,9 @@ def _scan(registry: Registry, repository: str = "") -> None:
 
 
 def _rule(registry: Registry, **fields) -> Rule:
+    # Not automatic unless said: the scans of these tests would queue jobs for a worker otherwise.
     body = {"name": "seed", "registry": registry.name, "target": "username/test:{tag}",
-            "sources": [{"repository": X86}, {"repository": ARM}], **fields}
+            "sources": [{"repository": X86}, {"repository": ARM}], "automatic": False, **fields}
     data, problems = rule_form_data(body)
     form = RuleForm(data)
     assert not problems and form.is_valid(), (problems, form.errors)
@@ -357,9 +358,9 @@ def test_moves_map_back_to_the_rules_and_tags_they_touch():
     registry = Registry.objects.create(name="r", url="http://127.0.0.1:1", insecure=True)
     other = Registry.objects.create(name="o", url="http://127.0.0.1:2", insecure=True)
     seed = _rule(registry, tags="v*", sources=[{"repository": X86}, {"repository": ARM, "tag": "{tag}-arm64"}],
-                 also_tag=["latest"])
-    _rule(registry, name="manual", automatic=False)
-    _rule(other, name="elsewhere")
+                 also_tag=["latest"], automatic=True)
+    _rule(registry, name="manual")
+    _rule(other, name="elsewhere", automatic=True)
     arm = Repository.objects.create(registry=registry, name=ARM)
     moves = [TagMove("v1-arm64", "", "sha256:a"), TagMove("v2", "", "sha256:b"), TagMove("1.0-arm64", "", "x"),
              TagMove("latest-arm64", "", "y")]
@@ -387,3 +388,20 @@ def test_a_push_by_the_rule_rolls_back_like_any_push_and_the_rule_then_leaves_th
         assert client.head_manifest("username/test", "1.0.0").digest == first != second
     # Someone chose the older list: the rule does not undo that; it reports a conflict.
     assert _statuses(rule)["1.0.0"] == "conflict"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_target_deleted_after_a_conflict_is_assembled_again(seeded):
+    running, registry, _ = seeded
+    rule = _rule(registry, tags="1.0.0")
+    _apply(rule)
+    with running.client() as client:
+        image_push(client, repository="username/test", tag="1.0.0", platform=AMD64, content="by hand")
+    _scan(registry, "username/test")
+    assert _apply(rule).result["tags"]["1.0.0"]["status"] == "conflict"
+    Tag.objects.filter(repository__name="username/test", name="1.0.0").delete()  # as a scan after a delete
+    with running.client() as client:
+        digest = client.head_manifest("username/test", "1.0.0").digest
+        client.request("DELETE", f"/v2/username/test/manifests/{digest}", op="DELETE manifest", ok=(202,)).close()
+    assert _statuses(rule)["1.0.0"] == "new"
+    assert _apply(rule).result["tags"]["1.0.0"]["status"] == "pushed"
