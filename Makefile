@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 APT_RUN := redis-server docker-registry skopeo
-APT_TEST := $(APT_RUN) chromium postgresql
+APT_TEST := $(APT_RUN) chromium postgresql podman runc debootstrap
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: run test bench lint system-run system-test venv keys
@@ -52,7 +52,7 @@ run: system-run venv keys
 # out tests/registry/: the registry client, references, platforms and media
 # types are pure and never touch the database, so running them twice proves
 # nothing and only makes `make test` longer.
-test: system-test venv
+test: system-test venv keys
 	$(VENV)/bin/ruff check .
 	$(PY) manage.py makemigrations --check --dry-run -v 0
 	TEST_DATABASE=sqlite $(PY) -m pytest $(PYTEST_ARGS)

@@ -1,4 +1,7 @@
-"""Celery tasks: thin wrappers that take ids and call one service."""
+"""Celery tasks: thin wrappers that take ids and call one service.
+
+Each passes its worker's name (`name@host`), which the job row keeps.
+"""
 
 from __future__ import annotations
 
@@ -11,16 +14,16 @@ from .services.jobs import JobBusy
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
 def push_run(self, job_id: int) -> None:
     try:
-        push.push_job_run(job_id=job_id)
+        push.push_job_run(job_id=job_id, worker=self.request.hostname or "")
     except JobBusy as busy:  # delivered again while its first run is alive: look again later
         raise self.retry(countdown=busy.retry_in, max_retries=None) from None
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True)
-def scan_run(job_id: int) -> None:
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
+def scan_run(self, job_id: int) -> None:
     from .services import scan
 
-    scan.scan_job_fanout(job_id=job_id)
+    scan.scan_job_fanout(job_id=job_id, worker=self.request.hostname or "")
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
@@ -43,16 +46,16 @@ def registries_rescan() -> None:
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
 def rollback_run(self, job_id: int) -> None:
     try:
-        push.rollback_job_run(job_id=job_id)
+        push.rollback_job_run(job_id=job_id, worker=self.request.hostname or "")
     except JobBusy as busy:
         raise self.retry(countdown=busy.retry_in, max_retries=None) from None
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True)
-def check_run(job_id: int) -> None:
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
+def check_run(self, job_id: int) -> None:
     from .services import registries
 
-    registries.registry_check_run(job_id=job_id)
+    registries.registry_check_run(job_id=job_id, worker=self.request.hostname or "")
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
@@ -60,7 +63,7 @@ def rule_apply_run(self, job_id: int) -> None:
     from .services import rules
 
     try:
-        rules.rule_apply_job_run(job_id=job_id)
+        rules.rule_apply_job_run(job_id=job_id, worker=self.request.hostname or "")
     except JobBusy as busy:
         raise self.retry(countdown=busy.retry_in, max_retries=None) from None
 
@@ -70,6 +73,6 @@ def promotion_run(self, job_id: int) -> None:
     from .services import promote
 
     try:
-        promote.promotion_job_run(job_id=job_id)
+        promote.promotion_job_run(job_id=job_id, worker=self.request.hostname or "")
     except JobBusy as busy:
         raise self.retry(countdown=busy.retry_in, max_retries=None) from None

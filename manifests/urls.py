@@ -14,6 +14,7 @@ urlpatterns = [
     path("registries/<slug:name>/delete", views.registry_delete, name="manifests-registry-delete"),
     path("registries/<slug:name>/scan", views.scan_start, name="manifests-scan"),
     path("registries/<slug:name>/check", views.registry_check, name="manifests-registry-check"),
+    path("registries/<slug:name>/webhook-token", views.registry_webhook_token, name="manifests-registry-webhook-token"),
     path("registries/<slug:name>/", views.repository_list, name="manifests-repository-list"),
     # Repository names contain slashes: the tag part is matched from the right.
     re_path(r"^registries/(?P<name>[-\w]+)/r/(?P<repository>[a-z0-9._/-]+)/t/(?P<tag>[A-Za-z0-9_][A-Za-z0-9._-]{0,127})$",

@@ -1,19 +1,25 @@
 from __future__ import annotations
 
 import csv
+import datetime
 import hmac
 import json
+import logging
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
+from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.db import IntegrityError, transaction
 from django.db.models import Count, F
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html_join
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
@@ -23,12 +29,16 @@ from registry.errors import InvalidPlatform
 from registry.platform import Platform, platform_sort_key
 
 from .forms import RegistryForm
-from .models import Job, ManifestChild, PushRecord, Registry, Repository, Tag
+from .models import Job, ManifestChild, PushRecord, Registry, Repository, Tag, WebhookEvent
 from .services import builder, coverage, push, queue, registries
 from .services.assemble import SourceSpec
 from .services.scan import scan_enqueue
 
 PAGE_SIZE = 50
+# Event ids are remembered this long: Distribution's retries come within minutes.
+WEBHOOK_EVENT_MEMORY = datetime.timedelta(days=1)
+
+logger = logging.getLogger(__name__)
 
 
 def _registry_or_404(name: str) -> Registry:
@@ -53,6 +63,18 @@ def _platform_filter(request: HttpRequest) -> tuple[str, str]:
         return Platform.parse(value).normalized, ""
     except InvalidPlatform as exc:
         return "", str(exc)
+
+
+def login_locked_out(request: HttpRequest, original_response: HttpResponse | None = None,
+                     credentials: dict | None = None) -> HttpResponse:
+    """django-axes' answer to a locked-out login: the login page, saying why and for how long."""
+    minutes = int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)
+    # Unbound: validating it would try to authenticate again.
+    form = AuthenticationForm(request, initial={"username": request.POST.get("username", "")})
+    return render(request, "registration/login.html", {
+        "form": form, "next": request.POST.get("next", ""),
+        "locked_out": f"Too many failed logins for this account from this address: "
+                      f"try again in {minutes} minutes, or ask an admin."}, status=429)
 
 
 @require_GET
@@ -106,13 +128,28 @@ def registry_delete(request: HttpRequest, name: str) -> HttpResponse:
     return redirect("manifests-registry-list")
 
 
+def _require_scan(request: HttpRequest, registry: Registry) -> None:
+    """Registry work spends the stored credentials' rate limits: pushers and admins only."""
+    if not registry.can_scan(request.user):
+        raise PermissionDenied("You may not start work on this registry.")
+
+
+def _next_or(request: HttpRequest, fallback: str) -> str:
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
+                                                  require_https=request.is_secure()):
+        return target
+    return reverse(fallback)
+
+
 @require_POST
 @login_required
-@permission_required("manifests.change_registry", raise_exception=True)
 def registry_check(request: HttpRequest, name: str) -> HttpResponse:
     """Test: can the worker reach the registry with its credentials?"""
+    registry = _registry_or_404(name)
+    _require_scan(request, registry)
     try:
-        job = registries.registry_check_enqueue(registry=_registry_or_404(name), user=request.user)
+        job = registries.registry_check_enqueue(registry=registry, user=request.user)
     except queue.QueueUnavailable as exc:
         messages.error(request, str(exc))
         return redirect("manifests-registry-list")
@@ -121,9 +158,24 @@ def registry_check(request: HttpRequest, name: str) -> HttpResponse:
 
 @require_POST
 @login_required
+@permission_required("manifests.change_registry", raise_exception=True)
+def registry_webhook_token(request: HttpRequest, name: str) -> HttpResponse:
+    """A new webhook token for the registry, shown once on the page this answers; the old one stops working."""
+    registry = _registry_or_404(name)
+    token = registry.webhook_token_rotate()
+    hook_url = request.build_absolute_uri(reverse("manifests-webhook", args=[registry.name]))
+    response = _render(request, "manifests/registry_webhook_token.html",
+                       {"registry": registry, "token": token, "hook_url": hook_url})
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_POST
+@login_required
 def scan_start(request: HttpRequest, name: str) -> HttpResponse:
     """Refresh: re-scan a registry, a repository or some tags on the worker (and check lists' children)."""
     registry = _registry_or_404(name)
+    _require_scan(request, registry)
     repository = request.POST.get("repository", "")
     tags = [t for t in request.POST.getlist("tag") if t] or None
     try:
@@ -131,7 +183,7 @@ def scan_start(request: HttpRequest, name: str) -> HttpResponse:
                            verify_children=request.POST.get("verify") == "1")
     except queue.QueueUnavailable as exc:
         messages.error(request, str(exc))
-        return redirect(request.POST.get("next") or "manifests-registry-list")
+        return redirect(_next_or(request, "manifests-registry-list"))
     return redirect("manifests-job-detail", job_id=job.pk)
 
 
@@ -162,7 +214,7 @@ def tag_list(request: HttpRequest, name: str, repository: str) -> HttpResponse:
     repo = _repository_or_404(registry, repository)
     platform, platform_error = _platform_filter(request)
     query = request.GET.get("q", "").strip()
-    tags = repo.tags.all()
+    tags = repo.tags.annotate(artifact_type=F("manifest__artifact_type"))  # shown instead of platforms
     if platform:
         tags = tags.filter(platform_rows__platform=platform).distinct()
     if query:
@@ -239,7 +291,13 @@ def _coverage_context(request: HttpRequest) -> dict:
             lacking = Platform.parse(context["lacking_text"]).normalized
         except InvalidPlatform as exc:
             context["errors"]["lacking"] = str(exc)
-    repositories = coverage.coverage_rows(registry=registry, pattern=context["pattern"],
+    pattern = context["pattern"]
+    try:
+        coverage.pattern_validate(pattern)
+    except coverage.PatternInvalid as exc:
+        context["errors"]["tag"] = str(exc)
+        pattern = ""
+    repositories = coverage.coverage_rows(registry=registry, pattern=pattern,
                                           lacking=lacking, search=context["search"])
     context.update({"required": required, "lacking": lacking, "repositories": repositories})
     return context
@@ -292,14 +350,7 @@ def _coverage_export(kind: str, rows: list[coverage.CoverageRow], context: dict)
                              "rows": [row.__dict__ for row in rows]})
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="coverage-{registry.name}.csv"'
-    columns = coverage.coverage_columns(rows, context["required"])
-    writer = csv.writer(response)
-    writer.writerow(["repository", "tag", "digest", *columns, "missing"])
-    for row in rows:
-        # Cells a spreadsheet would run as formulas are quoted with a leading apostrophe.
-        safe = [("'" + v) if v[:1] in ("=", "+", "-", "@") else v for v in (row.repository, row.tag)]
-        writer.writerow([*safe, row.digest, *("yes" if c in row.platforms else "" for c in columns),
-                         " ".join(row.missing)])
+    csv.writer(response).writerows(coverage.coverage_csv(rows, required=context["required"]))
     return response
 
 
@@ -331,41 +382,70 @@ def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
 # -- registry notifications ----------------------------------------------------
 
 
+def _webhook_authorized(registry: Registry | None, given: str) -> bool:
+    """The registry's own token; the global WEBHOOK_TOKEN only when a deployment set it explicitly."""
+    if registry is not None and registry.webhook_token_matches(given):
+        return True
+    expected = settings.WEBHOOK_TOKEN or ""
+    return bool(expected and given and hmac.compare_digest(given.encode(), expected.encode()))
+
+
+def _webhook_events_new(registry: Registry, events: list[dict]) -> list[dict]:
+    """The events not handled before: Distribution retries a delivery with the same event ids."""
+    WebhookEvent.objects.filter(received_at__lt=timezone.now() - WEBHOOK_EVENT_MEMORY).delete()
+    fresh = []
+    for event in events:
+        event_id = event.get("id")
+        if isinstance(event_id, str) and event_id:
+            try:
+                with transaction.atomic():
+                    WebhookEvent.objects.create(registry=registry, event_id=event_id[:128])
+            except IntegrityError:
+                continue
+        fresh.append(event)
+    return fresh
+
+
 @csrf_exempt
 @require_POST
 def registry_webhook(request: HttpRequest, name: str) -> JsonResponse:
     """Docker Distribution's notifications: re-scan each pushed tag at once."""
-    expected = settings.WEBHOOK_TOKEN or ""
     given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-    if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
-        return JsonResponse({"error": "invalid token"}, status=401)
     registry = Registry.objects.filter(name=name).first()
+    if not _webhook_authorized(registry, given):
+        return JsonResponse({"error": "invalid token"}, status=401)
     if registry is None:
         return JsonResponse({"error": "unknown registry"}, status=404)
     try:
         envelope = json.loads(request.body)
         events = envelope.get("events", [])
         assert isinstance(events, list)
-    except (ValueError, AssertionError, AttributeError):
+    except (ValueError, AssertionError, AttributeError, RecursionError):
         return JsonResponse({"error": "expected a notification envelope"}, status=400)
-    pushed: dict[str, set[str]] = {}
-    for event in events:
-        target = event.get("target") if isinstance(event, dict) else None
-        if not isinstance(target, dict) or event.get("action") not in ("push", "delete"):
-            continue
-        repository, tag = target.get("repository"), target.get("tag")
-        if isinstance(repository, str) and isinstance(tag, str) and tag:
-            pushed.setdefault(repository, set()).add(tag)
-        elif isinstance(repository, str) and event.get("action") == "delete":
-            pushed.setdefault(repository, set())
+    events = [e for e in events if isinstance(e, dict) and e.get("action") in ("push", "delete")
+              and isinstance(e.get("target"), dict)]
+    limit = settings.WEBHOOK_MAX_EVENTS
+    ignored = max(0, len(events) - limit)
+    if ignored:
+        logger.warning("webhook for %s: %d events, handled the first %d", registry.name, len(events), limit)
     jobs = []
     try:
-        for repository, tags in pushed.items():
-            jobs.append(scan_enqueue(registry=registry, repository=repository, tags=sorted(tags) or None).pk)
+        # Recording the ids and queueing the scans commit together: a refused
+        # delivery (queue down) is not remembered, so its retry is handled.
+        with transaction.atomic():
+            pushed: dict[str, set[str]] = {}
+            for event in _webhook_events_new(registry, events[:limit]):
+                target = event["target"]
+                repository, tag = target.get("repository"), target.get("tag")
+                if isinstance(repository, str) and isinstance(tag, str) and tag:
+                    pushed.setdefault(repository, set()).add(tag)
+                elif isinstance(repository, str) and event.get("action") == "delete":
+                    pushed.setdefault(repository, set())
+            for repository, tags in pushed.items():
+                jobs.append(scan_enqueue(registry=registry, repository=repository, tags=sorted(tags) or None).pk)
     except queue.QueueUnavailable as exc:
         return JsonResponse({"error": str(exc)}, status=503)
-    return JsonResponse({"queued": jobs}, status=202)
-
+    return JsonResponse({"queued": jobs, "ignored": ignored}, status=202)
 
 
 # -- the list builder ------------------------------------------------------------

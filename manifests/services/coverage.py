@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from django.db.models import Case, F, IntegerField, OuterRef, QuerySet, Subquery, Value, When
+from django.db.models import Case, F, IntegerField, Lookup, OuterRef, QuerySet, Subquery, Value, When
 
 from registry.platform import Platform, platform_sort_key
 
@@ -31,24 +31,69 @@ def required_parse(text: str | None, *, registry: Registry) -> list[str]:
     return sorted(values, key=platform_sort_key)
 
 
-def glob_to_regex(pattern: str) -> str:
-    """A shell glob (`*`, `?`) as an anchored regex that SQLite and PostgreSQL both read."""
-    parts = []
+# A tag is at most 128 characters (distribution's grammar); a longer pattern matches nothing real.
+PATTERN_MAX_LENGTH = 128
+_PATTERN = re.compile(r"[A-Za-z0-9_.*?-]+")
+
+
+class PatternInvalid(ValueError):
+    """A tag pattern that is too long or uses characters no tag has."""
+
+
+def pattern_validate(pattern: str) -> str:
+    """The pattern itself, or PatternInvalid with a message for the field."""
+    if len(pattern) > PATTERN_MAX_LENGTH:
+        raise PatternInvalid(f"a tag pattern is at most {PATTERN_MAX_LENGTH} characters (this one has {len(pattern)})")
+    if pattern and not _PATTERN.fullmatch(pattern):
+        raise PatternInvalid("a tag pattern uses letters, digits, '_', '.', '-', and the wildcards '*' and '?'")
+    return pattern
+
+
+class _Glob(Lookup):
+    """`name` matches a shell glob (`*`, `?`), case-sensitively, in the database's own matcher.
+
+    Not a regular expression: SQLite runs REGEXP in Python's backtracking `re`,
+    where `*a*a*...*b` against one long tag takes minutes. SQLite's GLOB and
+    PostgreSQL's LIKE stop at the first wildcard that cannot match, so they
+    take time linear in the tag's length for a pattern of bounded length
+    (SQLite's LIKE would do too, but ignores case).
+    """
+
+    lookup_name = "glob"
+
+    def as_sql(self, compiler, connection):
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        pattern = self.rhs.value if isinstance(self.rhs, Value) else str(self.rhs)  # a Value once resolved
+        if connection.vendor == "sqlite":
+            return f"{lhs} GLOB %s", [*lhs_params, glob_to_sqlite(pattern)]
+        return f"{lhs} LIKE %s ESCAPE '\\'", [*lhs_params, glob_to_like(pattern)]
+
+
+def glob_to_like(pattern: str) -> str:
+    """A shell glob as a LIKE pattern, with LIKE's own `%`, `_` and the escape escaped."""
+    out = []
     for char in pattern:
         if char == "*":
-            parts.append(".*")
+            out.append("%")
         elif char == "?":
-            parts.append(".")
+            out.append("_")
+        elif char in "%_\\":
+            out.append("\\" + char)
         else:
-            parts.append(re.escape(char))
-    return "^" + "".join(parts) + "$"
+            out.append(char)
+    return "".join(out)
+
+
+def glob_to_sqlite(pattern: str) -> str:
+    """A shell glob as SQLite's GLOB reads it: only `*` and `?` are wildcards, `[` is taken literally."""
+    return pattern.replace("[", "[[]")
 
 
 def _chosen_tags(pattern: str) -> QuerySet[Tag]:
     """Per repository, the tag the matrix shows: newest matching `pattern`, `latest` first by default."""
     tags = Tag.objects.filter(repository=OuterRef("pk"))
     if pattern:
-        tags = tags.filter(name__regex=glob_to_regex(pattern))
+        tags = tags.filter(_Glob(F("name"), pattern))
     tags = tags.annotate(
         is_latest=Case(When(name="latest", then=Value(1)), default=Value(0), output_field=IntegerField())
     )
@@ -57,7 +102,11 @@ def _chosen_tags(pattern: str) -> QuerySet[Tag]:
 
 def coverage_rows(*, registry: Registry, pattern: str = "", lacking: str = "",
                   search: str = "") -> QuerySet[Repository]:
-    """Repositories annotated with the chosen tag's id; materialize with `coverage_materialize`."""
+    """Repositories annotated with the chosen tag's id; materialize with `coverage_materialize`.
+
+    Raises PatternInvalid for a `pattern` that `pattern_validate` refuses.
+    """
+    pattern_validate(pattern)
     repositories = Repository.objects.filter(registry=registry).annotate(
         chosen_tag=Subquery(_chosen_tags(pattern).values("pk")[:1])
     ).filter(chosen_tag__isnull=False)
@@ -86,3 +135,21 @@ def coverage_columns(rows: list[CoverageRow], required: list[str]) -> list[str]:
     """Columns: required platforms first, then every other platform seen, in the fixed order."""
     seen = {p for row in rows for p in row.platforms}
     return sorted(set(required) | seen, key=platform_sort_key)
+
+
+# A cell starting with one of these is a formula to a spreadsheet (OWASP, "CSV Injection").
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: str) -> str:
+    """A cell a spreadsheet shows as text: one that could start a formula gets a leading apostrophe."""
+    return "'" + value if value.startswith(_FORMULA_STARTS) else value
+
+
+def coverage_csv(rows: list[CoverageRow], *, required: list[str]) -> list[list[str]]:
+    """The matrix as CSV lines, header first; every cell guarded, the header's platforms too."""
+    columns = coverage_columns(rows, required)
+    lines = [["repository", "tag", "digest", *columns, "missing"]]
+    lines += [[row.repository, row.tag, row.digest, *("yes" if c in row.platforms else "" for c in columns),
+               " ".join(row.missing)] for row in rows]
+    return [[csv_cell(cell) for cell in line] for line in lines]

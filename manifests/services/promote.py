@@ -159,16 +159,11 @@ def promotion_job_create(*, source: Registry, reference: str, target_registry: R
     return job
 
 
-def promotion_job_run(*, job_id: int) -> None:
-    begun = jobs.job_begin(job_id=job_id, exclusive=True)
-    if begun is None:
-        return
-    job, progress = begun
-    with jobs.job_lease(job):
-        promotion_execute(job=job, progress=progress)
+def promotion_job_run(*, job_id: int, worker: str = "") -> None:
+    jobs.job_run(job_id=job_id, runner=promotion_execute, exclusive=True, worker=worker)
 
 
-def promotion_execute(*, job: Job, progress: jobs.JobProgress) -> None:
+def promotion_execute(job: Job, progress: jobs.JobProgress) -> None:
     """The runner of a promote job: copy the kept entries across, put the list, record it; never raises."""
     params = job.params
     source = Registry.objects.filter(pk=params.get("from_registry")).first()

@@ -471,17 +471,12 @@ def rule_apply_job_create(*, rule: Rule, tags: list[str] | None = None, user=Non
     return job
 
 
-def rule_apply_job_run(*, job_id: int) -> None:
+def rule_apply_job_run(*, job_id: int, worker: str = "") -> None:
     """Run a rule's apply job, on one worker at a time, like a push."""
-    begun = jobs.job_begin(job_id=job_id, exclusive=True)
-    if begun is None:
-        return
-    job, progress = begun
-    with jobs.job_lease(job):
-        rule_apply_execute(job=job, progress=progress)
+    jobs.job_run(job_id=job_id, runner=rule_apply_execute, exclusive=True, worker=worker)
 
 
-def rule_apply_execute(*, job: Job, progress: jobs.JobProgress) -> None:
+def rule_apply_execute(job: Job, progress: jobs.JobProgress) -> None:
     """The runner of a rule_apply job: every selected tag, then the also_tags; never raises."""
     rule = rule_load(rule_id=job.params.get("rule") or 0)
     if rule is None:

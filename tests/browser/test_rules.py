@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from manifests.demo import image_push
-from manifests.models import PushRecord, Registry, Rule, Tag
+from manifests.models import Job, PushRecord, Registry, Rule, Tag
 from manifests.services.jobs import job_create
 from manifests.services.scan import scan_job_run
 from registry import errors
@@ -22,9 +22,12 @@ AMD64, ARM64 = Platform("linux", "amd64"), Platform("linux", "arm64", "v8")
 @pytest.fixture
 def notifying_registry(fresh_registry, live_server, redis_server):
     """Distribution with notifications to the dashboard; the seed's per-platform tags, scanned once."""
-    running = fresh_registry("basic", notify_url=f"{live_server.url}/hooks/registry/lab")
+    registry = Registry(name="lab", url="http://127.0.0.1:1", insecure=True, auth=Registry.AUTH_BASIC)
+    registry.save()
+    token = registry.webhook_token_rotate()
+    running = fresh_registry("basic", notify_url=f"{live_server.url}/hooks/registry/lab", notify_token=token)
     username, password = running.credentials()
-    registry = Registry(name="lab", url=running.url, insecure=True, auth=Registry.AUTH_BASIC, username=username)
+    registry.url, registry.username = running.url, username
     registry.set_secret(password)
     registry.save()
     with running.client() as client:
@@ -85,7 +88,9 @@ def test_the_seed_rule_made_in_the_ui_keeps_username_test_assembled(
         time.sleep(0.2)
     elapsed = time.monotonic() - pushed_at
     record_property("seconds_to_username_test_NEW", round(elapsed, 2))
-    assert _head(running, "username/test", "NEW"), celery_worker.log()[-4000:]
+    assert _head(running, "username/test", "NEW"), (
+        [(j.pk, j.kind, j.status, j.target, j.params, j.error, j.result) for j in Job.objects.order_by("pk")],
+        [line for line in celery_worker.log().splitlines() if "rules" in line or "ERROR" in line][-20:])
     print(f"username/test:NEW appeared {elapsed:.1f}s after the push")
 
     ref = f"docker://{running.host}/username/test:NEW"

@@ -48,7 +48,7 @@ def test_a_whole_list_keeps_its_digest_in_the_token_registry(staging, registry_t
                                                              wait_job, skopeo, tmp_path):
     repository, index, _, _ = staging
     user = User.objects.create_superuser("ops")
-    key = ApiToken.issue(user)[1]
+    key = ApiToken.issue(user, scope=ApiToken.SCOPE_PUSH)[1]
     response = client.post("/api/v1/promotions", content_type="application/json", HTTP_AUTHORIZATION=f"Token {key}",
                            data=json.dumps({"from": {"registry": "staging", "reference": f"{repository}:1.0"},
                                             "to": {"registry": "production", "target": f"{repository}:1.0"},
@@ -98,7 +98,7 @@ def test_a_subset_shows_its_new_digest_before_pushing(staging, registry_token, c
 @pytest.mark.django_db
 def test_a_bad_promotion_gets_a_message_per_field(client):
     Registry.objects.create(name="staging", url="http://127.0.0.1:1", insecure=True)
-    key = ApiToken.issue(User.objects.create_superuser("ops"))[1]
+    key = ApiToken.issue(User.objects.create_superuser("ops"), scope=ApiToken.SCOPE_PUSH)[1]
     response = client.post("/api/v1/promotions", content_type="application/json", HTTP_AUTHORIZATION=f"Token {key}",
                            data=json.dumps({"from": {"registry": "staging", "reference": "nope:1"},
                                             "to": {"registry": "staging", "target": "Bad"}}))

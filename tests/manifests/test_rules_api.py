@@ -22,7 +22,7 @@ def _user(*, push: bool = True) -> str:
     user = User.objects.create_user("ci" if push else "reader")
     if push:
         user.user_permissions.add(Permission.objects.get(codename="push_registry"))
-    return ApiToken.issue(user)[1]
+    return ApiToken.issue(user, scope=ApiToken.SCOPE_PUSH)[1]
 
 
 def _call(client, method: str, path: str, key: str, body: dict | None = None):
@@ -110,3 +110,12 @@ def test_writing_rules_needs_the_push_permission_and_reading_needs_a_login(clien
     assert _call(client, "post", "/api/v1/rules", reader, BODY).status_code == 403
     assert client.get("/api/v1/rules").status_code == 401
     assert client.get("/api/v1/rules", HTTP_AUTHORIZATION=f"Token {reader}").json() == {"rules": []}
+
+
+@pytest.mark.django_db
+def test_a_read_only_key_cannot_write_rules(client):
+    Registry.objects.create(name="api", url="http://127.0.0.1:1", insecure=True)
+    user = User.objects.create_superuser("ro")
+    key = ApiToken.issue(user, scope=ApiToken.SCOPE_READ)[1]
+    assert _call(client, "post", "/api/v1/rules", key, BODY).status_code == 403
+    assert not Rule.objects.exists()

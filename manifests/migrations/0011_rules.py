@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('manifests', '0006_job_heartbeat'),
+        ('manifests', '0010_merge_0007_i11_deploy_0009_merge_20261201_1005'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
