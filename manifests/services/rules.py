@@ -728,9 +728,20 @@ def rules_on_tags_moved(sender, *, repository: Repository, moves, **kwargs) -> N
         targets = rules_for_moves(repository=repository, moves=moves)
         for rule_id, tags in targets.items():
             rule = Rule.objects.filter(pk=rule_id).select_related("registry").first()
-            if rule is not None:
+            if rule is None:
+                continue
+            try:
                 rule_apply_job_create(rule=rule, tags=tags, automatic=True)
-    except queue.QueueUnavailable:
-        logger.warning("rules: the queue is down, %s moves in %s not applied", len(moves), repository)
+            except queue.QueueUnavailable:
+                # The broker's health is cached for a few seconds: ask it again once before giving up,
+                # and then say so on the rule, where its owner looks.
+                queue.queue_forget()
+                try:
+                    rule_apply_job_create(rule=rule, tags=tags, automatic=True)
+                except queue.QueueUnavailable:
+                    logger.warning("rules: the queue is down, %s not re-assembled for %s", tags, rule.name)
+                    Rule.objects.filter(pk=rule.pk).update(
+                        last_error=f"the task queue was unreachable when {', '.join(tags)} moved in "
+                                   f"{repository.name}: apply the rule to re-assemble them")
     except Exception:
         logger.exception("rules: reacting to moves in %s failed", repository)

@@ -405,3 +405,20 @@ def test_a_target_deleted_after_a_conflict_is_assembled_again(seeded):
         client.request("DELETE", f"/v2/username/test/manifests/{digest}", op="DELETE manifest", ok=(202,)).close()
     assert _statuses(rule)["1.0.0"] == "new"
     assert _apply(rule).result["tags"]["1.0.0"]["status"] == "pushed"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_moves_that_cannot_be_queued_say_so_on_the_rule(monkeypatch):
+    """The broker refusing is a narrow error path: queue_available is made to answer no."""
+    from manifests.models import Repository
+    from manifests.services import queue
+    from manifests.signals import TagMove
+
+    registry = Registry.objects.create(name="r", url="http://127.0.0.1:1", insecure=True)
+    rule = _rule(registry, automatic=True)
+    monkeypatch.setattr(queue, "queue_available", lambda: False)
+    rules.rules_on_tags_moved(Repository, repository=Repository.objects.create(registry=registry, name=ARM),
+                              moves=[TagMove("3.0.0", "", "sha256:a")])
+    rule.refresh_from_db()
+    assert "3.0.0" in rule.last_error and "apply the rule" in rule.last_error
+    assert not Job.objects.exists()
