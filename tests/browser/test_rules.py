@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
@@ -109,6 +110,8 @@ def test_the_seed_rule_made_in_the_ui_keeps_username_test_assembled(
         time.sleep(0.2)
     page.goto(f"{live_server.url}/rules/{rule.pk}/")
     expect(page.locator('#dry-run tr[data-tag="NEW"]')).to_have_attribute("data-status", "unchanged")
-    expect(page.locator('#dry-run tr[data-tag="NEW"]')).to_contain_text("pushed")
+    # Each source's move queued a job: one pushed the list, the other may have found it in place.
+    expect(page.locator('#dry-run tr[data-tag="NEW"]')).to_contain_text(re.compile(r"pushed|unchanged"))
+    assert PushRecord.objects.filter(rule=rule, tag="NEW").count() >= 1
     screenshot(page, "rules-4-kept-assembled")
     assert not page.console_errors, page.console_errors
