@@ -16,3 +16,8 @@ urlpatterns = [
     path("oidc/callback/", oidc.callback, name="oidc_authentication_callback"),
     path("", include("manifests.urls")),
 ]
+
+# Error pages inside the site's layout.
+handler403 = "manifests.views.error_403"
+handler404 = "manifests.views.error_404"
+handler500 = "manifests.views.error_500"

@@ -144,6 +144,9 @@ class Manifest(models.Model):
     os_features = models.JSONField(default=list, blank=True)
     platform = models.CharField(max_length=128, blank=True)  # normalized os/arch[/variant]
     created = models.DateTimeField(null=True, blank=True)
+    # An image's config JSON as the scan read it (entrypoint, env, labels, history), for its page;
+    # null for lists, artifacts, images stored before it was kept, and configs too large to keep.
+    config = models.JSONField(null=True, blank=True)
     fetched_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:

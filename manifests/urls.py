@@ -19,8 +19,11 @@ urlpatterns = [
     # Repository names contain slashes: the tag part is matched from the right.
     re_path(r"^registries/(?P<name>[-\w]+)/r/(?P<repository>[a-z0-9._/-]+)/t/(?P<tag>[A-Za-z0-9_][A-Za-z0-9._-]{0,127})$",
             views.tag_detail, name="manifests-tag-detail"),
+    re_path(r"^registries/(?P<name>[-\w]+)/r/(?P<repository>[a-z0-9._/-]+)/m/(?P<digest>sha256:[a-f0-9]{64})$",
+            views.manifest_detail, name="manifests-manifest-detail"),
     re_path(r"^registries/(?P<name>[-\w]+)/r/(?P<repository>[a-z0-9._/-]+)/$", views.tag_list,
             name="manifests-tag-list"),
+    path("search", views.search, name="manifests-search"),
     path("coverage", views.coverage_matrix, name="manifests-coverage"),
     path("build/", views.builder_page, name="manifests-builder"),
     path("build/candidates", views.builder_candidates, name="manifests-builder-candidates"),

@@ -21,6 +21,7 @@ class CoverageRow:
     platforms: list[str]
     missing: list[str]
     error: str
+    registry: str = ""
 
 
 def required_parse(text: str | None, *, registry: Registry) -> list[str]:
@@ -100,14 +101,16 @@ def _chosen_tags(pattern: str) -> QuerySet[Tag]:
     return tags.order_by("-is_latest", F("created").desc(nulls_last=True), "-name")
 
 
-def coverage_rows(*, registry: Registry, pattern: str = "", lacking: str = "",
+def coverage_rows(*, registry: Registry | None, pattern: str = "", lacking: str = "",
                   search: str = "") -> QuerySet[Repository]:
-    """Repositories annotated with the chosen tag's id; materialize with `coverage_materialize`.
+    """Repositories (of one registry, or of all with None) annotated with the chosen tag's id.
 
-    Raises PatternInvalid for a `pattern` that `pattern_validate` refuses.
+    Materialize with `coverage_materialize`. Raises PatternInvalid for a
+    `pattern` that `pattern_validate` refuses.
     """
     pattern_validate(pattern)
-    repositories = Repository.objects.filter(registry=registry).annotate(
+    scope = Repository.objects.filter(registry=registry) if registry is not None else Repository.objects.all()
+    repositories = scope.annotate(
         chosen_tag=Subquery(_chosen_tags(pattern).values("pk")[:1])
     ).filter(chosen_tag__isnull=False)
     if search:
@@ -115,19 +118,26 @@ def coverage_rows(*, registry: Registry, pattern: str = "", lacking: str = "",
     if lacking:
         repositories = repositories.exclude(
             chosen_tag__in=TagPlatform.objects.filter(platform=lacking).values("tag_id"))
-    return repositories.order_by("name")
+    return repositories.order_by("registry__name", "name")
 
 
-def coverage_materialize(repositories: list[Repository], *, required: list[str]) -> list[CoverageRow]:
-    """One query for the chosen tags of a page of repositories."""
+def coverage_materialize(repositories: list[Repository], *, required: list[str],
+                         required_by_registry: dict[int, list[str]] | None = None) -> list[CoverageRow]:
+    """One query for the chosen tags of a page of repositories (and one for their registries' names).
+
+    `required_by_registry` (registry id -> platforms), when given, overrides `required` per registry.
+    """
     tags = Tag.objects.in_bulk([r.chosen_tag for r in repositories])
+    names = dict(Registry.objects.filter(pk__in={r.registry_id for r in repositories}).values_list("pk", "name"))
     rows = []
     for repository in repositories:
         tag = tags[repository.chosen_tag]
         present = set(tag.platforms)
+        wanted = (required_by_registry or {}).get(repository.registry_id, required)
         rows.append(CoverageRow(
             repository=repository.name, tag=tag.name, digest=tag.digest, kind=tag.kind,
-            platforms=list(tag.platforms), missing=[p for p in required if p not in present], error=tag.error))
+            platforms=list(tag.platforms), missing=[p for p in wanted if p not in present], error=tag.error,
+            registry=names.get(repository.registry_id, "")))
     return rows
 
 
@@ -146,10 +156,14 @@ def csv_cell(value: str) -> str:
     return "'" + value if value.startswith(_FORMULA_STARTS) else value
 
 
-def coverage_csv(rows: list[CoverageRow], *, required: list[str]) -> list[list[str]]:
-    """The matrix as CSV lines, header first; every cell guarded, the header's platforms too."""
+def coverage_csv(rows: list[CoverageRow], *, required: list[str], with_registry: bool = False) -> list[list[str]]:
+    """The matrix as CSV lines, header first; every cell guarded, the header's platforms too.
+
+    `with_registry` (an export across registries) adds the registry as the first column.
+    """
     columns = coverage_columns(rows, required)
-    lines = [["repository", "tag", "digest", *columns, "missing"]]
-    lines += [[row.repository, row.tag, row.digest, *("yes" if c in row.platforms else "" for c in columns),
-               " ".join(row.missing)] for row in rows]
+    first = ["registry"] if with_registry else []
+    lines = [[*first, "repository", "tag", "digest", *columns, "missing"]]
+    lines += [[*([row.registry] if with_registry else []), row.repository, row.tag, row.digest,
+               *("yes" if c in row.platforms else "" for c in columns), " ".join(row.missing)] for row in rows]
     return [[csv_cell(cell) for cell in line] for line in lines]

@@ -48,6 +48,7 @@ class Learned:
     platform: Platform | None = None
     created: datetime.datetime | None = None
     blob_size: int = 0  # config plus layers
+    config: dict | None = None  # an image's config, kept for its page
 
 
 @dataclass
@@ -118,13 +119,20 @@ class _Known:
                 self._pending.pop(digest).set()
 
 
+# Configs up to this size are stored whole for the image's page (most are a few KiB).
+CONFIG_KEEP_MAX = 256 * 1024
+_PARTIAL = "\x00partial"  # marks a config rebuilt from a row's columns: not worth storing as the config
+
+
 def _stored_config(digest: str) -> dict | None:
     """A config as far as the scan keeps it, from a stored manifest that uses it."""
     row = ManifestRow.objects.filter(config_digest=digest).values(
-        "os", "architecture", "variant", "os_version", "os_features", "created").first()
+        "os", "architecture", "variant", "os_version", "os_features", "created", "config").first()
     if row is None:
         return None
-    config: dict = {"os": row["os"], "architecture": row["architecture"]}
+    if isinstance(row["config"], dict):
+        return row["config"]
+    config: dict = {"os": row["os"], "architecture": row["architecture"], _PARTIAL: True}
     if row["variant"]:
         config["variant"] = row["variant"]
     if row["os_version"]:
@@ -253,6 +261,8 @@ def _learn(client: RegistryClient, repository: str, manifest: Manifest, known: _
             raise errors.ManifestInvalid(f"config: platform {problem}")
         learned.created = _created(config.get("created"))
         learned.blob_size = sum(blob.size for blob in manifest.blobs)
+        if manifest.config.size <= CONFIG_KEEP_MAX and not config.get(_PARTIAL):
+            learned.config = config
     elif manifest.is_index and depth < MAX_DEPTH:
         if deferred is not None:
             deferred.append((fetch, manifest))
@@ -371,7 +381,7 @@ def _manifest_row(learned: Learned) -> ManifestRow:
         variant=platform.variant if platform else "", os_version=platform.os_version if platform else "",
         os_features=list(platform.os_features) if platform else [],
         platform=platform.normalized if platform and not platform.is_unknown else "",
-        created=learned.created,
+        created=learned.created, config=learned.config,
     )
 
 

@@ -180,7 +180,7 @@ def test_the_image_serves_scans_and_pushes_as_a_deployment(deployment, fresh_reg
     assert twice.returncode == 1 and "both SECRET_KEY and SECRET_KEY_FILE are set" in twice.stderr
     # An empty NAME, as a blank line of .env.example gives, does not hide NAME_FILE.
     assert "System check identified no issues" in deployment.run("manage", "check", extra_env={"SECRET_KEY": ""})
-    key = deployment.run("manage", "apitoken", "boss").strip()
+    key = deployment.run("manage", "apitoken", "boss", "--scope", "push").strip()
 
     # A registry added (its password on stdin, never in argv) and scanned by the worker container.
     deployment.run("manage", "registry_add", "lab", running.url, "--username", ADMIN_USER, "--password-stdin",

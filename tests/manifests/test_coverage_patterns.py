@@ -6,7 +6,9 @@ rows and no registry: what is under test is the database's matcher.
 
 from __future__ import annotations
 
+import re
 import time
+from html import unescape
 
 import pytest
 from django.contrib.auth.models import User
@@ -102,8 +104,10 @@ def test_a_pattern_too_long_or_with_other_characters_is_refused_next_to_its_fiel
     page = viewer.get("/coverage", {"registry": "globs", "tag": pattern})
     assert page.status_code == 200
     html = page.content.decode()
-    field, _, rest = html.partition('name="tag"')
-    assert rest and message in rest.split("</label>")[0], "the message stands next to the tag pattern field"
+    field = re.search(r'<input[^>]*name="tag"[^>]*>', html).group(0)
+    assert 'aria-invalid="true"' in field and 'aria-describedby="error-tag"' in field, "the field itself is marked"
+    described = re.search(r'id="error-tag">([^<]*)<', html)
+    assert described and message in unescape(described.group(1)), "the field is described by the message"
     api = viewer.get("/api/v1/coverage", {"registry": "globs", "tag": pattern})
     assert api.status_code == 400 and api["Content-Type"] == "application/json"
     assert api.json()["field"] == "tag" and api.json()["error"].startswith(message)

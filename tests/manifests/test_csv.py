@@ -96,3 +96,16 @@ def test_a_list_giving_a_platform_outside_the_grammar_is_refused_before_the_push
     assert response.status_code == 400, response.json()
     assert response.json()["fields"] == {"sources.0": ["the os.version '=1+1' is not a platform token"]}
     assert not Tag.objects.filter(repository__name="formula/list").exists()
+
+
+def test_an_export_across_registries_names_each_rows_registry(viewer):
+    for name in ("alpha", "beta"):
+        registry = Registry.objects.create(name=name, url="http://127.0.0.1:9", insecure=True,
+                                           required_platforms="linux/amd64")
+        repository = Repository.objects.create(registry=registry, name="app")
+        Tag.objects.create(repository=repository, name="latest", digest="sha256:" + "a" * 64, kind="image",
+                           platforms=["linux/amd64"])
+    response = viewer.get("/coverage", {"registry": "*", "format": "csv"})
+    lines = list(csv.reader(io.StringIO(response.content.decode())))
+    assert lines[0][:3] == ["registry", "repository", "tag"]
+    assert sorted(line[:2] for line in lines[1:]) == [["alpha", "app"], ["beta", "app"]]
