@@ -175,7 +175,8 @@ def test_an_admin_adds_and_edits_a_registry_then_tests_scans_and_checks_children
     assert [g.name for g in Registry.objects.get(name="lab").push_groups.all()] == ["team-b"]
 
     page.get_by_role("button", name="Test").click()
-    _job_succeeds(page)
+    _job_succeeds(page)  # in place, where the button was clicked; its job page says what it saw
+    page.locator(".job-inline").get_by_role("link", name=re.compile(r"^job \d+$")).click()
     expect(page.get_by_text("The registry answers and accepts the credentials. It shows: team/amd64")).to_be_visible()
     page.goto(f"{live_server.url}/")
     page.get_by_role("button", name="Scan now").click()
@@ -183,5 +184,7 @@ def test_an_admin_adds_and_edits_a_registry_then_tests_scans_and_checks_children
     page.goto(f"{live_server.url}/registries/lab/r/team/amd64/t/multi")
     page.get_by_role("button", name="Check children").click()
     _job_succeeds(page)
+    expect(page.locator(".job-inline")).to_contain_text(re.compile(r"\d+ children checked, 0 missing"))
+    page.locator(".job-inline").get_by_role("link", name=re.compile(r"^job \d+$")).click()
     expect(page.get_by_text(re.compile(r"children checked \d+, missing 0"))).to_be_visible()
     assert page.console_errors == [], page.console_errors
