@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path, re_path
 
-from . import api
+from . import api, rules_api
 
 urlpatterns = [
     # <str:...>, not <slug:...>: a malformed name reaches the view and gets a JSON 404.
@@ -15,6 +15,11 @@ urlpatterns = [
     path("coverage", api.coverage, name="manifests-api-coverage"),
     path("jobs/<int:job_id>", api.job_detail, name="manifests-api-job-detail"),
     path("lists", api.list_create, name="manifests-api-list-create"),
+    path("rules", rules_api.rule_list, name="manifests-api-rule-list"),
+    path("rules/<int:rule_id>", rules_api.rule_detail, name="manifests-api-rule-detail"),
+    path("rules/<int:rule_id>/dry-run", rules_api.rule_dry_run, name="manifests-api-rule-dry-run"),
+    path("rules/<int:rule_id>/apply", rules_api.rule_apply, name="manifests-api-rule-apply"),
+    path("promotions", rules_api.promotion_create, name="manifests-api-promotion-create"),
     # Last: anything else under api/v1/ answers JSON too.
     re_path(r"^", api.unknown, name="manifests-api-unknown"),
 ]

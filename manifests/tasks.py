@@ -56,3 +56,23 @@ def check_run(self, job_id: int) -> None:
     from .services import registries
 
     registries.registry_check_run(job_id=job_id, worker=self.request.hostname or "")
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
+def rule_apply_run(self, job_id: int) -> None:
+    from .services import rules
+
+    try:
+        rules.rule_apply_job_run(job_id=job_id, worker=self.request.hostname or "")
+    except JobBusy as busy:
+        raise self.retry(countdown=busy.retry_in, max_retries=None) from None
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
+def promotion_run(self, job_id: int) -> None:
+    from .services import promote
+
+    try:
+        promote.promotion_job_run(job_id=job_id, worker=self.request.hostname or "")
+    except JobBusy as busy:
+        raise self.retry(countdown=busy.retry_in, max_retries=None) from None

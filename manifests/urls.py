@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import include, path, re_path
 
-from . import views
+from . import rules_views, views
 
 urlpatterns = [
     path("healthz", views.health, name="manifests-health"),
@@ -31,6 +31,14 @@ urlpatterns = [
     path("build/push", views.builder_push, name="manifests-builder-push"),
     path("jobs/<int:job_id>/retry", views.job_retry, name="manifests-job-retry"),
     path("pushes/<int:record_id>/rollback", views.push_rollback, name="manifests-push-rollback"),
+    path("rules/", rules_views.rule_list, name="manifests-rule-list"),
+    path("rules/new", rules_views.rule_edit, name="manifests-rule-add"),
+    path("rules/<int:rule_id>/", rules_views.rule_detail, name="manifests-rule-detail"),
+    path("rules/<int:rule_id>/edit", rules_views.rule_edit, name="manifests-rule-edit"),
+    path("rules/<int:rule_id>/apply", rules_views.rule_apply, name="manifests-rule-apply"),
+    path("rules/<int:rule_id>/delete", rules_views.rule_delete, name="manifests-rule-delete"),
+    path("rules/<int:rule_id>/rule.yaml", rules_views.rule_export, name="manifests-rule-export"),
+    path("promote/", rules_views.promotion_page, name="manifests-promotion"),
     path("jobs/", views.job_list, name="manifests-job-list"),
     path("jobs/<int:job_id>/", views.job_detail, name="manifests-job-detail"),
 ]

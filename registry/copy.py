@@ -44,8 +44,22 @@ def _noop(event: dict) -> None:
 
 
 def copy_blob(client: RegistryClient, *, source: str, target: str, blob: Descriptor,
-              report: CopyReport, progress: Progress = _noop) -> None:
-    """HEAD the target; else mount from the source; else stream it."""
+              report: CopyReport, progress: Progress = _noop, present: set[str] | None = None) -> None:
+    """HEAD the target; else mount from the source; else stream it.
+
+    `present`: digests already known to be in the target (a bulk copy shares
+    one set across many lists, so a shared blob costs one request in all).
+    """
+    if present is not None and blob.digest in present:
+        report.blobs_present += 1
+        return
+    _copy_blob(client, source=source, target=target, blob=blob, report=report, progress=progress)
+    if present is not None:
+        present.add(blob.digest)
+
+
+def _copy_blob(client: RegistryClient, *, source: str, target: str, blob: Descriptor,
+               report: CopyReport, progress: Progress = _noop) -> None:
     if client.blob_exists(target, blob.digest, push=True):
         report.blobs_present += 1
         progress({"event": "blob", "digest": blob.digest, "how": "present", "size": blob.size})
@@ -71,10 +85,19 @@ def copy_blob(client: RegistryClient, *, source: str, target: str, blob: Descrip
 
 
 def copy_manifest(client: RegistryClient, *, source: str, target: str, manifest: Manifest,
-                  report: CopyReport | None = None, progress: Progress = _noop) -> CopyReport:
-    """Make `manifest` (an image or a whole index) exist in `target` by digest."""
+                  report: CopyReport | None = None, progress: Progress = _noop,
+                  present: set[str] | None = None) -> CopyReport:
+    """Make `manifest` (an image or a whole index) exist in `target` by digest.
+
+    `present` as for copy_blob: manifests and blobs known to be in `target`.
+    """
     report = report or CopyReport()
+    if present is not None and manifest.digest in present:
+        report.manifests_present += 1
+        return report
     if client.manifest_exists(target, manifest.digest, push=True):
+        if present is not None:
+            present.add(manifest.digest)
         report.manifests_present += 1
         progress({"event": "manifest", "digest": manifest.digest, "how": "present"})
         return report
@@ -82,11 +105,14 @@ def copy_manifest(client: RegistryClient, *, source: str, target: str, manifest:
         for child in manifest.children:
             child_manifest = client.get_manifest(source, child.digest)
             copy_manifest(client, source=source, target=target, manifest=child_manifest,
-                          report=report, progress=progress)
+                          report=report, progress=progress, present=present)
     else:
         for blob in manifest.blobs:
-            copy_blob(client, source=source, target=target, blob=blob, report=report, progress=progress)
+            copy_blob(client, source=source, target=target, blob=blob, report=report, progress=progress,
+                      present=present)
     client.put_manifest(target, manifest.digest, manifest.raw, manifest.media_type)
+    if present is not None:
+        present.add(manifest.digest)
     report.manifests_copied += 1
     progress({"event": "manifest", "digest": manifest.digest, "how": "copied"})
     return report

@@ -320,7 +320,8 @@ class PushResult:
 
 def list_push(*, client: RegistryClient, plan: Plan, expect_digest: str | None = None,
               progress: Progress = lambda event: None,
-              on_put: Callable[[PushResult], None] | None = None) -> PushResult:
+              on_put: Callable[[PushResult], None] | None = None, present: set[str] | None = None,
+              verify: bool = True) -> PushResult:
     """Copy every child into the target repository, put the list by tag, verify.
 
     `expect_digest` is the digest the tag held when the user previewed ("" for
@@ -344,13 +345,17 @@ def list_push(*, client: RegistryClient, plan: Plan, expect_digest: str | None =
                   "platform": str(entry.descriptor.platform) if entry.descriptor.platform else "",
                   "attestation": entry.descriptor.is_attestation, "from": entry.source_repository})
         copy_manifest(client, source=entry.source_repository, target=repository, manifest=entry.manifest,
-                      report=report, progress=progress)
+                      report=report, progress=progress, present=present)
     progress({"event": "put", "digest": plan.digest})
     digest = client.put_manifest(repository, tag, plan.raw, plan.media_type)
     result = PushResult(digest, current, plan.media_type, plan.raw, report)
     if on_put is not None:
         on_put(result)
-    list_verify(client=client, repository=repository, tag=tag, digest=digest)
+    if verify:
+        list_verify(client=client, repository=repository, tag=tag, digest=digest)
+    elif digest != plan.digest:
+        # A bulk push (rules) trusts the PUT's answer instead of reading every list back.
+        raise errors.DigestMismatch(f"{repository}:{tag} was stored as {digest}, not {plan.digest}")
     progress({"event": "done", "digest": digest, **report.as_dict()})
     return result
 

@@ -180,6 +180,11 @@ def diff_build(*, registry: Registry, target: str, plan: Plan) -> list[dict]:
     if tag is not None:
         for row in tag.platform_rows.all():
             before[_platform_key(row.platform, row.os_version)] = row.digest
+    return diff_rows(before=before, plan=plan)
+
+
+def diff_rows(*, before: dict[str, str], plan: Plan) -> list[dict]:
+    """The diff of `diff_build` against a given {"platform os_version": digest} (rules load them in bulk)."""
     after: dict[str, str] = {}
     for entry in plan.entries:
         descriptor = entry.descriptor

@@ -17,11 +17,16 @@ class PageSpec:
 
 def demo_pages() -> list[PageSpec]:
     """The pages, with the digests of the demo inventory filled in (call inside a test, after the scan)."""
-    from manifests.models import Job, Tag
+    from manifests.models import Job, Registry, Rule, RuleSource, Tag
 
     webapp = Tag.objects.select_related("manifest").get(repository__name="demo/webapp", name="1.4")
     child = webapp.manifest.children.filter(is_attestation=False).order_by("position").first()
     job = Job.objects.order_by("pk").first()
+    rule, made = Rule.objects.get_or_create(name="seed", defaults={
+        "registry": Registry.objects.get(name="demo"), "target": "username/test:{tag}", "automatic": False})
+    if made:
+        RuleSource.objects.create(rule=rule, position=0, repository="username/x8664-test")
+        RuleSource.objects.create(rule=rule, position=1, repository="username/arm64v8-test")
     return [
         PageSpec("registries", "/"),
         PageSpec("repositories", "/registries/demo/"),
@@ -39,6 +44,10 @@ def demo_pages() -> list[PageSpec]:
         PageSpec("job", f"/jobs/{job.pk}/"),
         PageSpec("search", "/search?q=webapp"),
         PageSpec("search-digest", f"/search?q={child.digest[:19]}"),
+        PageSpec("rules", "/rules/"),
+        PageSpec("rule-new", "/rules/new"),
+        PageSpec("rule", f"/rules/{rule.pk}/"),
+        PageSpec("promote", "/promote/"),
         PageSpec("registry-new", "/registries/new"),
         PageSpec("registry-edit", "/registries/demo/edit"),
         PageSpec("not-found", "/registries/nowhere/", status=404),

@@ -16,7 +16,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 # A value for every URL keyword of the project and of the admin; a route with
 # a keyword missing here fails the test, which then names it.
 SAMPLES = {
-    "name": "corp", "repository": "team/app", "tag": "v1", "job_id": 1, "record_id": 1,
+    "name": "corp", "repository": "team/app", "tag": "v1", "job_id": 1, "record_id": 1, "rule_id": 1,
     "app_label": "manifests", "model_name": "registry", "object_id": "1", "id": 1, "content_type_id": 1,
     "url": "anything", "digest": "sha256:" + "0" * 64,
 }

@@ -1,0 +1,63 @@
+"""A rule whose sources live in two registries: the other registry's blobs are streamed into the target."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from manifests.demo import image_push
+from manifests.models import Job, Registry, Repository
+from manifests.rules_forms import RuleForm, rule_form_data, rule_to_dict
+from manifests.services import rules
+from manifests.services.jobs import job_create
+from manifests.services.scan import scan_job_run
+from manifests.signals import TagMove
+from registry.platform import Platform
+
+
+def _row(running, name: str) -> Registry:
+    username, password = running.credentials()
+    row = Registry(name=name, url=running.url, insecure=True, auth=Registry.AUTH_BASIC if username else "anonymous",
+                   username=username)
+    if password:
+        row.set_secret(password)
+    row.save()
+    scan_job_run(job_id=job_create(kind="scan", registry=row, target=name, params={}).pk)
+    return row
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_source_in_another_registry_is_streamed_into_the_target(fresh_registry, skopeo, tmp_path):
+    main, lab = fresh_registry("anonymous"), fresh_registry("basic")
+    with main.client() as client:
+        image_push(client, repository="username/x8664-test", tag="5.0", platform=Platform("linux", "amd64"))
+    with lab.client() as client:
+        image_push(client, repository="username/arm64v8-test", tag="5.0", platform=Platform("linux", "arm64", "v8"))
+    registry, other = _row(main, "main"), _row(lab, "lab")
+    data, problems = rule_form_data({
+        "name": "across", "registry": "main", "target": "username/test:{tag}",
+        "sources": [{"repository": "username/x8664-test"},
+                    {"repository": "username/arm64v8-test", "registry": "lab"}]})
+    form = RuleForm(data)
+    assert not problems and form.is_valid(), form.errors
+    rule = rules.rule_load(rule_id=form.save().pk)
+    assert rule_to_dict(rule)["sources"][1] == {"repository": "username/arm64v8-test", "registry": "lab"}
+    assert [r.status for r in rules.rule_dry_run(rule=rule).rows] == ["new"]
+
+    job = job_create(kind=Job.KIND_RULE_APPLY, registry=registry, target=rule.target, params={"rule": rule.pk})
+    rules.rule_apply_job_run(job_id=job.pk)
+    job.refresh_from_db()
+    assert job.result["tags"]["5.0"]["status"] == "pushed", job.result
+    assert job.result["transfer"]["blobs_streamed"] == 2 and job.result["transfer"]["bytes_moved"] > 0
+    assert "bytes_per_second" in job.result["transfer"]
+    ref = f"docker://{main.host}/username/test:5.0"
+    listing = json.loads(skopeo("inspect", "--raw", "--tls-verify=false", ref).stdout)
+    assert {m["platform"]["architecture"] for m in listing["manifests"]} == {"amd64", "arm64"}
+    skopeo("copy", "--src-tls-verify=false", "--override-os", "linux", "--override-arch", "arm64",
+           "--override-variant", "v8", ref, f"dir:{tmp_path / 'arm'}")
+
+    # A push into the other registry re-assembles the tag too.
+    moved = rules.rules_for_moves(repository=Repository.objects.get(registry=other, name="username/arm64v8-test"),
+                                  moves=[TagMove("5.1", "", "sha256:x")])
+    assert moved == {rule.pk: ["5.1"]}
