@@ -43,7 +43,7 @@ View = Callable[..., JsonResponse]
 class _ApiError(Exception):
     """An answer other than 200: raised by the helpers, turned into JSON by `_api_view`."""
 
-    def __init__(self, status: int, message: str, **extra: str) -> None:
+    def __init__(self, status: int, message: str, **extra: Any) -> None:
         super().__init__(message)
         self.status = status
         self.payload = {"error": message, **extra}
@@ -313,6 +313,27 @@ def job_detail(request: HttpRequest, job_id: int) -> JsonResponse:
     })
 
 
+def _source_fields(fields: dict[str, list[str]]) -> dict[str, Any]:
+    """The 400 answer's problems, sources counted from 1 as the pages count them.
+
+    `fields` names the n-th source "source n" (n from 1); `source_errors` says
+    the same for programs: `source` counts from 1, `index` is the position in
+    the request's `sources` array (from 0).
+    """
+    public: dict[str, list[str]] = {}
+    source_errors: list[dict[str, Any]] = []
+    for key, messages in fields.items():
+        prefix, _, rest = key.partition(".")
+        if prefix == "sources" and rest.isdigit():
+            index = int(rest)
+            public[f"source {index + 1}"] = messages
+            source_errors.append({"source": index + 1, "index": index, "messages": messages})
+        else:
+            public[key] = messages
+    source_errors.sort(key=lambda e: e["index"])
+    return {"fields": public, "source_errors": source_errors}
+
+
 @_api_view(methods=("POST",))
 def list_create(request: HttpRequest) -> JsonResponse:
     """POST /api/v1/lists: check against the inventory at once, then push on the worker."""
@@ -349,12 +370,12 @@ def list_create(request: HttpRequest) -> JsonResponse:
     if expect_digest is not None and not isinstance(expect_digest, str):
         fields["expect_digest"] = ["a digest, \"\" for a tag that must not exist yet, or null"]
     if fields:
-        raise _ApiError(400, "the request has problems", fields=fields)
+        raise _ApiError(400, "the request has problems", **_source_fields(fields))
     try:
         plan = list_plan(client=InventoryClient(registry), target=target, sources=specs, fmt=str(fmt),
                          annotations=annotations)
     except AssemblyInvalid as exc:
-        raise _ApiError(400, "the list cannot be built", fields=exc.errors) from None
+        raise _ApiError(400, "the list cannot be built", **_source_fields(exc.errors)) from None
     if expect_digest is not None:
         current = tag_digest_now(registry=registry, reference=target)
         if current != expect_digest:
