@@ -131,7 +131,39 @@ def registry_edit(request: HttpRequest, name: str | None = None) -> HttpResponse
         registry = form.save()
         messages.success(request, f"Saved registry {registry.name}.")
         return redirect("manifests-registry-list")
-    return _render(request, "manifests/registry_form.html", {"form": form, "registry": instance})
+    return _render(request, "manifests/registry_form.html", {"form": form, "registry": instance,
+                                                             "test_url": _registry_test_url(instance)})
+
+
+def _registry_test_url(registry: Registry | None) -> str:
+    if registry is None:
+        return reverse("manifests-registry-add-test")
+    return reverse("manifests-registry-edit-test", args=[registry.name])
+
+
+@require_POST
+@login_required
+@permission_required("manifests.change_registry", raise_exception=True)
+def registry_test(request: HttpRequest, name: str | None = None) -> HttpResponse:
+    """"Test connection": the form's unsaved settings checked on the worker; nothing is saved.
+
+    htmx gets the result slot alone (the job's progress, or what to fix first);
+    without JavaScript the form comes back with its errors and the job.
+    """
+    instance = _registry_or_404(name) if name else None
+    form = RegistryForm(request.POST, instance=instance)
+    context: dict = {"form": form, "registry": instance, "test_url": _registry_test_url(instance),
+                     "test_attempt": True}
+    if form.is_valid():
+        draft, secret = form.draft()
+        try:
+            context["test_job"] = registries.registry_draft_check_enqueue(
+                draft=draft, secret=secret, editing=instance, user=request.user)
+        except queue.QueueUnavailable as exc:
+            context["test_error"] = str(exc)
+    if request.htmx:
+        return render(request, "manifests/_registry_test.html", context)
+    return _render(request, "manifests/registry_form.html", context)
 
 
 @require_POST

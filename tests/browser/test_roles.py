@@ -160,7 +160,7 @@ def test_an_admin_adds_and_edits_a_registry_then_tests_scans_and_checks_children
 
     page.get_by_role("link", name="Add a registry").click()
     page.get_by_label("Name", exact=True).fill("lab")
-    page.get_by_label("Url", exact=True).fill(running.url)
+    page.get_by_label("URL", exact=True).fill(running.url)
     page.get_by_label("Insecure").check()
     page.get_by_label("Push groups").select_option(label="team-a")
     page.get_by_role("button", name="Save").click()
@@ -176,12 +176,12 @@ def test_an_admin_adds_and_edits_a_registry_then_tests_scans_and_checks_children
 
     page.get_by_role("button", name="Test").click()
     _job_succeeds(page)
-    expect(page.get_by_text("The registry answers and accepts the credentials. It shows: team/amd64")).to_be_visible()
+    expect(page.get_by_text("the registry answers and accepts the credentials; it shows: team/amd64")).to_be_visible()
     page.goto(f"{live_server.url}/")
     page.get_by_role("button", name="Scan now").click()
     _job_succeeds(page)
     page.goto(f"{live_server.url}/registries/lab/r/team/amd64/t/multi")
     page.get_by_role("button", name="Check children").click()
     _job_succeeds(page)
-    expect(page.get_by_text(re.compile(r"children checked \d+, missing 0"))).to_be_visible()
+    expect(page.get_by_text(re.compile(r"\d+ children checked, 0 missing"))).to_be_visible()
     assert page.console_errors == [], page.console_errors
