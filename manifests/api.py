@@ -24,7 +24,15 @@ from registry.platform import normalize_platform_string
 
 from .models import ApiToken, Job, Manifest, ManifestChild, Registry, Repository, Tag
 from .services.assemble import FORMAT_AUTO, AssemblyInvalid, SourceSpec, list_plan
-from .services.coverage import PatternInvalid, coverage_materialize, coverage_rows, pattern_validate, required_parse
+from .services.coverage import (
+    NewestInvalid,
+    PatternInvalid,
+    coverage_materialize,
+    coverage_rows,
+    newest_parse,
+    pattern_validate,
+    required_parse,
+)
 from .services.inventory import InventoryClient, tag_digest_now
 from .services.push import push_job_create
 from .services.queue import QueueUnavailable
@@ -292,8 +300,12 @@ def coverage(request: HttpRequest) -> JsonResponse:
         pattern = pattern_validate(request.GET.get("tag", ""))
     except PatternInvalid as exc:
         raise _ApiError(400, str(exc), field="tag") from None
-    repositories = list(coverage_rows(registry=registry, pattern=pattern, lacking=lacking))
-    rows = coverage_materialize(repositories, required=required)
+    try:
+        newest = newest_parse(request.GET.get("newest"))
+    except NewestInvalid as exc:
+        raise _ApiError(400, str(exc), field="newest") from None
+    repositories = list(coverage_rows(registry=registry, pattern=pattern, lacking=lacking, newest=newest))
+    rows = coverage_materialize(repositories, required=required, newest=newest, pattern=pattern, lacking=lacking)
     return JsonResponse({
         "required": required,
         "rows": [{"repository": row.repository, "tag": row.tag, "digest": row.digest, "platforms": row.platforms,

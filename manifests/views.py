@@ -382,9 +382,17 @@ def _coverage_context(request: HttpRequest) -> dict:
     except coverage.PatternInvalid as exc:
         context["errors"]["tag"] = str(exc)
         pattern = ""
+    context["newest_text"] = request.GET.get("newest", "").strip()
+    try:
+        newest = coverage.newest_parse(context["newest_text"])
+    except coverage.NewestInvalid as exc:
+        context["errors"]["newest"] = str(exc)
+        newest = 1
     repositories = coverage.coverage_rows(registry=registry, pattern=pattern,
-                                          lacking=lacking, search=context["search"])
-    context.update({"required": required, "lacking": lacking, "repositories": repositories})
+                                          lacking=lacking, search=context["search"], newest=newest)
+    context.update({"required": required, "lacking": lacking, "repositories": repositories,
+                    # what coverage_materialize needs besides the repositories
+                    "tag_choice": {"newest": newest, "pattern": pattern, "lacking": lacking}})
     return context
 
 
@@ -398,13 +406,15 @@ def coverage_matrix(request: HttpRequest) -> HttpResponse:
         return _render(request, "manifests/coverage.html", context)
     if export in ("csv", "json"):
         rows = coverage.coverage_materialize(list(context["repositories"]), required=context["required"],
-                                             required_by_registry=context["required_by_registry"])
+                                             required_by_registry=context["required_by_registry"],
+                                             **context["tag_choice"])
         if context["all_registries"]:
             context = {**context, "registry": Registry(name="all")}  # names the download only
         return _coverage_export(export, rows, context)
     page = Paginator(context["repositories"], 100).get_page(request.GET.get("page"))
     rows = coverage.coverage_materialize(list(page.object_list), required=context["required"],
-                                         required_by_registry=context["required_by_registry"])
+                                         required_by_registry=context["required_by_registry"],
+                                         **context["tag_choice"])
     columns = coverage.coverage_columns(rows, context["required"])
     # Links and cells made here, not by a {% url %} and two tests per cell: the
     # matrix is the widest page, and reversing URLs row by row dominated it.
