@@ -113,8 +113,9 @@ def sort_select(context, columns: str, default: str) -> SafeString:
         options += [(key, f"{label}, ascending"), (f"-{key}", f"{label}, descending")]
     rendered = format_html_join("", '<option value="{}"{}>{}</option>',
                                 ((value, " selected" if value == current else "", label) for value, label in options))
-    return format_html('<label class="sort-control">Sort by <select name="sort">{}</select></label>',
-                       rendered)
+    # A label apart from the select (not around it): its name is "Sort by", not the chosen option too.
+    return format_html('<span class="field sort-control"><label for="sort-select">Sort by</label>'
+                       '<select name="sort" id="sort-select">{}</select></span>', rendered)
 
 
 @register.filter
