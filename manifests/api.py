@@ -24,7 +24,15 @@ from registry.platform import normalize_platform_string
 
 from .models import ApiToken, Job, Manifest, ManifestChild, Registry, Repository, Tag
 from .services.assemble import FORMAT_AUTO, AssemblyInvalid, SourceSpec, list_plan
-from .services.coverage import PatternInvalid, coverage_materialize, coverage_rows, pattern_validate, required_parse
+from .services.coverage import (
+    NewestInvalid,
+    PatternInvalid,
+    coverage_materialize,
+    coverage_rows,
+    newest_parse,
+    pattern_validate,
+    required_parse,
+)
 from .services.inventory import InventoryClient, tag_digest_now
 from .services.push import push_job_create
 from .services.queue import QueueUnavailable
@@ -43,7 +51,7 @@ View = Callable[..., JsonResponse]
 class _ApiError(Exception):
     """An answer other than 200: raised by the helpers, turned into JSON by `_api_view`."""
 
-    def __init__(self, status: int, message: str, **extra: str) -> None:
+    def __init__(self, status: int, message: str, **extra: Any) -> None:
         super().__init__(message)
         self.status = status
         self.payload = {"error": message, **extra}
@@ -292,8 +300,12 @@ def coverage(request: HttpRequest) -> JsonResponse:
         pattern = pattern_validate(request.GET.get("tag", ""))
     except PatternInvalid as exc:
         raise _ApiError(400, str(exc), field="tag") from None
-    repositories = list(coverage_rows(registry=registry, pattern=pattern, lacking=lacking))
-    rows = coverage_materialize(repositories, required=required)
+    try:
+        newest = newest_parse(request.GET.get("newest"))
+    except NewestInvalid as exc:
+        raise _ApiError(400, str(exc), field="newest") from None
+    repositories = list(coverage_rows(registry=registry, pattern=pattern, lacking=lacking, newest=newest))
+    rows = coverage_materialize(repositories, required=required, newest=newest, pattern=pattern, lacking=lacking)
     return JsonResponse({
         "required": required,
         "rows": [{"repository": row.repository, "tag": row.tag, "digest": row.digest, "platforms": row.platforms,
@@ -311,6 +323,27 @@ def job_detail(request: HttpRequest, job_id: int) -> JsonResponse:
         "error": job.error, "steps": job.steps, "result": job.result, "created_at": job.created_at,
         "finished_at": job.finished_at,
     })
+
+
+def _source_fields(fields: dict[str, list[str]]) -> dict[str, Any]:
+    """The 400 answer's problems, sources counted from 1 as the pages count them.
+
+    `fields` names the n-th source "source n" (n from 1); `source_errors` says
+    the same for programs: `source` counts from 1, `index` is the position in
+    the request's `sources` array (from 0).
+    """
+    public: dict[str, list[str]] = {}
+    source_errors: list[dict[str, Any]] = []
+    for key, messages in fields.items():
+        prefix, _, rest = key.partition(".")
+        if prefix == "sources" and rest.isdigit():
+            index = int(rest)
+            public[f"source {index + 1}"] = messages
+            source_errors.append({"source": index + 1, "index": index, "messages": messages})
+        else:
+            public[key] = messages
+    source_errors.sort(key=lambda e: e["index"])
+    return {"fields": public, "source_errors": source_errors}
 
 
 @_api_view(methods=("POST",))
@@ -349,12 +382,12 @@ def list_create(request: HttpRequest) -> JsonResponse:
     if expect_digest is not None and not isinstance(expect_digest, str):
         fields["expect_digest"] = ["a digest, \"\" for a tag that must not exist yet, or null"]
     if fields:
-        raise _ApiError(400, "the request has problems", fields=fields)
+        raise _ApiError(400, "the request has problems", **_source_fields(fields))
     try:
         plan = list_plan(client=InventoryClient(registry), target=target, sources=specs, fmt=str(fmt),
                          annotations=annotations)
     except AssemblyInvalid as exc:
-        raise _ApiError(400, "the list cannot be built", fields=exc.errors) from None
+        raise _ApiError(400, "the list cannot be built", **_source_fields(exc.errors)) from None
     if expect_digest is not None:
         current = tag_digest_now(registry=registry, reference=target)
         if current != expect_digest:

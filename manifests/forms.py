@@ -13,16 +13,67 @@ from .models import Registry
 class RegistryForm(forms.ModelForm):
     """Add or edit a registry. The secret is write-only: never rendered back."""
 
+    # The fields only a signed-in registry needs: hidden by static/js/app.js
+    # while "Anonymous" is chosen; without JavaScript they stay, and are ignored.
+    CREDENTIAL_FIELDS = ("username", "secret", "clear_secret")
+
     secret = forms.CharField(
         required=False, strip=False, widget=forms.PasswordInput(render_value=False),
-        label="Password or token", help_text="Leave empty to keep the stored one.")
-    clear_secret = forms.BooleanField(required=False, label="Remove the stored secret")
+        label="Password or token",
+        help_text="Stored encrypted and never shown again. When editing, leave it empty to keep the stored one.")
+    clear_secret = forms.BooleanField(required=False, label="Remove the stored password or token")
 
     class Meta:
         model = Registry
         fields = ["name", "url", "auth", "username", "insecure", "ca_bundle", "watch", "required_platforms",
                   "concurrency", "push_groups"]
         widgets = {"ca_bundle": forms.Textarea(attrs={"rows": 3}), "watch": forms.Textarea(attrs={"rows": 3})}
+        labels = {
+            "name": "Name",
+            "url": "URL",
+            "auth": "Sign-in",
+            "username": "Username",
+            "insecure": "Allow plain HTTP and unverified TLS (insecure)",
+            "ca_bundle": "CA bundle (PEM)",
+            "watch": "Repositories to watch",
+            "required_platforms": "Required platforms",
+            "concurrency": "Parallel requests",
+            "push_groups": "Push groups",
+        }
+        help_texts = {
+            "name": "A short name for the dashboard's addresses: letters, digits, '-' and '_'.",
+            "url": "The registry's address, such as https://ghcr.io or http://127.0.0.1:5000.",
+            "auth": "Anonymous for a public registry; a username and password, or a token, otherwise.",
+            "username": "For a token: leave empty to send the token as it is (GHCR and Docker Hub want the "
+                        "username with a personal access token as the password).",
+            "insecure": "Only for a registry on your own machine or a trusted network.",
+            "ca_bundle": "The certificates (PEM) of a private certificate authority that signed the registry's "
+                         "certificate. Leave empty for a public certificate.",
+            "watch": "One repository a line. Only needed when the registry does not list its repositories "
+                     "(no catalog): Docker Hub, GHCR.",
+            "required_platforms": "Platforms every tag should have, comma separated, such as "
+                                  "linux/amd64,linux/arm64. The coverage page marks what is missing.",
+            "concurrency": "How many requests a scan sends at once, 1 to 32.",
+            "push_groups": "If any is chosen, only their members may push lists here.",
+        }
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if not (self.instance.pk and self.instance.has_secret):
+            del self.fields["clear_secret"]  # nothing stored, nothing to remove
+        for name in self.CREDENTIAL_FIELDS:
+            if name in self.fields:
+                self.fields[name].widget.attrs["data-credential"] = ""
+        self.fields["auth"].widget.attrs["data-auth-mode"] = ""
+
+    def full_clean(self) -> None:
+        super().full_clean()
+        # A field in error names its messages (and its help) for screen readers.
+        for name in self.errors:
+            if name in self.fields:
+                field_id = self[name].auto_id
+                described = [f"{field_id}_error"] + ([f"{field_id}_helptext"] if self.fields[name].help_text else [])
+                self.fields[name].widget.attrs["aria-describedby"] = " ".join(described)
 
     def clean_url(self) -> str:
         url = self.cleaned_data["url"].strip().rstrip("/")
@@ -71,14 +122,39 @@ class RegistryForm(forms.ModelForm):
             self.add_error("secret", "Give the password or token.")
         return data
 
+    def draft(self) -> tuple[Registry, str]:
+        """(unsaved registry, the secret to test with) from valid data, for "Test connection" before saving.
+
+        The secret is the one typed, else the stored one (unless anonymous or
+        removed). Nothing is saved, and the instance being edited is untouched.
+        """
+        data = self.cleaned_data
+        registry = Registry(name=data["name"], url=data["url"], auth=data["auth"],
+                            username="" if data["auth"] == Registry.AUTH_ANONYMOUS else data.get("username", ""),
+                            insecure=data.get("insecure", False), ca_bundle=data.get("ca_bundle", ""),
+                            watch=data.get("watch", ""))
+        secret = ""
+        if data["auth"] != Registry.AUTH_ANONYMOUS:
+            if data.get("secret"):
+                secret = data["secret"]
+            elif self.instance.pk and not data.get("clear_secret"):
+                secret = self.instance.get_secret()
+        return registry, secret
+
     def save(self, commit: bool = True) -> Registry:
+        url_changed = bool(self.instance.pk) and "url" in self.changed_data
         registry = super().save(commit=False)
+        # Anonymous: whatever was typed or stored is dropped, with or without
+        # JavaScript (without it the credential fields stay on the page).
         if self.cleaned_data.get("clear_secret") or registry.auth == Registry.AUTH_ANONYMOUS:
             registry.secret_encrypted = ""
-        if self.cleaned_data.get("secret"):
+        if self.cleaned_data.get("secret") and registry.auth != Registry.AUTH_ANONYMOUS:
             registry.set_secret(self.cleaned_data["secret"])
         if registry.auth == Registry.AUTH_ANONYMOUS:
             registry.username = ""
+        if url_changed:
+            # Another address may have another token realm: the next check records it.
+            registry.token_realm_origin = ""
         if commit:
             registry.save()
             # super().save(commit=False) leaves the many-to-many fields (push

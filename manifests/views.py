@@ -131,7 +131,39 @@ def registry_edit(request: HttpRequest, name: str | None = None) -> HttpResponse
         registry = form.save()
         messages.success(request, f"Saved registry {registry.name}.")
         return redirect("manifests-registry-list")
-    return _render(request, "manifests/registry_form.html", {"form": form, "registry": instance})
+    return _render(request, "manifests/registry_form.html", {"form": form, "registry": instance,
+                                                             "test_url": _registry_test_url(instance)})
+
+
+def _registry_test_url(registry: Registry | None) -> str:
+    if registry is None:
+        return reverse("manifests-registry-add-test")
+    return reverse("manifests-registry-edit-test", args=[registry.name])
+
+
+@require_POST
+@login_required
+@permission_required("manifests.change_registry", raise_exception=True)
+def registry_test(request: HttpRequest, name: str | None = None) -> HttpResponse:
+    """"Test connection": the form's unsaved settings checked on the worker; nothing is saved.
+
+    htmx gets the result slot alone (the job's progress, or what to fix first);
+    without JavaScript the form comes back with its errors and the job.
+    """
+    instance = _registry_or_404(name) if name else None
+    form = RegistryForm(request.POST, instance=instance)
+    context: dict = {"form": form, "registry": instance, "test_url": _registry_test_url(instance),
+                     "test_attempt": True}
+    if form.is_valid():
+        draft, secret = form.draft()
+        try:
+            context["test_job"] = registries.registry_draft_check_enqueue(
+                draft=draft, secret=secret, editing=instance, user=request.user)
+        except queue.QueueUnavailable as exc:
+            context["test_error"] = str(exc)
+    if request.htmx:
+        return render(request, "manifests/_registry_test.html", context)
+    return _render(request, "manifests/registry_form.html", context)
 
 
 @require_POST
@@ -350,9 +382,17 @@ def _coverage_context(request: HttpRequest) -> dict:
     except coverage.PatternInvalid as exc:
         context["errors"]["tag"] = str(exc)
         pattern = ""
+    context["newest_text"] = request.GET.get("newest", "").strip()
+    try:
+        newest = coverage.newest_parse(context["newest_text"])
+    except coverage.NewestInvalid as exc:
+        context["errors"]["newest"] = str(exc)
+        newest = 1
     repositories = coverage.coverage_rows(registry=registry, pattern=pattern,
-                                          lacking=lacking, search=context["search"])
-    context.update({"required": required, "lacking": lacking, "repositories": repositories})
+                                          lacking=lacking, search=context["search"], newest=newest)
+    context.update({"required": required, "lacking": lacking, "repositories": repositories,
+                    # what coverage_materialize needs besides the repositories
+                    "tag_choice": {"newest": newest, "pattern": pattern, "lacking": lacking}})
     return context
 
 
@@ -366,13 +406,15 @@ def coverage_matrix(request: HttpRequest) -> HttpResponse:
         return _render(request, "manifests/coverage.html", context)
     if export in ("csv", "json"):
         rows = coverage.coverage_materialize(list(context["repositories"]), required=context["required"],
-                                             required_by_registry=context["required_by_registry"])
+                                             required_by_registry=context["required_by_registry"],
+                                             **context["tag_choice"])
         if context["all_registries"]:
             context = {**context, "registry": Registry(name="all")}  # names the download only
         return _coverage_export(export, rows, context)
     page = Paginator(context["repositories"], 100).get_page(request.GET.get("page"))
     rows = coverage.coverage_materialize(list(page.object_list), required=context["required"],
-                                         required_by_registry=context["required_by_registry"])
+                                         required_by_registry=context["required_by_registry"],
+                                         **context["tag_choice"])
     columns = coverage.coverage_columns(rows, context["required"])
     # Links and cells made here, not by a {% url %} and two tests per cell: the
     # matrix is the widest page, and reversing URLs row by row dominated it.

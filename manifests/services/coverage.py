@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from django.db.models import Case, F, IntegerField, Lookup, OuterRef, QuerySet, Subquery, Value, When
+from django.db.models import Case, F, IntegerField, Lookup, OuterRef, QuerySet, Subquery, Value, When, Window
+from django.db.models.functions import RowNumber
 
 from registry.platform import Platform, platform_sort_key
 
@@ -90,6 +91,30 @@ def glob_to_sqlite(pattern: str) -> str:
     return pattern.replace("[", "[[]")
 
 
+# ?newest=N: at most this many tags per repository (the page shows 100 repositories).
+NEWEST_MAX = 20
+
+
+class NewestInvalid(ValueError):
+    """A `newest` that is not a whole number from 1 to NEWEST_MAX."""
+
+
+def newest_parse(text: str | None) -> int:
+    """How many tags per repository, newest first: 1 when not given. Raises NewestInvalid."""
+    text = (text or "").strip()
+    if not text:
+        return 1
+    if not text.isdigit() or not 1 <= int(text) <= NEWEST_MAX:
+        raise NewestInvalid(f"newest is a whole number from 1 to {NEWEST_MAX} (tags per repository)")
+    return int(text)
+
+
+def _tag_order() -> list:
+    """`latest` first, then the newest, then by name: the order the matrix picks tags in."""
+    is_latest = Case(When(name="latest", then=Value(1)), default=Value(0), output_field=IntegerField())
+    return [is_latest.desc(), F("created").desc(nulls_last=True), F("name").desc()]
+
+
 def _chosen_tags(pattern: str) -> QuerySet[Tag]:
     """Per repository, the tag the matrix shows: newest matching `pattern`, `latest` first by default."""
     tags = Tag.objects.filter(repository=OuterRef("pk"))
@@ -102,11 +127,13 @@ def _chosen_tags(pattern: str) -> QuerySet[Tag]:
 
 
 def coverage_rows(*, registry: Registry | None, pattern: str = "", lacking: str = "",
-                  search: str = "") -> QuerySet[Repository]:
+                  search: str = "", newest: int = 1) -> QuerySet[Repository]:
     """Repositories (of one registry, or of all with None) annotated with the chosen tag's id.
 
-    Materialize with `coverage_materialize`. Raises PatternInvalid for a
-    `pattern` that `pattern_validate` refuses.
+    Materialize with `coverage_materialize` (with the same `newest`, `pattern`
+    and `lacking`). Raises PatternInvalid for a `pattern` that `pattern_validate`
+    refuses. With `newest` above 1 and `lacking`, a repository stays when any of
+    its matching tags lacks the platform; the materialized rows say which.
     """
     pattern_validate(pattern)
     scope = Repository.objects.filter(registry=registry) if registry is not None else Repository.objects.all()
@@ -115,29 +142,54 @@ def coverage_rows(*, registry: Registry | None, pattern: str = "", lacking: str 
     ).filter(chosen_tag__isnull=False)
     if search:
         repositories = repositories.filter(name__icontains=search)
-    if lacking:
+    if lacking and newest > 1:
+        matching = Tag.objects.filter(_Glob(F("name"), pattern)) if pattern else Tag.objects.all()
+        repositories = repositories.filter(pk__in=matching.exclude(
+            pk__in=TagPlatform.objects.filter(platform=lacking).values("tag_id")).values("repository_id"))
+    elif lacking:
         repositories = repositories.exclude(
             chosen_tag__in=TagPlatform.objects.filter(platform=lacking).values("tag_id"))
     return repositories.order_by("registry__name", "name")
 
 
+def _newest_tags(repositories: list[Repository], *, newest: int, pattern: str) -> dict[int, list[Tag]]:
+    """Per repository id, its `newest` tags matching `pattern`, in the matrix's order: one query."""
+    tags = Tag.objects.filter(repository_id__in=[r.pk for r in repositories])
+    if pattern:
+        tags = tags.filter(_Glob(F("name"), pattern))
+    tags = tags.annotate(rank=Window(RowNumber(), partition_by=[F("repository_id")], order_by=_tag_order()))
+    by_repository: dict[int, list[Tag]] = {}
+    for tag in sorted(tags.filter(rank__lte=newest), key=lambda t: (t.repository_id, t.rank)):
+        by_repository.setdefault(tag.repository_id, []).append(tag)
+    return by_repository
+
+
 def coverage_materialize(repositories: list[Repository], *, required: list[str],
-                         required_by_registry: dict[int, list[str]] | None = None) -> list[CoverageRow]:
+                         required_by_registry: dict[int, list[str]] | None = None, newest: int = 1,
+                         pattern: str = "", lacking: str = "") -> list[CoverageRow]:
     """One query for the chosen tags of a page of repositories (and one for their registries' names).
 
     `required_by_registry` (registry id -> platforms), when given, overrides `required` per registry.
+    `newest` above 1: a row for each of a repository's newest `newest` tags
+    matching `pattern` (still one query), only those lacking `lacking` if given.
     """
-    tags = Tag.objects.in_bulk([r.chosen_tag for r in repositories])
+    if newest > 1:
+        chosen = _newest_tags(repositories, newest=newest, pattern=pattern)
+    else:
+        bulk = Tag.objects.in_bulk([r.chosen_tag for r in repositories])
+        chosen = {r.pk: [bulk[r.chosen_tag]] for r in repositories}
     names = dict(Registry.objects.filter(pk__in={r.registry_id for r in repositories}).values_list("pk", "name"))
     rows = []
     for repository in repositories:
-        tag = tags[repository.chosen_tag]
-        present = set(tag.platforms)
         wanted = (required_by_registry or {}).get(repository.registry_id, required)
-        rows.append(CoverageRow(
-            repository=repository.name, tag=tag.name, digest=tag.digest, kind=tag.kind,
-            platforms=list(tag.platforms), missing=[p for p in wanted if p not in present], error=tag.error,
-            registry=names.get(repository.registry_id, "")))
+        for tag in chosen.get(repository.pk, ()):
+            present = set(tag.platforms)
+            if newest > 1 and lacking and lacking in present:
+                continue
+            rows.append(CoverageRow(
+                repository=repository.name, tag=tag.name, digest=tag.digest, kind=tag.kind,
+                platforms=list(tag.platforms), missing=[p for p in wanted if p not in present], error=tag.error,
+                registry=names.get(repository.registry_id, "")))
     return rows
 
 

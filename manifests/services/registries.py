@@ -64,11 +64,59 @@ def registry_check_enqueue(*, registry: Registry, user=None):
     return job
 
 
+DRAFT_FIELDS = ("name", "url", "auth", "username", "insecure", "ca_bundle", "watch")
+
+
+def registry_draft_check_enqueue(*, draft: Registry, secret: str, editing: Registry | None = None, user=None):
+    """"Test connection" before saving: check unsaved settings on the worker.
+
+    The job's params hold the settings, the secret encrypted (manifests/crypto.py)
+    and dropped from the params once the check has run. `editing` is the saved
+    registry the form edits: the job is linked to it, and its recorded token
+    realm still binds the check while the URL is the same.
+    """
+    from ..crypto import encrypt
+    from ..models import Job
+    from ..tasks import check_run
+    from . import jobs, queue
+
+    if not queue.queue_available():
+        raise queue.QueueUnavailable()
+    params = {field: getattr(draft, field) for field in DRAFT_FIELDS}
+    params["secret_encrypted"] = encrypt(secret)
+    params["token_realm_origin"] = editing.token_realm_origin if editing and editing.url == draft.url else ""
+    job = jobs.job_create(kind=Job.KIND_CHECK, registry=editing, target=draft.name or draft.url,
+                          params={"draft": params}, user=user)
+    queue.job_enqueue(task=check_run, job=job)
+    return job
+
+
 def registry_check_run(*, job_id: int, worker: str = "") -> None:
-    """GET /v2/ with the stored credentials, then one page of the catalog (or of a watched repository's tags)."""
+    """GET /v2/ with the stored credentials, then one page of the catalog (or of a watched repository's tags).
+
+    A check of unsaved settings ("draft" in the params) uses those instead,
+    and forgets their secret when it ends.
+    """
+    from ..models import Job
     from . import jobs
 
-    jobs.job_run(job_id=job_id, runner=_check, worker=worker)
+    params = Job.objects.filter(pk=job_id).values_list("params", flat=True).first() or {}
+    if "draft" not in params:
+        jobs.job_run(job_id=job_id, runner=_check, worker=worker)
+        return
+    try:
+        jobs.job_run(job_id=job_id, runner=_check, worker=worker, needs_registry=False)
+    finally:
+        job = Job.objects.filter(pk=job_id).first()
+        if job is not None and job.is_done and job.params.get("draft", {}).pop("secret_encrypted", None) is not None:
+            Job.objects.filter(pk=job_id).update(params=job.params)
+
+
+def _draft(params: dict) -> Registry:
+    registry = Registry(**{field: params.get(field, "") for field in DRAFT_FIELDS})
+    registry.secret_encrypted = params.get("secret_encrypted", "")
+    registry.token_realm_origin = params.get("token_realm_origin", "")
+    return registry
 
 
 def _check(job, progress) -> None:
@@ -76,7 +124,8 @@ def _check(job, progress) -> None:
 
     from . import jobs
 
-    registry = job.registry
+    draft = job.params.get("draft")
+    registry = _draft(draft) if draft is not None else job.registry
     with registry_client(registry=registry) as client:
         client.ping()
         progress({"event": "ping", "note": "the registry answers and accepts the credentials"})
@@ -89,7 +138,7 @@ def _check(job, progress) -> None:
             progress({"event": "catalog", "note": f"{len(sample)} repositories readable"})
         result = {"sample": sample, "requests": dict(client.counters),
                   "rate_limit": client.rate_limit.__dict__ if client.rate_limit else None}
-        if client.realm_origin and not registry.token_realm_origin:
+        if client.realm_origin and not registry.token_realm_origin and draft is None:
             registry_realm_record(registry=registry, origin=client.realm_origin)
             progress({"event": "realm", "note": f"token realm {client.realm_origin} recorded"})
     jobs.job_finish(job=job, progress=progress, result=result)

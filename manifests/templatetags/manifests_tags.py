@@ -4,7 +4,7 @@ import datetime
 
 from django import template
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 register = template.Library()
@@ -97,6 +97,25 @@ def sort_header(context, key: str, label: str) -> SafeString:
     arrow = {"ascending": "↑", "descending": "↓"}.get(state, "↕")
     return format_html('<th aria-sort="{}"><a class="sort" href="?{}">{}</a><span class="sort-arrow" aria-hidden="true">'
                        ' {}</span></th>', state, params.urlencode(), label, arrow)
+
+
+@register.simple_tag(takes_context=True)
+def sort_select(context, columns: str, default: str) -> SafeString:
+    """The sort as a <select> in the filter form ("name:Repository,tags:Tags"), for where headers are hidden.
+
+    On a phone the tables become cards and their headers are hidden; this
+    control sorts the same columns through the same ?sort= the headers use.
+    """
+    current = context["request"].GET.get("sort", "")
+    options = [("", default)]
+    for pair in columns.split(","):
+        key, _, label = pair.partition(":")
+        options += [(key, f"{label}, ascending"), (f"-{key}", f"{label}, descending")]
+    rendered = format_html_join("", '<option value="{}"{}>{}</option>',
+                                ((value, " selected" if value == current else "", label) for value, label in options))
+    # A label apart from the select (not around it): its name is "Sort by", not the chosen option too.
+    return format_html('<span class="field sort-control"><label for="sort-select">Sort by</label>'
+                       '<select name="sort" id="sort-select">{}</select></span>', rendered)
 
 
 @register.filter

@@ -91,3 +91,17 @@ function sortable(table) {
 }
 document.addEventListener("DOMContentLoaded", () => document.querySelectorAll("table[data-client-sort]").forEach(sortable));
 document.addEventListener("htmx:afterSettle", () => document.querySelectorAll("table[data-client-sort]").forEach(sortable));
+
+// Registry form: the username, password and token fields follow the sign-in
+// mode, hidden while "Anonymous" is chosen. Without JavaScript they stay on
+// the page, and the server ignores them for anonymous access.
+function registryAuthFollow(select) {
+  const form = select.closest("form");
+  const anonymous = select.value === "anonymous";
+  form.querySelectorAll("[data-credential-field]").forEach((field) => { field.hidden = anonymous; });
+  form.querySelectorAll("[data-anonymous-note]").forEach((note) => { note.hidden = true; });
+}
+document.addEventListener("change", (event) => {
+  if (event.target.matches("select[data-auth-mode]")) registryAuthFollow(event.target);
+});
+document.querySelectorAll("select[data-auth-mode]").forEach(registryAuthFollow);

@@ -38,6 +38,7 @@ def demo_pages() -> list[PageSpec]:
         PageSpec("coverage", "/coverage"),
         PageSpec("coverage-all", "/coverage?registry=%2A"),
         PageSpec("coverage-error", "/coverage?require=linux&lacking=linux%2Farm64"),
+        PageSpec("coverage-newest", "/coverage?registry=%2A&newest=3"),
         PageSpec("builder", "/build/?registry=demo&target=demo/webapp:1.4"),
         PageSpec("builder-new", "/build/"),
         PageSpec("jobs", "/jobs/"),

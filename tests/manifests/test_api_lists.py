@@ -81,9 +81,27 @@ def test_what_the_inventory_can_tell_is_refused_at_once_with_a_message_per_field
     assert response.status_code == 400
     fields = response.json()["fields"]
     assert "target" in fields
-    assert "not in the inventory" in fields["sources.1"][0]
-    assert "linux/amd64 is already provided by source 1" in fields["sources.2"][0]
+    # Sources count from 1, as the builder counts them: the second source is
+    # "source 2", and a message about the third names the first as "source 1".
+    assert "not in the inventory" in fields["source 2"][0]
+    assert "linux/amd64 is already provided by source 1" in fields["source 3"][0]
+    assert not any(key.startswith("sources.") for key in fields)
     assert "annotations" in fields
+    # For programs: the position in the request's array (from 0) beside the count from 1.
+    assert [(e["source"], e["index"]) for e in response.json()["source_errors"]] == [(2, 1), (3, 2)]
+    assert response.json()["source_errors"][0]["messages"] == fields["source 2"]
+
+
+@pytest.mark.django_db
+def test_a_source_that_is_not_an_object_is_named_from_1(canonical, client):
+    registry = _scanned(canonical)
+    _, key = _pusher()
+    response = _post(client, key, {"registry": registry.name, "target": "username/test:latest",
+                                   "sources": [{"reference": "username/x8664-test:latest"}, "username/nope"]})
+    assert response.status_code == 400
+    body = response.json()
+    assert "must be an object" in body["fields"]["source 2"][0]
+    assert body["source_errors"] == [{"source": 2, "index": 1, "messages": body["fields"]["source 2"]}]
 
 
 @pytest.mark.django_db

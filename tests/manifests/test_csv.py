@@ -94,7 +94,7 @@ def test_a_list_giving_a_platform_outside_the_grammar_is_refused_before_the_push
                                              "sources": [{"reference": "formula/src:amd64", "os_version": "=1+1"}]},
                            content_type="application/json")
     assert response.status_code == 400, response.json()
-    assert response.json()["fields"] == {"sources.0": ["the os.version '=1+1' is not a platform token"]}
+    assert response.json()["fields"] == {"source 1": ["the os.version '=1+1' is not a platform token"]}
     assert not Tag.objects.filter(repository__name="formula/list").exists()
 
 

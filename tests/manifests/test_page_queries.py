@@ -51,9 +51,13 @@ PAGES = [
     "/registries/big/r/team/app0000/t/latest",
     "/coverage?registry=big",
     "/coverage?registry=big&lacking=linux/s390x",
+    "/coverage?registry=big&newest=5",
+    "/coverage?registry=big&newest=5&lacking=linux/s390x",
+    "/coverage?registry=%2A&newest=5&tag=1.*",
     "/api/v1/registries/big/repositories",
     "/api/v1/registries/big/repositories/team/app0000/tags/latest",
     "/api/v1/coverage?registry=big",
+    "/api/v1/coverage?registry=big&newest=5",
 ]
 
 
