@@ -204,6 +204,26 @@ CELERY_BEAT_SCHEDULE = {
 REGISTRY_TIMEOUT_SECONDS = env_int("REGISTRY_TIMEOUT_SECONDS", 15)
 REGISTRY_CONCURRENCY = env_int("REGISTRY_CONCURRENCY", 4)
 
+# Whole-registry scans HEAD the children of lists not checked for this long
+# (one HEAD per distinct child), so a child deleted under a list is noticed.
+CHILDREN_CHECK_SECONDS = env_int("CHILDREN_CHECK_SECONDS", 86400)
+
+# Notifications: links in events point at SITE_URL; each attempt has a
+# timeout; a delivery is given up after NOTIFY_MAX_ATTEMPTS (with backoff).
+SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000")
+NOTIFY_TIMEOUT_SECONDS = env_int("NOTIFY_TIMEOUT_SECONDS", 10)
+NOTIFY_MAX_ATTEMPTS = env_int("NOTIFY_MAX_ATTEMPTS", 6)
+
+# Email channels send through SMTP with Django's settings.
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_secret("EMAIL_HOST_PASSWORD") or ""
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "manifest-dashboard@localhost")
+
 # Token that Docker Distribution's notifications endpoint sends as a bearer.
 WEBHOOK_TOKEN = env_secret("WEBHOOK_TOKEN") or local_secret("webhook")
 

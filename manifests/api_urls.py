@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path, re_path
 
-from . import api
+from . import api, watch_api
 
 urlpatterns = [
     # <str:...>, not <slug:...>: a malformed name reaches the view and gets a JSON 404.
@@ -15,6 +15,7 @@ urlpatterns = [
     path("coverage", api.coverage, name="manifests-api-coverage"),
     path("jobs/<int:job_id>", api.job_detail, name="manifests-api-job-detail"),
     path("lists", api.list_create, name="manifests-api-list-create"),
+    path("channels", watch_api.channels, name="manifests-api-channels"),
     # Last: anything else under api/v1/ answers JSON too.
     re_path(r"^", api.unknown, name="manifests-api-unknown"),
 ]

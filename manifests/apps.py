@@ -7,3 +7,9 @@ class ManifestsConfig(AppConfig):
     name = "manifests"
     verbose_name = "Manifests"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from .services import events
+        from .signals import tags_moved
+
+        tags_moved.connect(events.on_tags_moved, dispatch_uid="manifests.events.on_tags_moved")

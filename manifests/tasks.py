@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from .services import push
+from .services import notify, push
 from .services.jobs import JobBusy
 
 
@@ -53,3 +53,10 @@ def check_run(job_id: int) -> None:
     from .services import registries
 
     registries.registry_check_run(job_id=job_id)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, autoretry_for=(notify.DeliveryRetry,),
+             retry_backoff=2, retry_backoff_max=300, retry_jitter=True, max_retries=None)
+def deliver_run(delivery_id: int) -> None:
+    """Send one notification; the service bounds the attempts (NOTIFY_MAX_ATTEMPTS) and records each."""
+    notify.delivery_send(delivery_id=delivery_id)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import include, path, re_path
 
-from . import views
+from . import views, watch_views
 
 urlpatterns = [
     path("healthz", views.health, name="manifests-health"),
@@ -27,6 +27,10 @@ urlpatterns = [
     path("build/push", views.builder_push, name="manifests-builder-push"),
     path("jobs/<int:job_id>/retry", views.job_retry, name="manifests-job-retry"),
     path("pushes/<int:record_id>/rollback", views.push_rollback, name="manifests-push-rollback"),
+    path("events/", watch_views.event_list, name="manifests-event-list"),
+    path("channels/", watch_views.channel_list, name="manifests-channel-list"),
+    path("channels/<int:channel_id>/test", watch_views.channel_test, name="manifests-channel-test"),
+    path("channels/<int:channel_id>/delete", watch_views.channel_delete, name="manifests-channel-delete"),
     path("jobs/", views.job_list, name="manifests-job-list"),
     path("jobs/<int:job_id>/", views.job_detail, name="manifests-job-detail"),
 ]

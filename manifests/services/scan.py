@@ -32,7 +32,7 @@ from registry.reference import validate_repository, validate_tag
 from ..models import Job, ManifestChild, Registry, Repository, ScanPart, Tag, TagPlatform
 from ..models import Manifest as ManifestRow
 from ..signals import TagMove, tags_moved
-from . import jobs, queue
+from . import events, jobs, queue
 from .registries import registry_client
 
 logger = logging.getLogger(__name__)
@@ -596,9 +596,11 @@ def children_verify(*, client: RegistryClient, repository: Repository, names: li
     to_check = sorted({digest for digests in summaries.values() for digest in digests} - present)
     answers = _thread_map(lambda digest: _child_present(client, repository.name, digest), to_check, concurrency)
     missing = {digest for digest, answer in zip(to_check, answers, strict=True) if answer is False}
+    before = {tag.pk: set(tag.missing) for tag in tags}
     for tag in tags:
         tag.missing = [d for d in summaries.get(tag.manifest.digest if tag.manifest else "", []) if d in missing]
     Tag.objects.bulk_update(tags, ["missing"], batch_size=500)
+    events.children_missing_record(repository=repository, tags=tags, before=before)
     return {"children_checked": len(to_check), "children_missing": len(missing),
             "children_unchecked": sum(1 for answer in answers if answer is None)}
 
