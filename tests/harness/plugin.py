@@ -26,6 +26,10 @@ os.environ["REDIS_URL"] = f"redis://127.0.0.1:{REDIS_PORT}/0"
 os.environ.setdefault("TEST_DATABASE_NAME", os.path.join(SESSION_DIR, "test.sqlite3"))
 os.environ["CREDENTIALS_KEY"] = Fernet.generate_key().decode()
 os.environ["WEBHOOK_TOKEN"] = "test-webhook-token"
+# Email channels, in the workers too, send to the tests' SMTP server (tests/harness/receivers.py).
+SMTP_PORT = free_port()
+os.environ["EMAIL_HOST"] = "127.0.0.1"
+os.environ["EMAIL_PORT"] = str(SMTP_PORT)
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 # TEST_DATABASE: unset runs on whatever DATABASE_URL says (SQLite by default);
