@@ -207,6 +207,8 @@ REGISTRY_CONCURRENCY = env_int("REGISTRY_CONCURRENCY", 4)
 # Whole-registry scans HEAD the children of lists not checked for this long
 # (one HEAD per distinct child), so a child deleted under a list is noticed.
 CHILDREN_CHECK_SECONDS = env_int("CHILDREN_CHECK_SECONDS", 86400)
+# At most this many lists per repository get their children checked in one scan.
+CHILDREN_CHECK_LISTS = env_int("CHILDREN_CHECK_LISTS", 200)
 
 # Notifications: links in events point at SITE_URL; each attempt has a
 # timeout; a delivery is given up after NOTIFY_MAX_ATTEMPTS (with backoff).

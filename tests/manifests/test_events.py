@@ -122,3 +122,66 @@ def test_a_tags_page_shows_its_events(viewer_client):
     assert "Platform lost" in page and "linux/arm64" in page and "lost &lt;b&gt;arm64&lt;/b&gt;" in page
     other = viewer_client.get("/registries/one/r/team/app/t/v2").content.decode()
     assert "Platform lost" not in other
+
+
+def _age_checks(repository_name: str, days: int = 2) -> None:
+    """As if the lists' children were last checked `days` ago (the while is CHILDREN_CHECK_SECONDS, a day)."""
+    import datetime
+
+    from django.utils import timezone
+
+    from manifests.models import ListCheck
+
+    ListCheck.objects.filter(repository__name=repository_name).update(
+        checked_at=timezone.now() - datetime.timedelta(days=days))
+
+
+def test_a_registry_rescan_checks_children_only_of_lists_not_checked_for_a_while(
+        fresh_registry, db, django_capture_on_commit_callbacks):
+    running = fresh_registry("anonymous")
+    with running.client() as client:
+        index, images, attestations = attested_index_push(client, repository="clean/up", tag="v1",
+                                                          platforms=[AMD64, ARM64])
+        index_push(client, repository="clean/up", tag="v1-again", children=[i.descriptor() for i in images])
+    registry = Registry.objects.create(name="gone", url=running.url, insecure=True)
+    _scan(running, registry, "clean/up", django_capture_on_commit_callbacks)
+    with running.client() as client:
+        client.request("DELETE", f"/v2/clean/up/manifests/{images[1].digest}", op="DELETE manifest", ok=(202,))
+        client.counters.clear()
+        # Checked a moment ago (when first seen): a re-scan stays at the floor, one HEAD per tag.
+        with django_capture_on_commit_callbacks(execute=True):
+            counts = repository_scan(client=client, registry=registry, name="clean/up")
+        assert dict(client.counters) == {"GET tags": 1, "HEAD manifest": 2}
+        assert "children_checked" not in counts and not Event.objects.exists()
+
+        _age_checks("clean/up")
+        client.counters.clear()
+        with django_capture_on_commit_callbacks(execute=True):
+            counts = repository_scan(client=client, registry=registry, name="clean/up")
+        # One HEAD per distinct child of both lists (2 images + 2 attestations), none twice.
+        assert counts["children_checked"] == 4 and counts["children_missing"] == 1
+        assert dict(client.counters) == {"GET tags": 1, "HEAD manifest": 2 + 4}
+    assert sorted(Event.objects.values_list("kind", "tag", "platforms")) == [
+        ("child_missing", "v1", ["linux/arm64"]), ("child_missing", "v1-again", ["linux/arm64"])]
+    assert Tag.objects.get(name="v1").missing == [images[1].digest]
+    with running.client() as client:
+        repository_scan(client=client, registry=registry, name="clean/up")
+        assert dict(client.counters) == {"GET tags": 1, "HEAD manifest": 2}  # checked now: the floor again
+
+
+def test_lists_due_for_a_check_are_bounded_per_scan(fresh_registry, db, settings):
+    settings.CHILDREN_CHECK_LISTS = 1
+    running = fresh_registry("anonymous")
+    with running.client() as client:
+        images = [image_push(client, repository="many/lists", tag=None, platform=p) for p in (AMD64, ARM64)]
+        index_push(client, repository="many/lists", tag="a", children=[images[0].descriptor()])
+        index_push(client, repository="many/lists", tag="b", children=[images[1].descriptor()])
+    registry = Registry.objects.create(name="bound", url=running.url, insecure=True)
+    with running.client() as client:
+        repository_scan(client=client, registry=registry, name="many/lists")
+        _age_checks("many/lists")
+        first = repository_scan(client=client, registry=registry, name="many/lists")
+        second = repository_scan(client=client, registry=registry, name="many/lists")
+        third = repository_scan(client=client, registry=registry, name="many/lists")
+    assert (first["children_checked"], second["children_checked"]) == (1, 1)  # the oldest list first, then the other
+    assert "children_checked" not in third

@@ -214,3 +214,28 @@ def test_recording_an_event_queues_only_the_channels_that_subscribe(db, django_c
         event = event_record(kind="child_missing", registry=registry, repository="team/app", tag="v1")
     assert sorted(Delivery.objects.filter(event=event).values_list("channel__name", flat=True)) == ["all", "team"]
     assert len(callbacks) == 2  # one task per delivery, sent once the transaction commits
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_child_deleted_under_a_list_reaches_the_webhook_after_a_registry_scan(
+        fresh_registry, celery_worker, wait_job, http_receiver):
+    """No one presses Check children: the periodic whole-registry scan notices it once the list's
+    last check is older than CHILDREN_CHECK_SECONDS (aged here instead of waiting a day)."""
+    from tests.manifests.test_events import _age_checks
+
+    running = fresh_registry("anonymous")
+    with running.client() as client:
+        images = [image_push(client, repository="team/app", tag=None, platform=p) for p in (AMD64, ARM64)]
+        index_push(client, repository="team/app", tag="v1", children=[i.descriptor() for i in images])
+    registry = Registry.objects.create(name="clean", url=running.url, insecure=True)
+    notify.channel_create(name="hook", kind="webhook", url=http_receiver.url, secret=SECRET,
+                          events=["child_missing"])
+    assert wait_job(scan_enqueue(registry=registry).pk).status == "succeeded"
+    with running.client() as client:
+        client.request("DELETE", f"/v2/team/app/manifests/{images[1].digest}", op="DELETE manifest", ok=(202,))
+    _age_checks("team/app")
+    job = wait_job(scan_enqueue(registry=registry).pk)
+    assert job.status == "succeeded" and job.result["children_checked"] == 2
+    body = _verified(http_receiver.wait(1)[0])
+    assert (body["event"], body["tag"], body["platforms"]) == ("child_missing", "v1", ["linux/arm64"])
+    assert images[1].digest in body["detail"]
