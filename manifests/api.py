@@ -28,6 +28,7 @@ from .services.inventory import InventoryClient, tag_digest_now
 from .services.push import push_job_create
 from .services.queue import QueueUnavailable
 from .services.scan import MAX_DEPTH
+from .services.sizes import UNCOMPRESSED_NOTE, tag_sizes
 
 PAGE_SIZE = 100
 
@@ -195,7 +196,13 @@ def tag_detail(request: HttpRequest, name: str, repository: str, tag: str) -> Js
         platforms, attestations = _index_entries(manifest)
     elif manifest is not None:
         platforms = [_image_entry(tag_row, manifest)]
+    sizes = tag_sizes(tag=tag_row)
+    for entry in platforms:  # `size` stays the descriptor's; the download is config plus layers
+        found = next((s for s in sizes.platforms if s.digest == entry["digest"]), None)
+        entry["download_size"] = found.compressed if found else None
+        entry["uncompressed_size"] = None  # image configs state none (services.sizes)
     return JsonResponse({
+        "sizes": {"shared": sizes.shared, "unique": sizes.unique_total, "uncompressed": UNCOMPRESSED_NOTE},
         "repository": repository_row.name, "tag": tag_row.name, "digest": tag_row.digest,
         "media_type": tag_row.media_type, "kind": tag_row.kind, "platforms": platforms,
         "attestations": attestations, "missing": tag_row.missing, "scanned_at": tag_row.scanned_at,

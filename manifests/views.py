@@ -27,6 +27,7 @@ from .models import Job, ManifestChild, PushRecord, Registry, Repository, Tag
 from .services import builder, coverage, push, queue, registries
 from .services.assemble import SourceSpec
 from .services.scan import scan_enqueue
+from .services.sizes import coverage_sizes
 
 PAGE_SIZE = 50
 
@@ -287,18 +288,22 @@ def _coverage_cell(platform: str, row: coverage.CoverageRow) -> tuple[str, str, 
 
 def _coverage_export(kind: str, rows: list[coverage.CoverageRow], context: dict) -> HttpResponse:
     registry = context["registry"]
+    sizes = coverage_sizes(registry=registry, rows=rows)  # compressed download bytes per platform
     if kind == "json":
         return JsonResponse({"registry": registry.name, "required": context["required"],
-                             "rows": [row.__dict__ for row in rows]})
+                             "rows": [{**row.__dict__, "size": sizes.get((row.repository, row.tag), {})}
+                                      for row in rows]})
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="coverage-{registry.name}.csv"'
     columns = coverage.coverage_columns(rows, context["required"])
     writer = csv.writer(response)
-    writer.writerow(["repository", "tag", "digest", *columns, "missing"])
+    writer.writerow(["repository", "tag", "digest", *columns, *(f"{c} bytes" for c in columns), "missing"])
     for row in rows:
         # Cells a spreadsheet would run as formulas are quoted with a leading apostrophe.
         safe = [("'" + v) if v[:1] in ("=", "+", "-", "@") else v for v in (row.repository, row.tag)]
+        row_sizes = sizes.get((row.repository, row.tag), {})
         writer.writerow([*safe, row.digest, *("yes" if c in row.platforms else "" for c in columns),
+                         *("" if row_sizes.get(c) is None else str(row_sizes[c]) for c in columns),
                          " ".join(row.missing)])
     return response
 

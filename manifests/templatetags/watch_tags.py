@@ -12,3 +12,18 @@ def tag_events(registry, repository: str, tag: str, limit: int = 20) -> list[Eve
     """The latest events of one tag, for its page (its history of drift and breakage)."""
     return list(Event.objects.filter(registry=registry, repository=repository, tag=tag)
                 .select_related("registry")[:limit])
+
+
+@register.simple_tag
+def tag_download_sizes(tag):
+    """Per platform download sizes of a tag, and what its platforms share (services.sizes)."""
+    from ..services.sizes import tag_sizes
+
+    return tag_sizes(tag=tag)
+
+
+@register.simple_tag
+def repository_unique_bytes(repository) -> int:
+    from ..services.sizes import repository_unique_bytes as unique_bytes
+
+    return unique_bytes(repository=repository)
