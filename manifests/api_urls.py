@@ -13,6 +13,7 @@ urlpatterns = [
     re_path(r"^registries/(?P<name>[^/]+)/repositories/(?P<repository>.+)/tags/(?P<tag>[^/]+)$", api.tag_detail,
             name="manifests-api-tag-detail"),
     path("coverage", api.coverage, name="manifests-api-coverage"),
+    path("coverage/history", watch_api.coverage_history, name="manifests-api-coverage-history"),
     path("jobs/<int:job_id>", api.job_detail, name="manifests-api-job-detail"),
     path("lists", api.list_create, name="manifests-api-list-create"),
     path("channels", watch_api.channels, name="manifests-api-channels"),

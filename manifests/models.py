@@ -438,3 +438,24 @@ class ListCheck(models.Model):
 
     def __str__(self) -> str:
         return f"{self.repository} {self.digest} at {self.checked_at}"
+
+
+class CoverageSnapshot(models.Model):
+    """After each scan: how many tags cover one required platform, per repository (and, with an empty
+    repository, for the whole registry), and which do not."""
+
+    registry = models.ForeignKey(Registry, on_delete=models.CASCADE, related_name="coverage_snapshots")
+    repository = models.CharField(max_length=255, blank=True)  # "" for the registry as a whole
+    platform = models.CharField(max_length=128)
+    covered = models.PositiveIntegerField()
+    total = models.PositiveIntegerField()
+    lacking = models.JSONField(default=list, blank=True)  # tag names (repository:tag for the registry), capped
+    job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL)
+    taken_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["taken_at", "pk"]
+        indexes = [models.Index(fields=["registry", "repository", "taken_at"], name="coverage_history_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.registry_id} {self.repository or '*'} {self.platform} {self.covered}/{self.total}"

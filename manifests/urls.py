@@ -21,6 +21,7 @@ urlpatterns = [
     re_path(r"^registries/(?P<name>[-\w]+)/r/(?P<repository>[a-z0-9._/-]+)/$", views.tag_list,
             name="manifests-tag-list"),
     path("coverage", views.coverage_matrix, name="manifests-coverage"),
+    path("coverage/history", watch_views.coverage_history_page, name="manifests-coverage-history"),
     path("build/", views.builder_page, name="manifests-builder"),
     path("build/candidates", views.builder_candidates, name="manifests-builder-candidates"),
     path("build/preview", views.builder_preview, name="manifests-builder-preview"),

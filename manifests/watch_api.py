@@ -51,3 +51,44 @@ def channels(request: HttpRequest) -> JsonResponse:
     except notify.ChannelInvalid as exc:
         raise _ApiError(400, "the request has problems", fields=exc.errors) from None
     return JsonResponse(_channel_json(channel), status=201)
+
+
+def _since(text: str):
+    import datetime
+
+    from django.utils import timezone
+    from django.utils.dateparse import parse_date, parse_datetime
+
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        moment = parse_datetime(text)
+        if moment is None and (day := parse_date(text)) is not None:
+            moment = datetime.datetime.combine(day, datetime.time.min)
+    except ValueError:
+        moment = None
+    if moment is None:
+        raise _ApiError(400, "since must be a date or an ISO 8601 time, e.g. 2026-01-31 or 2026-01-31T12:00:00Z",
+                        field="since")
+    return timezone.make_aware(moment, datetime.UTC) if timezone.is_naive(moment) else moment
+
+
+@_api_view
+def coverage_history(request: HttpRequest) -> JsonResponse:
+    """GET /api/v1/coverage/history?registry=&repository=&since=: per required platform, a point per scan."""
+    from .models import Registry
+    from .services.history import coverage_history as history
+
+    name = request.GET.get("registry", "").strip()
+    if not name:
+        raise _ApiError(400, "the registry parameter is required", field="registry")
+    registry = Registry.objects.filter(name=name).first()
+    if registry is None:
+        raise _ApiError(404, f"no registry named {name}")
+    repository = request.GET.get("repository", "").strip()
+    series = history(registry=registry, repository=repository, since=_since(request.GET.get("since", "")))
+    return JsonResponse({
+        "registry": registry.name, "repository": repository or None,
+        "series": {platform: [{"at": p.at, "covered": p.covered, "total": p.total, "lacking": p.lacking}
+                              for p in points] for platform, points in series.items()}})

@@ -85,3 +85,20 @@ def channel_delete(request: HttpRequest, channel_id: int) -> HttpResponse:
     messages.success(request, f"Removed the channel {channel.name}.")
     return redirect("manifests-channel-list")
 
+
+
+@require_GET
+@login_required
+def coverage_history_page(request: HttpRequest) -> HttpResponse:
+    from .services.history import coverage_chart, coverage_history
+
+    registries = list(Registry.objects.order_by("name"))
+    chosen = request.GET.get("registry") or (registries[0].name if registries else "")
+    registry = next((r for r in registries if r.name == chosen), None)
+    repository = request.GET.get("repository", "").strip()
+    series = coverage_history(registry=registry, repository=repository) if registry else {}
+    return render(request, "manifests/coverage_history.html", {
+        "registries": registries, "registry": registry, "repository": repository, "series": series,
+        "chart": coverage_chart(series), "queue_down": not queue.queue_available(),
+        "repositories": registry.repositories.order_by("name").values_list("name", flat=True)[:500]
+        if registry else []})

@@ -102,5 +102,23 @@ class Migration(migrations.Migration):
             model_name='listcheck',
             constraint=models.UniqueConstraint(fields=('repository', 'digest'), name='listcheck_unique'),
         ),
+        migrations.CreateModel(
+            name='CoverageSnapshot',
+            fields=[
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('repository', models.CharField(blank=True, max_length=255)),
+                ('platform', models.CharField(max_length=128)),
+                ('covered', models.PositiveIntegerField()),
+                ('total', models.PositiveIntegerField()),
+                ('lacking', models.JSONField(blank=True, default=list)),
+                ('taken_at', models.DateTimeField(default=django.utils.timezone.now)),
+                ('job', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to='manifests.job')),
+                ('registry', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='coverage_snapshots', to='manifests.registry')),
+            ],
+            options={
+                'ordering': ['taken_at', 'pk'],
+                'indexes': [models.Index(fields=['registry', 'repository', 'taken_at'], name='coverage_history_idx')],
+            },
+        ),
         migrations.RunPython(admins_manage_channels, migrations.RunPython.noop),
     ]

@@ -33,7 +33,7 @@ from registry.reference import validate_repository, validate_tag
 from ..models import Job, ListCheck, ManifestChild, Registry, Repository, ScanPart, Tag, TagPlatform
 from ..models import Manifest as ManifestRow
 from ..signals import TagMove, tags_moved
-from . import events, jobs, queue
+from . import events, history, jobs, queue
 from .registries import registry_client
 
 logger = logging.getLogger(__name__)
@@ -714,6 +714,8 @@ def scan_job_run(*, job_id: int) -> None:
     if not repository and not tags:
         problem = error or _skipped_note(skipped)
         Registry.objects.filter(pk=registry.pk).update(last_scan_at=timezone.now(), last_scan_error=problem)
+    if not tags and not error:
+        history.scan_snapshot(job=job, repository=repository)
     jobs.job_finish(job=job, progress=progress, error=error, result=totals)
 
 
@@ -809,6 +811,7 @@ def _scan_close(job: Job) -> None:
     Repository.objects.filter(registry=job.registry, scanned_at__lt=started).exclude(name__in=names).delete()
     Registry.objects.filter(pk=job.registry_id).update(last_scan_at=timezone.now(),
                                                        last_scan_error=_skipped_note(skipped))
+    history.scan_snapshot(job=job)
     jobs.job_finish(job=job, progress=None, result=totals)
 
 
