@@ -210,6 +210,11 @@ CHILDREN_CHECK_SECONDS = env_int("CHILDREN_CHECK_SECONDS", 86400)
 # At most this many lists per repository get their children checked in one scan.
 CHILDREN_CHECK_LISTS = env_int("CHILDREN_CHECK_LISTS", 200)
 
+# Ask the OCI 1.1 referrers API about manifests a scan sees for the first time
+# (a request each; off by default: Distribution 2.8 serves no such API, and the
+# referrers tag schema and cosign's tags cost nothing beyond the tag listing).
+REFERRERS_API = env_bool("REFERRERS_API", False)
+
 # Notifications: links in events point at SITE_URL; each attempt has a
 # timeout; a delivery is given up after NOTIFY_MAX_ATTEMPTS (with backoff).
 SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000")

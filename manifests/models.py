@@ -459,3 +459,28 @@ class CoverageSnapshot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.registry_id} {self.repository or '*'} {self.platform} {self.covered}/{self.total}"
+
+
+class Referrer(models.Model):
+    """A signature, SBOM or attestation attached to a manifest (its subject) in a repository."""
+
+    repository = models.ForeignKey(Repository, on_delete=models.CASCADE, related_name="referrers")
+    subject = models.CharField(max_length=135, db_index=True)
+    digest = models.CharField(max_length=135)
+    kind = models.CharField(max_length=32)  # registry.referrers: cosign-signature, sbom-spdx, ...
+    media_type = models.CharField(max_length=255, blank=True)
+    artifact_type = models.CharField(max_length=255, blank=True)
+    source = models.CharField(max_length=16)  # referrers-api, tag-schema, cosign-tag
+    tag = models.CharField(max_length=128, blank=True)  # the tag that holds it, for the tag layouts
+    seen_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["subject", "kind", "digest"]
+        constraints = [models.UniqueConstraint(fields=["repository", "subject", "digest"], name="referrer_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.digest} -> {self.subject}"
+
+    @property
+    def is_signature(self) -> bool:
+        return self.kind in ("cosign-signature", "notation-signature")

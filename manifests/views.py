@@ -24,7 +24,7 @@ from registry.platform import Platform, platform_sort_key
 
 from .forms import RegistryForm
 from .models import Job, ManifestChild, PushRecord, Registry, Repository, Tag
-from .services import builder, coverage, push, queue, registries
+from .services import builder, coverage, push, queue, registries, signatures
 from .services.assemble import SourceSpec
 from .services.scan import scan_enqueue
 from .services.sizes import coverage_sizes
@@ -163,7 +163,7 @@ def tag_list(request: HttpRequest, name: str, repository: str) -> HttpResponse:
     repo = _repository_or_404(registry, repository)
     platform, platform_error = _platform_filter(request)
     query = request.GET.get("q", "").strip()
-    tags = repo.tags.all()
+    tags = repo.tags.exclude(name__regex=coverage.REFERRER_TAG_REGEX)
     if platform:
         tags = tags.filter(platform_rows__platform=platform).distinct()
     if query:
@@ -178,6 +178,9 @@ def tag_list(request: HttpRequest, name: str, repository: str) -> HttpResponse:
             groups[-1]["tags"].append(tag)
         else:
             groups.append({"digest": tag.digest, "tags": [tag], "first": tag})
+    attached = signatures.signed_platforms(repository=repo, digests=[g["digest"] for g in groups])
+    for group in groups:
+        group["attached"] = sorted({r.kind for r in attached.get(group["digest"], [])})
     return _render(request, "manifests/tag_list.html", {
         "registry": registry, "repository": repo, "page": page, "groups": groups, "query": query,
         "platform": request.GET.get("platform", ""), "platform_error": platform_error})
@@ -226,7 +229,8 @@ def _coverage_context(request: HttpRequest) -> dict:
     registry = next((r for r in registries if r.name == chosen), None)
     context: dict = {"registries": registries, "registry": registry, "errors": {},
                      "pattern": request.GET.get("tag", "").strip(), "search": request.GET.get("q", "").strip(),
-                     "require_text": request.GET.get("require", ""), "lacking_text": request.GET.get("lacking", "")}
+                     "require_text": request.GET.get("require", ""), "lacking_text": request.GET.get("lacking", ""),
+                     "unsigned": request.GET.get("unsigned") == "1"}
     if registry is None:
         return context
     try:
@@ -241,7 +245,7 @@ def _coverage_context(request: HttpRequest) -> dict:
         except InvalidPlatform as exc:
             context["errors"]["lacking"] = str(exc)
     repositories = coverage.coverage_rows(registry=registry, pattern=context["pattern"],
-                                          lacking=lacking, search=context["search"])
+                                          lacking=lacking, search=context["search"], unsigned=context["unsigned"])
     context.update({"required": required, "lacking": lacking, "repositories": repositories})
     return context
 
@@ -297,14 +301,15 @@ def _coverage_export(kind: str, rows: list[coverage.CoverageRow], context: dict)
     response["Content-Disposition"] = f'attachment; filename="coverage-{registry.name}.csv"'
     columns = coverage.coverage_columns(rows, context["required"])
     writer = csv.writer(response)
-    writer.writerow(["repository", "tag", "digest", *columns, *(f"{c} bytes" for c in columns), "missing"])
+    writer.writerow(["repository", "tag", "digest", *columns, *(f"{c} bytes" for c in columns), "signed",
+                     "missing"])
     for row in rows:
         # Cells a spreadsheet would run as formulas are quoted with a leading apostrophe.
         safe = [("'" + v) if v[:1] in ("=", "+", "-", "@") else v for v in (row.repository, row.tag)]
         row_sizes = sizes.get((row.repository, row.tag), {})
         writer.writerow([*safe, row.digest, *("yes" if c in row.platforms else "" for c in columns),
                          *("" if row_sizes.get(c) is None else str(row_sizes[c]) for c in columns),
-                         " ".join(row.missing)])
+                         " ".join(row.signed or []), " ".join(row.missing)])
     return response
 
 

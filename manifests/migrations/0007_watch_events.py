@@ -120,5 +120,24 @@ class Migration(migrations.Migration):
                 'indexes': [models.Index(fields=['registry', 'repository', 'taken_at'], name='coverage_history_idx')],
             },
         ),
+        migrations.CreateModel(
+            name='Referrer',
+            fields=[
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('subject', models.CharField(db_index=True, max_length=135)),
+                ('digest', models.CharField(max_length=135)),
+                ('kind', models.CharField(max_length=32)),
+                ('media_type', models.CharField(blank=True, max_length=255)),
+                ('artifact_type', models.CharField(blank=True, max_length=255)),
+                ('source', models.CharField(max_length=16)),
+                ('tag', models.CharField(blank=True, max_length=128)),
+                ('seen_at', models.DateTimeField(default=django.utils.timezone.now)),
+                ('repository', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='referrers', to='manifests.repository')),
+            ],
+            options={
+                'ordering': ['subject', 'kind', 'digest'],
+                'constraints': [models.UniqueConstraint(fields=('repository', 'subject', 'digest'), name='referrer_unique')],
+            },
+        ),
         migrations.RunPython(admins_manage_channels, migrations.RunPython.noop),
     ]

@@ -9,6 +9,7 @@ recorded event is handed to the notification channels that subscribe to it
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable
 
 from registry.platform import platform_sort_key
@@ -16,6 +17,7 @@ from registry.platform import platform_sort_key
 from ..models import Event, ManifestChild, Registry, Repository, Tag, TagPlatform
 from ..models import Manifest as ManifestRow
 from ..signals import TagMove
+from .coverage import REFERRER_TAG_REGEX
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +65,8 @@ def moves_record(*, repository: Repository, moves: list[TagMove]) -> list[Event]
     cache: dict[str, set[str]] = {}
     recorded: list[Event] = []
     for move in moves:
+        if re.match(REFERRER_TAG_REGEX, move.tag):
+            continue  # a signature or attestation, not an image: covers no platform
         new = now_platforms.get(move.tag, set())
         if move.old_digest:
             old = _platforms_of(move.old_digest, cache)

@@ -10,6 +10,7 @@ from django.db.models import Count
 from registry.platform import platform_sort_key
 
 from ..models import CoverageSnapshot, Job, Registry, Tag, TagPlatform
+from .coverage import REFERRER_TAG_REGEX
 
 LACKING_CAP = 50  # tag names kept per snapshot row: enough to act on, bounded for huge repositories
 
@@ -21,11 +22,12 @@ def coverage_snapshot_take(*, registry: Registry, job: Job | None = None, reposi
     required = registry.required_list
     if not required:
         return []
-    tags = Tag.objects.filter(repository__registry=registry)
+    tags = Tag.objects.filter(repository__registry=registry).exclude(name__regex=REFERRER_TAG_REGEX)
     totals = dict(tags.values_list("repository__name").annotate(n=Count("pk")).values_list("repository__name", "n"))
     covered: dict[tuple[str, str], int] = {}
     for name, platform, n in TagPlatform.objects.filter(
-            tag__repository__registry=registry, platform__in=required).values_list(
+            tag__repository__registry=registry, platform__in=required).exclude(
+            tag__name__regex=REFERRER_TAG_REGEX).values_list(
             "tag__repository__name", "platform").annotate(n=Count("tag_id", distinct=True)).values_list(
             "tag__repository__name", "platform", "n"):
         covered[(name, platform)] = n

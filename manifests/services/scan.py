@@ -33,7 +33,7 @@ from registry.reference import validate_repository, validate_tag
 from ..models import Job, ListCheck, ManifestChild, Registry, Repository, ScanPart, Tag, TagPlatform
 from ..models import Manifest as ManifestRow
 from ..signals import TagMove, tags_moved
-from . import events, history, jobs, queue
+from . import events, history, jobs, queue, signatures
 from .registries import registry_client
 
 logger = logging.getLogger(__name__)
@@ -571,6 +571,7 @@ def repository_scan(*, client: RegistryClient, registry: Registry, name: str, on
     elif only_tags is None:
         counts.update(children_check_due(client=client, repository=repository, present=fetched,
                                          concurrency=concurrency))
+    signatures.scan_referrers(client=client, repository=repository, new_digests=fetched)
     return counts
 
 

@@ -27,3 +27,19 @@ def repository_unique_bytes(repository) -> int:
     from ..services.sizes import repository_unique_bytes as unique_bytes
 
     return unique_bytes(repository=repository)
+
+
+@register.simple_tag
+def tag_referrers(tag) -> list[dict]:
+    """What is attached to a tag's manifest and to each of its platforms; [] when nothing is."""
+    from ..models import Referrer, TagPlatform
+
+    rows = [("", tag.digest)] + [(p, d) for p, d in TagPlatform.objects.filter(tag=tag).values_list(
+        "platform", "digest") if d != tag.digest]
+    attached: dict[str, list] = {}
+    for referrer in Referrer.objects.filter(repository_id=tag.repository_id, subject__in=[d for _, d in rows]):
+        attached.setdefault(referrer.subject, []).append(referrer)
+    if not attached:
+        return []
+    return [{"platform": platform, "digest": digest, "referrers": attached.get(digest, []),
+             "signed": any(r.is_signature for r in attached.get(digest, []))} for platform, digest in rows]

@@ -1,0 +1,137 @@
+"""Signatures, SBOMs and attestations attached to the manifests of a repository.
+
+Read after each repository scan from what the scan stored: the referrers tag
+schema (`sha256-<hex>` holding an index of referrers) and cosign's tags
+(`sha256-<hex>.sig`, `.att`, `.sbom`) are ordinary tags of the listing, so
+reading them costs no request of its own. With REFERRERS_API on, a scan also
+asks the OCI 1.1 referrers API about the manifests it saw for the first time
+(and stops asking at the first 404: the registry does not serve it).
+A signature present before and gone now records a signature_lost event.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from django.conf import settings
+from django.db import transaction
+
+from registry import errors
+from registry.referrers import SIGNATURES, classify, index_referrers, manifest_classify, referrers_get, tag_subject
+
+from ..models import Event, Manifest, ManifestChild, Referrer, Repository, Tag, TagPlatform
+from .coverage import REFERRER_TAG_REGEX
+
+logger = logging.getLogger(__name__)
+
+_REFERRER_TAG = re.compile(REFERRER_TAG_REGEX)
+
+
+def is_referrer_tag(name: str) -> bool:
+    return bool(_REFERRER_TAG.match(name))
+
+
+def _from_tags(repository: Repository) -> list[Referrer]:
+    tags = list(repository.tags.filter(name__regex=REFERRER_TAG_REGEX).select_related("manifest"))
+    found: list[Referrer] = []
+    index_ids = [tag.manifest_id for tag in tags if tag.manifest and tag.manifest.kind == "index"]
+    children: dict[int, list[ManifestChild]] = {}
+    for child in ManifestChild.objects.filter(parent_id__in=index_ids):
+        children.setdefault(child.parent_id, []).append(child)
+    stored = {row.digest: bytes(row.raw) for row in Manifest.objects.filter(
+        digest__in=[c.digest for group in children.values() for c in group]).only("digest", "raw")}
+    for tag in tags:
+        subject, suffix = tag_subject(tag.name)
+        if tag.manifest is None:
+            continue
+        if suffix:
+            found.append(Referrer(repository=repository, subject=subject, digest=tag.digest, tag=tag.name,
+                                  source="cosign-tag", media_type=tag.media_type,
+                                  artifact_type=tag.manifest.artifact_type,
+                                  kind=manifest_classify(bytes(tag.manifest.raw), cosign_suffix=suffix)))
+            continue
+        for entry in index_referrers(bytes(tag.manifest.raw)):
+            raw = stored.get(entry.digest)
+            kind = manifest_classify(raw, annotations=entry.annotations) if raw is not None else classify(
+                artifact_type=entry.artifact_type, annotations=entry.annotations)
+            found.append(Referrer(repository=repository, subject=subject, digest=entry.digest, tag=tag.name,
+                                  source="tag-schema", media_type=entry.media_type,
+                                  artifact_type=entry.artifact_type, kind=kind))
+    return found
+
+
+def _from_api(client, repository: Repository, subjects: list[str]) -> tuple[list[Referrer], set[str]]:
+    found: list[Referrer] = []
+    asked: set[str] = set()
+    for subject in subjects:
+        try:
+            answer = referrers_get(client, repository.name, subject)
+        except errors.RegistryError as exc:
+            logger.info("referrers of %s@%s: %s", repository, subject, exc)
+            continue
+        if answer is None:
+            break  # not served here: the tag schema is all there is
+        asked.add(subject)
+        for entry in answer:
+            found.append(Referrer(
+                repository=repository, subject=subject, digest=entry.digest, source="referrers-api",
+                media_type=entry.media_type, artifact_type=entry.artifact_type,
+                kind=classify(artifact_type=entry.artifact_type, annotations=entry.annotations)))
+    return found, asked
+
+
+def referrers_refresh(*, repository: Repository, client=None, api_subjects: list[str] = ()) -> dict:
+    """Replace the repository's referrer rows with what its tags (and, for `api_subjects`, the API) say."""
+    found = _from_tags(repository)
+    asked: set[str] = set()
+    if client is not None and api_subjects:
+        from_api, asked = _from_api(client, repository, list(api_subjects))
+        found += from_api
+    with transaction.atomic():
+        before = set(Referrer.objects.filter(repository=repository, kind__in=SIGNATURES).values_list(
+            "subject", flat=True))
+        # API rows of subjects not asked this time stay as they were.
+        Referrer.objects.filter(repository=repository).exclude(source="referrers-api").delete()
+        Referrer.objects.filter(repository=repository, source="referrers-api", subject__in=asked).delete()
+        unique = {(r.subject, r.digest): r for r in found}
+        Referrer.objects.bulk_create(list(unique.values()), ignore_conflicts=True, batch_size=500)
+        after = set(Referrer.objects.filter(repository=repository, kind__in=SIGNATURES).values_list(
+            "subject", flat=True))
+    lost = before - after
+    if lost:
+        _signatures_lost(repository, lost)
+    return {"referrers": len(unique)}
+
+
+def _signatures_lost(repository: Repository, subjects: set[str]) -> None:
+    from .events import event_record
+
+    for name, platform, digest in TagPlatform.objects.filter(
+            tag__repository=repository, digest__in=subjects).values_list("tag__name", "platform", "digest"):
+        event_record(kind=Event.SIGNATURE_LOST, registry=repository.registry, repository=repository.name, tag=name,
+                     new_digest=digest, platforms=[platform] if platform else [],
+                     detail=f"{repository.name}:{name}: the signature of {platform or digest} is gone")
+
+
+def scan_referrers(*, client, repository: Repository, new_digests: set[str]) -> dict:
+    """The scan's hook: never fails the scan that calls it."""
+    try:
+        subjects: list[str] = []
+        if settings.REFERRERS_API and new_digests:
+            subjects = sorted(set(TagPlatform.objects.filter(tag__repository=repository, digest__in=new_digests)
+                                  .values_list("digest", flat=True))
+                              | set(Tag.objects.filter(repository=repository, digest__in=new_digests)
+                                    .exclude(name__regex=REFERRER_TAG_REGEX).values_list("digest", flat=True)))
+        return referrers_refresh(repository=repository, client=client, api_subjects=subjects)
+    except Exception:
+        logger.exception("reading the referrers of %s failed", repository)
+        return {}
+
+
+def signed_platforms(*, repository: Repository, digests: list[str]) -> dict[str, list[Referrer]]:
+    """{subject digest: its referrers} for these digests."""
+    attached: dict[str, list[Referrer]] = {}
+    for row in Referrer.objects.filter(repository=repository, subject__in=digests):
+        attached.setdefault(row.subject, []).append(row)
+    return attached
