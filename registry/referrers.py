@@ -162,3 +162,31 @@ def manifest_classify(raw: bytes, *, annotations: dict[str, str] | None = None, 
     return classify(artifact_type=str(data.get("artifactType") or ""), config_type=str(config.get("mediaType") or ""),
                     layer_types=tuple(str(layer.get("mediaType") or "") for layer in layers), annotations=merged,
                     cosign_suffix=cosign_suffix)
+
+
+def referrer_copy(client, *, source: str, target: str, reference: str, tag: str = "") -> str:
+    """Copy an attached manifest (and what it needs) from `source` to `target`; put it under `tag` too.
+
+    The tag schema's `sha256-<hex>` index may exist in the target already (other
+    referrers of the same subject): the two are merged, never overwritten.
+    Returns the digest put under the tag (or copied).
+    """
+    from .copy import copy_manifest
+
+    manifest = client.get_manifest(source, reference)
+    copy_manifest(client, source=source, target=target, manifest=manifest)
+    if not tag:
+        return manifest.digest
+    raw, media_type = manifest.raw, manifest.media_type
+    if manifest.is_index:
+        try:
+            present = client.get_manifest(target, tag)
+        except errors.NotFound:
+            present = None
+        if present is not None and present.digest != manifest.digest and present.is_index:
+            merged = dict(manifest.data)
+            seen = {m.get("digest") for m in manifest.data.get("manifests", [])}
+            merged["manifests"] = [*manifest.data.get("manifests", []),
+                                   *(m for m in present.data.get("manifests", []) if m.get("digest") not in seen)]
+            raw = json.dumps(merged, indent=2).encode()
+    return client.put_manifest(target, tag, raw, media_type)

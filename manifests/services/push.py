@@ -11,7 +11,7 @@ from registry.mediatypes import parse_manifest
 from registry.reference import Reference
 
 from ..models import Job, PushRecord, Registry
-from . import jobs, queue
+from . import jobs, queue, signatures
 from .assemble import AssemblyInvalid, SourceSpec, TagMoved, list_plan, list_push, list_verify, tag_current_digest
 from .registries import registry_client
 
@@ -79,6 +79,8 @@ def _push(job: Job, progress: jobs.JobProgress) -> None:
                 raise PreviewStale(preview_digest, plan.digest)
             result = list_push(client=client, plan=plan, expect_digest=params.get("expect_digest"),
                                progress=progress)
+            carried = signatures.referrers_carry(client=client, registry=job.registry, entries=plan.entries,
+                                                 target=plan.target.repository, progress=progress)
             counters = dict(client.counters)
             _inventory_refresh(client, job.registry, plan.target.repository, plan.target.tag)
     except AssemblyInvalid as exc:
@@ -109,7 +111,7 @@ def _push(job: Job, progress: jobs.JobProgress) -> None:
                 user=job.created_by)
         jobs.job_finish(job=job, progress=progress, digest=result.digest,
                         result={"media_type": result.media_type, "copied": result.copy.as_dict(),
-                                "requests": counters, "old_digest": result.old_digest})
+                                "requests": counters, "old_digest": result.old_digest, "referrers": carried})
     logger.info("pushed %s as %s", job.target, result.digest)
 
 

@@ -18,7 +18,15 @@ from django.conf import settings
 from django.db import transaction
 
 from registry import errors
-from registry.referrers import SIGNATURES, classify, index_referrers, manifest_classify, referrers_get, tag_subject
+from registry.referrers import (
+    SIGNATURES,
+    classify,
+    index_referrers,
+    manifest_classify,
+    referrer_copy,
+    referrers_get,
+    tag_subject,
+)
 
 from ..models import Event, Manifest, ManifestChild, Referrer, Repository, Tag, TagPlatform
 from .coverage import REFERRER_TAG_REGEX
@@ -135,3 +143,43 @@ def signed_platforms(*, repository: Repository, digests: list[str]) -> dict[str,
     for row in Referrer.objects.filter(repository=repository, subject__in=digests):
         attached.setdefault(row.subject, []).append(row)
     return attached
+
+
+def referrers_carry(*, client, registry, entries, target: str, progress=lambda event: None) -> list[dict]:
+    """Copy into `target` what is attached to each kept child in its source repository.
+
+    Read from the inventory (the source repositories' Referrer rows), so a
+    child with nothing attached costs no request. `cosign verify target@<child>`
+    then finds the child's signature in the target repository too.
+    """
+    carried: list[dict] = []
+    sources = {(entry.source_repository, entry.descriptor.digest) for entry in entries
+               if entry.source_repository != target}
+    for source, subject in sorted(sources):
+        rows = list(Referrer.objects.filter(repository__registry=registry, repository__name=source,
+                                            subject=subject))
+        done: set[str] = set()
+        for row in rows:
+            reference = row.tag or row.digest
+            if reference in done:
+                continue
+            done.add(reference)
+            try:
+                referrer_copy(client, source=source, target=target, reference=reference, tag=row.tag)
+            except errors.RegistryError as exc:
+                progress({"event": "referrer", "subject": subject, "kind": row.kind, "error": str(exc)})
+                continue
+            item = {"subject": subject, "kind": row.kind, "tag": row.tag, "digest": row.digest, "from": source}
+            carried.append(item)
+            progress({"event": "referrer", **item})
+    return carried
+
+
+def referrers_to_carry(*, registry, entries, target: str) -> list[Referrer]:
+    """For a preview: what `referrers_carry` would copy."""
+    rows: list[Referrer] = []
+    for entry in entries:
+        if entry.source_repository != target:
+            rows += Referrer.objects.filter(repository__registry=registry, repository__name=entry.source_repository,
+                                            subject=entry.descriptor.digest).select_related("repository")
+    return rows

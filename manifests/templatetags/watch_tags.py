@@ -43,3 +43,13 @@ def tag_referrers(tag) -> list[dict]:
         return []
     return [{"platform": platform, "digest": digest, "referrers": attached.get(digest, []),
              "signed": any(r.is_signature for r in attached.get(digest, []))} for platform, digest in rows]
+
+
+@register.simple_tag
+def referrers_to_carry(registry, plan) -> list:
+    """What a push of `plan` will copy beside its children (signatures, SBOMs, attestations)."""
+    from ..services.signatures import referrers_to_carry as to_carry
+
+    if registry is None or plan is None:
+        return []
+    return to_carry(registry=registry, entries=plan.entries, target=plan.target.repository)

@@ -180,3 +180,42 @@ def test_distribution_serves_no_referrers_api_and_the_scan_asks_once_then_stops(
         repository_scan(client=rc, registry=registry, name="team/app")
         assert rc.counters["GET referrers"] == 1
     assert Referrer.objects.filter(kind="cosign-signature").count() == 1  # the tag schema still tells
+
+
+def test_a_childs_signature_survives_into_an_assembled_list(fresh_registry, db, client):
+    """Assembling copies each kept child into the target repository; its cosign signature goes with it,
+    so `cosign verify target@<child digest>` finds it there."""
+    from manifests.models import Job
+    from manifests.services.assemble import SourceSpec
+    from manifests.services.jobs import job_create
+    from manifests.services.push import push_job_run
+
+    running = fresh_registry("anonymous")
+    with running.client() as rc:
+        image_push(rc, repository="src/amd64", tag="latest", platform=AMD64, oci=True)
+        arm64 = image_push(rc, repository="src/arm64", tag="latest", platform=ARM64, oci=True)
+        cosign_signature_push(rc, "src/arm64", arm64.digest)
+    registry = Registry.objects.create(name="carry", url=running.url, insecure=True)
+    with running.client() as rc:
+        for name in ("src/amd64", "src/arm64"):
+            repository_scan(client=rc, registry=registry, name=name)
+    pusher = User.objects.create_superuser("pat")
+    client.force_login(pusher)
+    preview = client.post("/build/preview", {"registry": "carry", "target": "username/test:latest", "format": "auto",
+                                             "e_key": ["a", "b"], "e_ref": ["src/amd64:latest", "src/arm64:latest"]})
+    carried = preview.content.decode().split('<div class="carried">', 1)[1].split("</div>", 1)[0]
+    assert "cosign-signature" in carried and arm64.digest in carried and "src/arm64" in carried
+    job = job_create(kind=Job.KIND_PUSH, registry=registry, target="username/test:latest", params={
+        "sources": [SourceSpec.from_json({"reference": r}).to_json() for r in ("src/amd64:latest", "src/arm64:latest")],
+        "format": "auto", "annotations": {}, "expect_digest": None, "preview_digest": None})
+    push_job_run(job_id=job.pk)
+    job.refresh_from_db()
+    assert job.status == "succeeded", job.error
+    assert [(r["kind"], r["subject"]) for r in job.result["referrers"]] == [("cosign-signature", arm64.digest)]
+    with running.client() as rc:
+        signature = rc.get_manifest("username/test", referrer_tag(arm64.digest, "sig"))
+        assert signature.layers[0].media_type == SIMPLESIGNING
+        repository_scan(client=rc, registry=registry, name="username/test")
+    rows = client.get("/coverage?registry=carry&format=json").json()["rows"]
+    assert {(r["repository"], tuple(r["signed"])) for r in rows} == {
+        ("src/amd64", ()), ("src/arm64", ("linux/arm64",)), ("username/test", ("linux/arm64",))}
