@@ -52,9 +52,13 @@ def _platforms_of(digest: str, cache: dict[str, set[str]]) -> set[str] | None:
 
 def moves_record(*, repository: Repository, moves: list[TagMove]) -> list[Event]:
     """platform_lost for each tag that moved to a digest lacking platforms it had,
-    required_missing for each new tag lacking a required platform."""
-    registry = repository.registry
-    required = registry.required_list
+    required_missing for each new tag lacking a required platform.
+
+    The first scan of a registry records no required_missing: its tags are the
+    inventory being learned, not new tags (the coverage page shows what they lack).
+    """
+    registry = Registry.objects.get(pk=repository.registry_id)
+    required = registry.required_list if registry.last_scan_at is not None else []
     names = [move.tag for move in moves]
     now_platforms: dict[str, set[str]] = {name: set() for name in names}
     for start in range(0, len(names), 500):

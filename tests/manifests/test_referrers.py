@@ -6,6 +6,7 @@ import json
 
 import pytest
 from django.contrib.auth.models import User
+from django.utils import timezone
 
 from manifests.demo import image_push, index_push
 from manifests.models import Event, Referrer, Registry, Tag
@@ -66,8 +67,9 @@ def signed_arm64(fresh_registry, db):
         signature = cosign_signature_push(client, "team/app", images[1].digest)
         sbom = tag_schema_sbom_push(client, "team/app", {"mediaType": images[0].media_type,
                                                          "digest": images[0].digest, "size": images[0].size})
+    # Scanned before (required_missing is recorded only for tags new to a known registry).
     registry = Registry.objects.create(name="signed", url=running.url, insecure=True,
-                                       required_platforms="linux/amd64,linux/arm64")
+                                       required_platforms="linux/amd64,linux/arm64", last_scan_at=timezone.now())
     return running, registry, images, signature, sbom
 
 
