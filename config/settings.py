@@ -219,7 +219,7 @@ REFERRERS_API = env_bool("REFERRERS_API", False)
 # timeout; a delivery is given up after NOTIFY_MAX_ATTEMPTS (with backoff).
 SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000")
 NOTIFY_TIMEOUT_SECONDS = env_int("NOTIFY_TIMEOUT_SECONDS", 10)
-NOTIFY_MAX_ATTEMPTS = env_int("NOTIFY_MAX_ATTEMPTS", 6)
+NOTIFY_MAX_ATTEMPTS = env_int("NOTIFY_MAX_ATTEMPTS", 8)
 
 # Email channels send through SMTP with Django's settings.
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")

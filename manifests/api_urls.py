@@ -17,6 +17,7 @@ urlpatterns = [
     path("jobs/<int:job_id>", api.job_detail, name="manifests-api-job-detail"),
     path("lists", api.list_create, name="manifests-api-list-create"),
     path("channels", watch_api.channels, name="manifests-api-channels"),
+    path("events", watch_api.events, name="manifests-api-events"),
     # Last: anything else under api/v1/ answers JSON too.
     re_path(r"^", api.unknown, name="manifests-api-unknown"),
 ]

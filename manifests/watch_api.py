@@ -92,3 +92,21 @@ def coverage_history(request: HttpRequest) -> JsonResponse:
         "registry": registry.name, "repository": repository or None,
         "series": {platform: [{"at": p.at, "covered": p.covered, "total": p.total, "lacking": p.lacking}
                               for p in points] for platform, points in series.items()}})
+
+
+@_api_view
+def events(request: HttpRequest) -> JsonResponse:
+    """GET /api/v1/events?kind=&registry=&repository=&since=: the latest events, newest first (at most 500)."""
+    from .models import Event
+    from .services.notify import event_payload
+
+    rows = Event.objects.select_related("registry")
+    if kind := request.GET.get("kind", "").strip():
+        rows = rows.filter(kind=kind)
+    if registry := request.GET.get("registry", "").strip():
+        rows = rows.filter(registry__name=registry)
+    if repository := request.GET.get("repository", "").strip():
+        rows = rows.filter(repository=repository)
+    if (since := _since(request.GET.get("since", ""))) is not None:
+        rows = rows.filter(created_at__gte=since)
+    return JsonResponse({"events": [event_payload(event) for event in rows[:500]]})

@@ -192,3 +192,16 @@ def test_lists_due_for_a_check_are_bounded_per_scan(fresh_registry, db, settings
         third = repository_scan(client=client, registry=registry, name="many/lists")
     assert (first["children_checked"], second["children_checked"]) == (1, 1)  # the oldest list first, then the other
     assert "children_checked" not in third
+
+
+def test_the_api_lists_events_with_the_notification_fields(viewer_client):
+    registry = Registry.objects.create(name="one", url="http://127.0.0.1:9")
+    event_record(kind="platform_lost", registry=registry, repository="team/app", tag="v1", platforms=["linux/arm64"],
+                 old_digest="sha256:" + "a" * 64, new_digest="sha256:" + "b" * 64)
+    event_record(kind="child_missing", registry=registry, repository="team/lib", tag="v2")
+    body = viewer_client.get("/api/v1/events?kind=platform_lost").json()
+    assert [(e["event"], e["repository"], e["tag"], e["platforms"]) for e in body["events"]] == [
+        ("platform_lost", "team/app", "v1", ["linux/arm64"])]
+    assert body["events"][0]["url"].endswith("/registries/one/r/team/app/t/v1")
+    assert len(viewer_client.get("/api/v1/events?registry=one").json()["events"]) == 2
+    assert viewer_client.get("/api/v1/events?since=nonsense").status_code == 400
