@@ -19,7 +19,7 @@ from django.db import transaction
 
 from registry import errors
 from registry.referrers import (
-    SIGNATURES,
+    UNKNOWN,
     classify,
     index_referrers,
     manifest_classify,
@@ -97,29 +97,32 @@ def referrers_refresh(*, repository: Repository, client=None, api_subjects: list
         from_api, asked = _from_api(client, repository, list(api_subjects))
         found += from_api
     with transaction.atomic():
-        before = set(Referrer.objects.filter(repository=repository, kind__in=SIGNATURES).values_list(
-            "subject", flat=True))
+        before = set(Referrer.objects.filter(repository=repository).exclude(kind=UNKNOWN).values_list(
+            "subject", "kind"))
         # API rows of subjects not asked this time stay as they were.
         Referrer.objects.filter(repository=repository).exclude(source="referrers-api").delete()
         Referrer.objects.filter(repository=repository, source="referrers-api", subject__in=asked).delete()
         unique = {(r.subject, r.digest): r for r in found}
         Referrer.objects.bulk_create(list(unique.values()), ignore_conflicts=True, batch_size=500)
-        after = set(Referrer.objects.filter(repository=repository, kind__in=SIGNATURES).values_list(
-            "subject", flat=True))
-    lost = before - after
+        after = set(Referrer.objects.filter(repository=repository).exclude(kind=UNKNOWN).values_list(
+            "subject", "kind"))
+    lost: dict[str, list[str]] = {}
+    for subject, kind in sorted(before - after):
+        lost.setdefault(subject, []).append(kind)
     if lost:
         _signatures_lost(repository, lost)
     return {"referrers": len(unique)}
 
 
-def _signatures_lost(repository: Repository, subjects: set[str]) -> None:
+def _signatures_lost(repository: Repository, lost: dict[str, list[str]]) -> None:
+    """signature_lost for each tag whose platform (or own manifest) had a signature or attestation that is gone."""
     from .events import event_record
 
     for name, platform, digest in TagPlatform.objects.filter(
-            tag__repository=repository, digest__in=subjects).values_list("tag__name", "platform", "digest"):
+            tag__repository=repository, digest__in=list(lost)).values_list("tag__name", "platform", "digest"):
         event_record(kind=Event.SIGNATURE_LOST, registry=repository.registry, repository=repository.name, tag=name,
                      new_digest=digest, platforms=[platform] if platform else [],
-                     detail=f"{repository.name}:{name}: the signature of {platform or digest} is gone")
+                     detail=f"{repository.name}:{name}: {', '.join(lost[digest])} of {platform or digest} gone")
 
 
 def scan_referrers(*, client, repository: Repository, new_digests: set[str]) -> dict:

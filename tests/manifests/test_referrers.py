@@ -123,6 +123,14 @@ def test_a_signature_gone_records_signature_lost(signed_arm64, django_capture_on
     assert not Referrer.objects.filter(kind="cosign-signature").exists()
     event = Event.objects.get(kind="signature_lost")
     assert (event.tag, event.platforms, event.new_digest) == ("latest", ["linux/arm64"], images[1].digest)
+    assert "cosign-signature" in event.detail
+    with running.client() as rc:  # an SBOM gone counts too
+        index = rc.head_manifest("team/app", referrer_tag(images[0].digest)).digest
+        rc.request("DELETE", f"/v2/team/app/manifests/{index}", op="DELETE manifest", ok=(202,))
+        with django_capture_on_commit_callbacks(execute=True):
+            repository_scan(client=rc, registry=registry, name="team/app")
+    sbom_lost = Event.objects.filter(kind="signature_lost").exclude(pk=event.pk).get()
+    assert sbom_lost.platforms == ["linux/amd64"] and "sbom-spdx" in sbom_lost.detail
 
 
 @pytest.fixture
