@@ -227,12 +227,12 @@ def coverage(request: HttpRequest) -> JsonResponse:
         except InvalidPlatform as exc:
             raise _ApiError(400, str(exc), field="lacking") from None
     repositories = list(coverage_rows(registry=registry, pattern=request.GET.get("tag", ""),
-                                      lacking=lacking))
+                                      lacking=lacking, unsigned=request.GET.get("unsigned") == "1"))
     rows = coverage_materialize(repositories, required=required)
     return JsonResponse({
         "required": required,
         "rows": [{"repository": row.repository, "tag": row.tag, "digest": row.digest, "platforms": row.platforms,
-                  "missing": row.missing} for row in rows],
+                  "missing": row.missing, "signed": row.signed} for row in rows],
     })
 
 

@@ -101,6 +101,8 @@ def test_a_cosign_signature_on_one_child_shows_as_signed_on_that_platform_only(
     client.force_login(User.objects.create_user("vera"))
     coverage = client.get("/coverage?registry=signed&format=json").json()
     assert [(r["tag"], r["signed"]) for r in coverage["rows"]] == [("latest", ["linux/arm64"])]
+    api = client.get("/api/v1/coverage?registry=signed&unsigned=1").json()
+    assert [(r["repository"], r["signed"]) for r in api["rows"]] == [("team/app", ["linux/arm64"])]
     lacking = client.get("/coverage?registry=signed&unsigned=1").content.decode()
     assert 'class="signed"' in lacking and "team/app" in lacking
     tags = client.get("/registries/signed/r/team/app/").content.decode()
@@ -229,3 +231,5 @@ def test_a_childs_signature_survives_into_an_assembled_list(fresh_registry, db, 
     rows = client.get("/coverage?registry=carry&format=json").json()["rows"]
     assert {(r["repository"], tuple(r["signed"])) for r in rows} == {
         ("src/amd64", ()), ("src/arm64", ("linux/arm64",)), ("username/test", ("linux/arm64",))}
+    unsigned = client.get("/api/v1/coverage?registry=carry&unsigned=1").json()["rows"]
+    assert [r["repository"] for r in unsigned] == ["src/amd64", "username/test"]  # src/arm64 is signed throughout
