@@ -6,10 +6,10 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 APT_RUN := redis-server docker-registry skopeo
-APT_TEST := $(APT_RUN) chromium postgresql
+APT_TEST := $(APT_RUN) chromium postgresql podman runc debootstrap
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: run test bench lint system-run system-test venv keys
+.PHONY: run test bench lint system-run system-test venv keys screenshots
 
 define apt_install
 	@missing=""; for p in $(1); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; done; \
@@ -52,7 +52,7 @@ run: system-run venv keys
 # out tests/registry/: the registry client, references, platforms and media
 # types are pure and never touch the database, so running them twice proves
 # nothing and only makes `make test` longer.
-test: system-test venv
+test: system-test venv keys
 	$(VENV)/bin/ruff check .
 	$(PY) manage.py makemigrations --check --dry-run -v 0
 	TEST_DATABASE=sqlite $(PY) -m pytest $(PYTEST_ARGS)
@@ -63,3 +63,9 @@ bench: system-run venv
 
 lint: venv
 	$(VENV)/bin/ruff check .
+
+# The gallery under docs/screenshots/: every page at 390 and 1440 px, light and
+# dark, from the demo registry (a real Distribution, scanned). Only the few
+# PNGs named in docs/screenshots/.gitignore are committed.
+screenshots: system-test venv
+	$(PY) -m pytest tests/browser/gallery.py -q -p no:cacheprovider $(PYTEST_ARGS)

@@ -7,11 +7,14 @@ environment.
 
 from __future__ import annotations
 
+import datetime
 import os
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+
+from config.logs import log_format, logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -56,11 +59,18 @@ def local_secret(name: str) -> str:
 
 
 DEBUG = env_bool("DEBUG", False)
+# -- security: keys, logins, transport (see also the webhook below) ------------
+# No key in the code: SECRET_KEY (or _FILE), else the one `make run` writes to
+# var/secret.key. With DEBUG on and neither, a random key for this process
+# only (sessions end with it); with DEBUG off, no start at all.
 SECRET_KEY = env_secret("SECRET_KEY") or local_secret("secret") or None
 if not SECRET_KEY:
-    if not (DEBUG or env_bool("ALLOW_INSECURE_KEY", True)):
-        raise ImproperlyConfigured("SECRET_KEY is required")
-    SECRET_KEY = "insecure-key-for-a-local-checkout-only"
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is required (set SECRET_KEY or SECRET_KEY_FILE; `make run` writes var/secret.key)")
+    import secrets as _secrets
+
+    SECRET_KEY = _secrets.token_urlsafe(50)
 
 # Keys for encrypting registry credentials at rest (Fernet: url-safe base64 of
 # 32 bytes). CREDENTIALS_KEY (or _FILE) is the current key; CREDENTIALS_KEYS
@@ -83,6 +93,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "template_partials",
+    "axes",
     "manifests",
 ]
 
@@ -97,6 +108,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "manifests.middleware.ContentSecurityPolicyMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -120,7 +133,7 @@ WSGI_APPLICATION = "config.wsgi.application"
 
 DATABASES = {
     "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+        env_secret("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
     )
 }
@@ -150,8 +163,14 @@ STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 # Only for `collectstatic`; whitenoise serves static/ through the finders.
 STATIC_ROOT = os.environ.get("STATIC_ROOT") or None
-# Serve static/ straight from the source folders: nothing to collect for a run.
-WHITENOISE_USE_FINDERS = True
+# A checkout serves static/ straight from the source folders (nothing to
+# collect); the image collects them into STATIC_ROOT at build time and serves
+# those, compressed.
+WHITENOISE_USE_FINDERS = STATIC_ROOT is None
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "manifests-registry-list"
@@ -166,8 +185,26 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 if SECURE_HTTPS:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Strict-Transport-Security, only when the site is served over https.
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000) if SECURE_HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
 
-REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+# Failed logins are throttled by django-axes, per username and client address
+# together (so one user's typos lock out neither other users nor the address):
+# LOGIN_FAILURE_LIMIT failures lock that pair out for LOGIN_LOCKOUT_MINUTES;
+# a successful login forgets the failures. The lockout is the login page with
+# a message (manifests.views.login_locked_out), answered 429.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = datetime.timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "manifests.views.login_locked_out"
+
+REDIS_URL = env_secret("REDIS_URL") or "redis://127.0.0.1:6379/0"
 
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = None
@@ -202,6 +239,8 @@ CELERY_BEAT_SCHEDULE = {
 
 # Registry client defaults.
 REGISTRY_TIMEOUT_SECONDS = env_int("REGISTRY_TIMEOUT_SECONDS", 15)
+# A whole registry request ends within this, however slowly the registry trickles its answer.
+REGISTRY_DEADLINE_SECONDS = env_int("REGISTRY_DEADLINE_SECONDS", 300)
 REGISTRY_CONCURRENCY = env_int("REGISTRY_CONCURRENCY", 4)
 
 # Whole-registry scans HEAD the children of lists not checked for this long
@@ -231,17 +270,50 @@ EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "manifest-dashboard@localhost")
 
-# Token that Docker Distribution's notifications endpoint sends as a bearer.
-WEBHOOK_TOKEN = env_secret("WEBHOOK_TOKEN") or local_secret("webhook")
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {
-        # urllib3 logs full URLs at DEBUG; keep it quiet so nothing that
-        # looks like a credential reaches a log.
-        "urllib3": {"level": "WARNING"},
-    },
-}
+# Docker Distribution's notifications authenticate with the registry's own
+# token (`webhook_token NAME`, or the registry's page). WEBHOOK_TOKEN, a token
+# accepted for every registry, only when a deployment sets it explicitly.
+WEBHOOK_TOKEN = env_secret("WEBHOOK_TOKEN") or ""
+# Events handled per notification request; the rest are ignored and logged.
+WEBHOOK_MAX_EVENTS = env_int("WEBHOOK_MAX_EVENTS", 100)
+
+# -- metrics ---------------------------------------------------------------
+# GET /metrics answers only with `Authorization: Bearer METRICS_TOKEN`; unset, it is off (404).
+METRICS_TOKEN = env_secret("METRICS_TOKEN") or ""
+
+# -- logging ---------------------------------------------------------------
+# Text by default; LOG_FORMAT=json writes one JSON object per line (config/logs.py).
+LOGGING = logging_config()
+if log_format() == "json":
+    # Celery would install its own text handler on the root logger.
+    CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# -- sign-in with OpenID Connect (manifests/oidc.py) -------------------------
+# Off unless OIDC_RP_CLIENT_ID is set; local accounts keep working beside it.
+# The provider's endpoints are given one by one (its discovery document
+# lists them). Register the redirect URI https://<dashboard>/oidc/callback/.
+OIDC_RP_CLIENT_ID = os.environ.get("OIDC_RP_CLIENT_ID", "")
+OIDC_RP_CLIENT_SECRET = env_secret("OIDC_RP_CLIENT_SECRET") or ""
+OIDC_OP_AUTHORIZATION_ENDPOINT = os.environ.get("OIDC_OP_AUTHORIZATION_ENDPOINT", "")
+OIDC_OP_TOKEN_ENDPOINT = os.environ.get("OIDC_OP_TOKEN_ENDPOINT", "")
+OIDC_OP_USER_ENDPOINT = os.environ.get("OIDC_OP_USER_ENDPOINT", "")
+OIDC_OP_JWKS_ENDPOINT = os.environ.get("OIDC_OP_JWKS_ENDPOINT", "")
+OIDC_RP_SIGN_ALGO = os.environ.get("OIDC_RP_SIGN_ALGO", "RS256")
+OIDC_RP_SCOPES = os.environ.get("OIDC_RP_SCOPES", "openid email profile")
+OIDC_PROVIDER_NAME = os.environ.get("OIDC_PROVIDER_NAME", "single sign-on")
+# The claim whose values map to roles ("groups", "roles", ...), the mapping
+# ("dash-admins=admin,dash-ci=pusher,staff=viewer"; the highest role wins),
+# the role of a user none of whose values maps ("" refuses the sign-in), the
+# claim whose values name push groups (Django groups some registry restricts
+# pushes to), and the claim that names a new user.
+OIDC_ROLES_CLAIM = os.environ.get("OIDC_ROLES_CLAIM", "groups")
+OIDC_ROLE_MAP = os.environ.get("OIDC_ROLE_MAP", "")
+OIDC_DEFAULT_ROLE = os.environ.get("OIDC_DEFAULT_ROLE", "")
+OIDC_GROUPS_CLAIM = os.environ.get("OIDC_GROUPS_CLAIM", OIDC_ROLES_CLAIM)
+OIDC_USERNAME_CLAIM = os.environ.get("OIDC_USERNAME_CLAIM", "preferred_username")
+OIDC_USE_PKCE = True
+LOGIN_REDIRECT_URL_FAILURE = "/login/"
+TEMPLATES[0]["OPTIONS"]["context_processors"].append("manifests.oidc.oidc_context")
+if OIDC_RP_CLIENT_ID:
+    AUTHENTICATION_BACKENDS += ["manifests.oidc.RoleMappingBackend"]  # after axes and the model backend

@@ -29,5 +29,6 @@ class PushRecordAdmin(admin.ModelAdmin):
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
-    list_display = ("user", "prefix", "created_at", "last_used_at", "revoked_at")
-    readonly_fields = ("user", "prefix", "key_hash", "created_at", "last_used_at")
+    list_display = ("user", "prefix", "scope", "created_at", "expires_at", "last_used_at", "revoked_at")
+    list_filter = ("scope",)
+    readonly_fields = ("user", "prefix", "key_hash", "scope", "created_at", "last_used_at")

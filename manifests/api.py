@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
 from django.urls import reverse
@@ -23,7 +24,7 @@ from registry.platform import normalize_platform_string
 
 from .models import ApiToken, Job, Manifest, ManifestChild, Registry, Repository, Tag
 from .services.assemble import FORMAT_AUTO, AssemblyInvalid, SourceSpec, list_plan
-from .services.coverage import coverage_materialize, coverage_rows, required_parse
+from .services.coverage import PatternInvalid, coverage_materialize, coverage_rows, pattern_validate, required_parse
 from .services.inventory import InventoryClient, tag_digest_now
 from .services.push import push_job_create
 from .services.queue import QueueUnavailable
@@ -31,6 +32,11 @@ from .services.scan import MAX_DEPTH
 from .services.sizes import UNCOMPRESSED_NOTE, tag_sizes
 
 PAGE_SIZE = 100
+# What POST /api/v1/lists reads: a list of 256 sources is far more than any
+# registry's platforms; the deepest real body (a source's annotations) is 4 deep.
+MAX_BODY_BYTES = 1024 * 1024
+MAX_SOURCES = 256
+MAX_JSON_DEPTH = 8
 
 View = Callable[..., JsonResponse]
 
@@ -44,25 +50,29 @@ class _ApiError(Exception):
         self.payload = {"error": message, **extra}
 
 
-def _api_user(request: HttpRequest):
-    """The user of a session or of a valid, unrevoked API token; None otherwise.
+def _api_auth(request: HttpRequest) -> tuple[Any, ApiToken | None, str]:
+    """(user, token, why not): the user of a session or of a valid API token.
 
     A request that sends an Authorization header is judged by that header alone,
     so a bad key is refused even from a browser that also holds a session.
+    Revoked and expired keys are refused, each saying so.
     """
     header = request.headers.get("Authorization", "")
     if not header:
-        return request.user if request.user.is_authenticated else None
+        return (request.user if request.user.is_authenticated else None), None, ""
     scheme, _, key = header.partition(" ")
     key = key.strip()
     if scheme.lower() != "token" or not key:
-        return None
-    token = (ApiToken.objects.select_related("user")
-             .filter(key_hash=ApiToken.hash_key(key), revoked_at__isnull=True).first())
+        return None, None, ""
+    token = ApiToken.objects.select_related("user").filter(key_hash=ApiToken.hash_key(key)).first()
     if token is None or not token.user.is_active:
-        return None
+        return None, None, ""
+    if token.revoked_at is not None:
+        return None, None, "this API key was revoked"
+    if token.is_expired:
+        return None, None, "this API key has expired"
     ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
-    return token.user
+    return token.user, token, ""
 
 
 def _registry_or_404(name: str) -> Registry:
@@ -95,20 +105,26 @@ def _api_view(view: View | None = None, *, methods: tuple[str, ...] = ("GET",)) 
                 response = JsonResponse({"error": f"method {request.method} not allowed here"}, status=405)
                 response["Allow"] = ", ".join(methods)
                 return response
-            user = _api_user(request)
+            user, token, why = _api_auth(request)
             if user is None:
                 response = JsonResponse(
-                    {"error": "authentication required: log in or send Authorization: Token <key>"}, status=401)
+                    {"error": why or "authentication required: log in or send Authorization: Token <key>"},
+                    status=401)
                 response["WWW-Authenticate"] = "Token"
                 return response
             request.user = user
             if request.method != "GET" and (refusal := _csrf_refusal(request)) is not None:
                 return refusal
+            if request.method != "GET" and token is not None and token.scope != ApiToken.SCOPE_PUSH:
+                # Every write endpoint, present and future, goes through here.
+                return JsonResponse({"error": "this API key may only read: writing needs a key with scope push"},
+                                    status=403)
             try:
                 return view(request, *args, **kwargs)
             except _ApiError as exc:
                 return JsonResponse(exc.payload, status=exc.status)
 
+        wrapper.api_methods = methods  # read by the CSRF test, which walks every route
         return wrapper
 
     return decorate(view) if view is not None else decorate
@@ -133,23 +149,33 @@ def _descriptor_entry(child: ManifestChild) -> dict:
             "digest": child.digest, "media_type": child.media_type, "size": child.size}
 
 
-def _index_entries(index: Manifest, *, depth: int = 0) -> tuple[list[dict], list[dict]]:
-    """(platforms, attestations) of an index, nested indexes followed as scan.manifest_summary does."""
+def _index_entries(index: Manifest, *, depth: int = 0) -> tuple[list[dict], list[dict], list[dict]]:
+    """(platforms, attestations, artifacts) of an index, nested indexes followed as scan.manifest_summary does.
+
+    An artifact entry (a chart, an SBOM in a referrers index) has no platform:
+    it is listed apart, not as a platform named "".
+    """
     children = list(index.children.all())
-    nested = {row.digest: row for row in
-              Manifest.objects.filter(kind="index", digest__in=[c.digest for c in children])}
+    stored = {row.digest: row for row in Manifest.objects.filter(
+        kind__in=("index", "artifact"), digest__in=[c.digest for c in children]).defer("raw")}
     platforms: list[dict] = []
     attestations: list[dict] = []
+    artifacts: list[dict] = []
     for child in children:
+        row = stored.get(child.digest)
         if child.is_attestation:
             attestations.append({"digest": child.digest, "subject": child.subject})
-        elif child.digest in nested and depth < MAX_DEPTH:
-            inner_platforms, inner_attestations = _index_entries(nested[child.digest], depth=depth + 1)
+        elif row is not None and row.kind == "index" and depth < MAX_DEPTH:
+            inner_platforms, inner_attestations, inner_artifacts = _index_entries(row, depth=depth + 1)
             platforms += inner_platforms
             attestations += inner_attestations
+            artifacts += inner_artifacts
+        elif not child.platform and (child.artifact_type or (row is not None and row.kind == "artifact")):
+            artifacts.append({"digest": child.digest, "media_type": child.media_type, "size": child.size,
+                              "artifact_type": child.artifact_type or (row.artifact_type if row else "")})
         else:
             platforms.append(_descriptor_entry(child))
-    return platforms, attestations
+    return platforms, attestations, artifacts
 
 
 def _image_entry(tag: Tag, manifest: Manifest) -> dict:
@@ -158,6 +184,46 @@ def _image_entry(tag: Tag, manifest: Manifest) -> dict:
     return {"platform": manifest.platform, "os": manifest.os, "architecture": manifest.architecture,
             "variant": manifest.variant, "os_version": manifest.os_version, "os_features": manifest.os_features,
             "digest": tag.digest, "media_type": manifest.media_type, "size": len(manifest.raw)}
+
+
+def _too_deep(value: object, limit: int) -> bool:
+    """Whether objects and arrays nest deeper than `limit` (1: a flat object); without recursion."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return True
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return False
+
+
+def _json_object(request: HttpRequest) -> dict:
+    """The request's body as a JSON object, bounded in size and depth; else a JSON 400 or 413."""
+    declared = request.META.get("CONTENT_LENGTH") or "0"
+    too_big = _ApiError(413, f"the body is larger than {MAX_BODY_BYTES // 1024} KiB",
+                        fields={"body": [f"at most {MAX_BODY_BYTES} bytes"]})
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise too_big
+    try:
+        raw = request.body
+    except RequestDataTooBig:
+        raise too_big from None
+    if len(raw) > MAX_BODY_BYTES:
+        raise too_big
+    try:
+        body = json.loads(raw or b"{}")
+        too_deep = _too_deep(body, MAX_JSON_DEPTH)
+    except RecursionError:  # deeper than the parser's own limit
+        too_deep = True
+    except ValueError:
+        raise _ApiError(400, "the body must be JSON", fields={"body": ["not a JSON document"]}) from None
+    if too_deep:
+        raise _ApiError(400, "the body nests too deeply",
+                        fields={"body": [f"objects and arrays nest at most {MAX_JSON_DEPTH} deep"]})
+    if not isinstance(body, dict):
+        raise _ApiError(400, "the body must be a JSON object", fields={"body": ["not a JSON object"]})
+    return body
 
 
 # -- views ---------------------------------------------------------------------
@@ -192,9 +258,11 @@ def tag_detail(request: HttpRequest, name: str, repository: str, tag: str) -> Js
     manifest = tag_row.manifest
     platforms: list[dict] = []
     attestations: list[dict] = []
+    artifacts: list[dict] = []
     if manifest is not None and manifest.kind == "index":
-        platforms, attestations = _index_entries(manifest)
-    elif manifest is not None:
+        platforms, attestations, artifacts = _index_entries(manifest)
+    elif manifest is not None and manifest.platform:
+        # An artifact (a Helm chart, a signature) has no platform: not one named "".
         platforms = [_image_entry(tag_row, manifest)]
     sizes = tag_sizes(tag=tag_row)
     for entry in platforms:  # `size` stays the descriptor's; the download is config plus layers
@@ -204,9 +272,10 @@ def tag_detail(request: HttpRequest, name: str, repository: str, tag: str) -> Js
     return JsonResponse({
         "sizes": {"shared": sizes.shared, "unique": sizes.unique_total, "uncompressed": UNCOMPRESSED_NOTE},
         "repository": repository_row.name, "tag": tag_row.name, "digest": tag_row.digest,
-        "media_type": tag_row.media_type, "kind": tag_row.kind, "platforms": platforms,
-        "attestations": attestations, "missing": tag_row.missing, "scanned_at": tag_row.scanned_at,
-        "error": tag_row.error,
+        "media_type": tag_row.media_type, "kind": tag_row.kind,
+        "artifact_type": manifest.artifact_type if manifest is not None else "", "platforms": platforms,
+        "attestations": attestations, "artifacts": artifacts, "missing": tag_row.missing,
+        "scanned_at": tag_row.scanned_at, "error": tag_row.error,
     })
 
 
@@ -226,8 +295,12 @@ def coverage(request: HttpRequest) -> JsonResponse:
             lacking = normalize_platform_string(lacking)
         except InvalidPlatform as exc:
             raise _ApiError(400, str(exc), field="lacking") from None
-    repositories = list(coverage_rows(registry=registry, pattern=request.GET.get("tag", ""),
-                                      lacking=lacking, unsigned=request.GET.get("unsigned") == "1"))
+    try:
+        pattern = pattern_validate(request.GET.get("tag", ""))
+    except PatternInvalid as exc:
+        raise _ApiError(400, str(exc), field="tag") from None
+    repositories = list(coverage_rows(registry=registry, pattern=pattern, lacking=lacking,
+                                      unsigned=request.GET.get("unsigned") == "1"))
     rows = coverage_materialize(repositories, required=required)
     return JsonResponse({
         "required": required,
@@ -251,12 +324,7 @@ def job_detail(request: HttpRequest, job_id: int) -> JsonResponse:
 @_api_view(methods=("POST",))
 def list_create(request: HttpRequest) -> JsonResponse:
     """POST /api/v1/lists: check against the inventory at once, then push on the worker."""
-    try:
-        body = json.loads(request.body or b"{}")
-    except ValueError:
-        raise _ApiError(400, "the body must be JSON") from None
-    if not isinstance(body, dict):
-        raise _ApiError(400, "the body must be a JSON object")
+    body = _json_object(request)
     fields: dict[str, list[str]] = {}
     registry = Registry.objects.filter(name=str(body.get("registry") or "")).first()
     if registry is None:
@@ -267,6 +335,8 @@ def list_create(request: HttpRequest) -> JsonResponse:
     specs: list[SourceSpec] = []
     if not isinstance(sources_data, list) or not sources_data:
         fields["sources"] = ["give a non-empty list of sources"]
+    elif len(sources_data) > MAX_SOURCES:
+        fields["sources"] = [f"at most {MAX_SOURCES} sources in one list ({len(sources_data)} given)"]
     else:
         for index, item in enumerate(sources_data):
             try:

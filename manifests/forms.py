@@ -81,4 +81,7 @@ class RegistryForm(forms.ModelForm):
             registry.username = ""
         if commit:
             registry.save()
+            # super().save(commit=False) leaves the many-to-many fields (push
+            # groups) to save_m2m, which needs the row saved first.
+            self.save_m2m()
         return registry

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 
 from django.conf import settings
@@ -36,14 +37,21 @@ class Registry(models.Model):
     push_groups = models.ManyToManyField(
         "auth.Group", blank=True, related_name="push_registries",
         help_text="If set, only members of these groups may push here (besides the push permission)")
+    # SHA-256 of the token Distribution's notifications must send for this
+    # registry (shown once, when made: `webhook_token_rotate`).
+    webhook_token_hash = models.CharField(max_length=64, blank=True, editable=False)
     last_scan_at = models.DateTimeField(null=True, blank=True)
     last_scan_error = models.TextField(blank=True)
+    # The token realm's origin (scheme://host:port) recorded by the first successful check: a realm
+    # elsewhere later is refused before it gets the credentials. Blank it to trust a moved realm.
+    token_realm_origin = models.CharField(max_length=255, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["name"]
         verbose_name_plural = "registries"
-        permissions = [("push_registry", "Can assemble and push lists")]
+        permissions = [("push_registry", "Can assemble and push lists"),
+                       ("scan_registry", "Can start scans, registry checks and child checks")]
 
     def __str__(self) -> str:
         return self.name
@@ -65,6 +73,25 @@ class Registry(models.Model):
             return True
         groups = list(self.push_groups.all())
         return not groups or user.groups.filter(pk__in=[g.pk for g in groups]).exists()
+
+    def can_scan(self, user) -> bool:
+        """Starting registry work (scan, Test, Check children) spends its credentials' rate limits."""
+        return bool(user.is_authenticated and (user.has_perm("manifests.scan_registry") or self.can_push(user)))
+
+    def webhook_token_rotate(self) -> str:
+        """A new webhook token for this registry; only its hash is kept, so it is shown once."""
+        key = "whk_" + secrets.token_urlsafe(32)
+        self.webhook_token_set(key)
+        return key
+
+    def webhook_token_set(self, key: str) -> None:
+        self.webhook_token_hash = hashlib.sha256(key.encode()).hexdigest()
+        self.save(update_fields=["webhook_token_hash"])
+
+    def webhook_token_matches(self, given: str) -> bool:
+        if not self.webhook_token_hash or not given:
+            return False
+        return hmac.compare_digest(hashlib.sha256(given.encode()).hexdigest(), self.webhook_token_hash)
 
     @property
     def has_secret(self) -> bool:
@@ -117,6 +144,9 @@ class Manifest(models.Model):
     os_features = models.JSONField(default=list, blank=True)
     platform = models.CharField(max_length=128, blank=True)  # normalized os/arch[/variant]
     created = models.DateTimeField(null=True, blank=True)
+    # An image's config JSON as the scan read it (entrypoint, env, labels, history), for its page;
+    # null for lists, artifacts, images stored before it was kept, and configs too large to keep.
+    config = models.JSONField(null=True, blank=True)
     fetched_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:
@@ -231,6 +261,8 @@ class Job(models.Model):
     # Written every JOB_LEASE_SECONDS / 4 by the worker running the job: a fresh
     # one means a worker is alive on it (services.jobs.job_start).
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # The Celery worker (name@host) of the latest attempt.
+    worker = models.CharField(max_length=255, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -257,7 +289,11 @@ class Job(models.Model):
 
 
 class PushRecord(models.Model):
-    """History of every list pushed: who, when, from which digest to which."""
+    """History of every tag move we made (pushes and rollbacks): who, when, from which digest to which.
+
+    Written as soon as the registry accepted the PUT, before the list is read
+    back: the tag has moved, whatever happens next.
+    """
 
     registry = models.ForeignKey(Registry, on_delete=models.CASCADE, related_name="pushes")
     repository = models.CharField(max_length=255)
@@ -269,6 +305,11 @@ class PushRecord(models.Model):
     job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
+    # The read-back after the PUT: True when the registry served the list and
+    # every child, False when the check failed, None when it never finished.
+    verified = models.BooleanField(null=True)
+    # What failed after the PUT: the read-back, or recording the tag in the inventory.
+    verify_error = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -278,27 +319,62 @@ class PushRecord(models.Model):
 
 
 class ApiToken(models.Model):
-    """An API key: only its SHA-256 is stored; the key is shown once."""
+    """An API key: only its SHA-256 is stored; the key is shown once.
+
+    `read` keys may only read; `push` keys may also write (POST /api/v1/lists
+    and every later write endpoint), within what their user may do.
+    """
+
+    SCOPE_READ = "read"
+    SCOPE_PUSH = "push"
+    SCOPE_CHOICES = [(SCOPE_READ, "read"), (SCOPE_PUSH, "push")]
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
     prefix = models.CharField(max_length=12)
     key_hash = models.CharField(max_length=64, unique=True)
+    scope = models.CharField(max_length=8, choices=SCOPE_CHOICES, default=SCOPE_READ)
     created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
-        return f"{self.prefix}… ({self.user})"
+        return f"{self.prefix}… ({self.user}, {self.scope})"
 
     @staticmethod
     def hash_key(key: str) -> str:
         return hashlib.sha256(key.encode()).hexdigest()
 
     @classmethod
-    def issue(cls, user) -> tuple[ApiToken, str]:
+    def issue(cls, user, *, scope: str = SCOPE_READ, expires_at=None) -> tuple[ApiToken, str]:
         key = "mdb_" + secrets.token_urlsafe(32)
-        token = cls.objects.create(user=user, prefix=key[:12], key_hash=cls.hash_key(key))
+        token = cls.objects.create(user=user, prefix=key[:12], key_hash=cls.hash_key(key), scope=scope,
+                                   expires_at=expires_at)
         return token, key
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= timezone.now()
+
+    @property
+    def state(self) -> str:
+        if self.revoked_at:
+            return "revoked"
+        return "expired" if self.is_expired else "active"
+
+
+class WebhookEvent(models.Model):
+    """A notification event already handled: Distribution retries and sends the same event id again."""
+
+    registry = models.ForeignKey(Registry, on_delete=models.CASCADE, related_name="webhook_events")
+    event_id = models.CharField(max_length=128)
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["registry", "event_id"], name="webhookevent_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.registry_id}: {self.event_id}"
 
 
 class ScanPart(models.Model):
@@ -484,3 +560,23 @@ class Referrer(models.Model):
     @property
     def is_signature(self) -> bool:
         return self.kind in ("cosign-signature", "notation-signature")
+
+
+class OidcIdentity(models.Model):
+    """The identity provider's account behind a user who signs in with OpenID Connect.
+
+    Users are matched by the provider's `sub`, never by e-mail or user name, so
+    an identity provider account cannot take over a local account that shares
+    its name or address.
+    """
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="oidc_identity")
+    issuer = models.CharField(max_length=255)
+    subject = models.CharField(max_length=255)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["issuer", "subject"], name="oidcidentity_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.subject} at {self.issuer}"

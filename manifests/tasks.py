@@ -1,26 +1,29 @@
-"""Celery tasks: thin wrappers that take ids and call one service."""
+"""Celery tasks: thin wrappers that take ids and call one service.
+
+Each passes its worker's name (`name@host`), which the job row keeps.
+"""
 
 from __future__ import annotations
 
 from celery import shared_task
 
-from .services import notify, push
+from .services import push
 from .services.jobs import JobBusy
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
 def push_run(self, job_id: int) -> None:
     try:
-        push.push_job_run(job_id=job_id)
+        push.push_job_run(job_id=job_id, worker=self.request.hostname or "")
     except JobBusy as busy:  # delivered again while its first run is alive: look again later
         raise self.retry(countdown=busy.retry_in, max_retries=None) from None
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True)
-def scan_run(job_id: int) -> None:
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
+def scan_run(self, job_id: int) -> None:
     from .services import scan
 
-    scan.scan_job_fanout(job_id=job_id)
+    scan.scan_job_fanout(job_id=job_id, worker=self.request.hostname or "")
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
@@ -43,20 +46,24 @@ def registries_rescan() -> None:
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
 def rollback_run(self, job_id: int) -> None:
     try:
-        push.rollback_job_run(job_id=job_id)
+        push.rollback_job_run(job_id=job_id, worker=self.request.hostname or "")
     except JobBusy as busy:
         raise self.retry(countdown=busy.retry_in, max_retries=None) from None
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True)
-def check_run(job_id: int) -> None:
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
+def check_run(self, job_id: int) -> None:
     from .services import registries
 
-    registries.registry_check_run(job_id=job_id)
+    registries.registry_check_run(job_id=job_id, worker=self.request.hostname or "")
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True, autoretry_for=(notify.DeliveryRetry,),
-             retry_backoff=2, retry_backoff_max=300, retry_jitter=True, max_retries=None)
-def deliver_run(delivery_id: int) -> None:
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
+def deliver_run(self, delivery_id: int) -> None:
     """Send one notification; the service bounds the attempts (NOTIFY_MAX_ATTEMPTS) and records each."""
-    notify.delivery_send(delivery_id=delivery_id)
+    from .services import notify
+
+    try:
+        notify.delivery_send(delivery_id=delivery_id)
+    except notify.DeliveryRetry as retry:  # this attempt failed and another is due: come back after the backoff
+        raise self.retry(countdown=retry.retry_in, max_retries=None) from None

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 from django.http import HttpRequest, JsonResponse
 
-from .api import _api_view, _ApiError
+from .api import _api_view, _ApiError, _json_object
 from .models import Channel
 from .services import notify
 
@@ -22,17 +20,15 @@ def _channel_json(channel: Channel) -> dict:
 @_api_view(methods=("GET", "POST"))
 def channels(request: HttpRequest) -> JsonResponse:
     """GET lists the channels; POST /api/v1/channels {"name", "kind", "url"|"to", "secret"?, "events"?,
-    "registry"?, "repository"?} adds one."""
+    "registry"?, "repository"?} adds one.
+
+    A write: `_api_view` refuses it without the CSRF token (a session) or from an API key whose scope is not push.
+    """
     if request.method == "GET":
         return JsonResponse({"channels": [_channel_json(c) for c in Channel.objects.select_related("registry")]})
     if not request.user.has_perm("manifests.add_channel"):
         raise _ApiError(403, "you may not add notification channels")
-    try:
-        body = json.loads(request.body or b"{}")
-    except ValueError:
-        raise _ApiError(400, "the body must be JSON") from None
-    if not isinstance(body, dict):
-        raise _ApiError(400, "the body must be a JSON object")
+    body = _json_object(request)  # bounded in size and depth, as every API write's body
     fields: dict[str, list[str]] = {}
     values: dict = {}
     for key in ("name", "kind", "url", "to", "secret", "registry", "repository"):

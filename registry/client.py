@@ -8,9 +8,9 @@ raised as a typed `RegistryError` keeping the registry's code and message.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
+import socket
 import ssl
 import threading
 import time
@@ -20,18 +20,31 @@ from dataclasses import dataclass
 from urllib.parse import urlencode, urljoin, urlsplit
 
 import requests
+import urllib3
 
 from . import errors
 from .auth import CATALOG_SCOPE, Challenge, TokenCache, parse_challenges, repository_scope
 from .mediatypes import MANIFEST_ACCEPT, Manifest, parse_manifest, sha256_digest
+from .reference import digest_hasher, digest_matches, validate_digest
 
 logger = logging.getLogger(__name__)
 
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 MAX_CONFIG_BYTES = 8 * 1024 * 1024
+# Every body this client reads is capped: what a hostile registry sends past the cap is never read.
+MAX_PAGE_BYTES = 8 * 1024 * 1024  # a catalog or tag-list page, or any other JSON answer
+MAX_TOKEN_BYTES = 64 * 1024  # a token service's answer
+MAX_ERROR_BYTES = 1024 * 1024  # an error body: read this much for the message, drop the rest
+MAX_NAMES = 100_000  # repositories in a catalog, or tags in one repository
 PAGE_SIZE = 1000  # Distribution 2.8+ refuses more (PAGINATION_NUMBER_INVALID).
 MAX_PAGES = 10_000
 MAX_REDIRECTS = 5
+# A whole request (connect, headers, body) ends within this, however slowly the server trickles.
+DEFAULT_DEADLINE = 300.0
+# A streamed blob copy may take longer than the deadline, by one second per this many bytes read.
+MIN_STREAM_RATE = 64 * 1024
+READ_CHUNK = 64 * 1024
+MAX_ERROR_MESSAGE = 2000  # characters of a registry's error message kept
 USER_AGENT = "manifest-dashboard/1.0 (+python-requests)"
 
 
@@ -54,10 +67,12 @@ class _HashingReader:
     `__len__` lets requests send a Content-Length instead of chunked encoding.
     """
 
-    def __init__(self, response: requests.Response, size: int, on_bytes: Callable[[int], None]) -> None:
+    def __init__(self, response: requests.Response, size: int, digest: str,
+                 on_bytes: Callable[[int], None]) -> None:
         self._raw = response.raw
         self._size = size
-        self._hash = hashlib.sha256()
+        self._expected = digest
+        self._hash = digest_hasher(digest)
         self._on_bytes = on_bytes
         self.read_bytes = 0
 
@@ -73,8 +88,147 @@ class _HashingReader:
         return chunk
 
     @property
-    def digest(self) -> str:
-        return "sha256:" + self._hash.hexdigest()
+    def matches(self) -> bool:
+        return self._hash.hexdigest() == self._expected.partition(":")[2]
+
+
+class _Deadline:
+    """A wall-clock bound on one request, however slowly its server trickles.
+
+    A socket timeout bounds each read, not their sum: a server sending a
+    byte every few seconds never trips it. The watchdog thread shuts down
+    the sockets of a request whose deadline has passed, which wakes the
+    blocked read; the client then reports the deadline, not the broken read.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.at = time.monotonic() + seconds
+        self.expired = False
+        self.done = False
+        self._connections: list[urllib3.connection.HTTPConnection] = []
+        self._lock = threading.Lock()
+
+    def watch(self, connection: urllib3.connection.HTTPConnection) -> None:
+        with self._lock:
+            if connection not in self._connections:
+                self._connections.append(connection)
+        if self.expired:
+            self._shut(connection)
+
+    def extend(self, seconds: float) -> None:
+        with self._lock:
+            self.at += seconds
+
+    def finish(self) -> None:
+        with self._lock:
+            self.done = True
+            self._connections.clear()
+
+    def fire(self) -> None:
+        with self._lock:
+            if self.done:
+                return
+            self.expired = True
+            connections = list(self._connections)
+        for connection in connections:
+            self._shut(connection)
+
+    @staticmethod
+    def _shut(connection: urllib3.connection.HTTPConnection) -> None:
+        sock = getattr(connection, "sock", None)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+class _Watchdog:
+    """One daemon thread for every client in the process: fires deadlines as they pass."""
+
+    def __init__(self) -> None:
+        self._deadlines: set[_Deadline] = set()
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def add(self, deadline: _Deadline) -> None:
+        with self._wake:
+            self._deadlines.add(deadline)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="registry-deadlines", daemon=True)
+                self._thread.start()
+            self._wake.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                now = time.monotonic()
+                due = [d for d in self._deadlines if d.done or d.at <= now]
+                self._deadlines.difference_update(due)
+                pending = [d.at for d in self._deadlines]
+                self._wake.wait(min(1.0, max(0.01, min(pending) - now)) if pending else 1.0)
+            for deadline in due:
+                deadline.fire()
+
+
+_watchdog = _Watchdog()
+_current = threading.local()  # the deadline of the request this thread is sending
+
+
+class _WatchedConnectionMixin:
+    """Registers the connection with the deadline of the request that uses it."""
+
+    def _watched(self) -> None:
+        deadline = getattr(_current, "deadline", None)
+        if deadline is not None:
+            deadline.watch(self)
+
+    def connect(self) -> None:
+        self._watched()
+        super().connect()
+
+    def request(self, *args, **kwargs):
+        self._watched()
+        return super().request(*args, **kwargs)
+
+
+class _HTTPConnection(_WatchedConnectionMixin, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_WatchedConnectionMixin, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _HTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+class _Adapter(requests.adapters.HTTPAdapter):
+    def init_poolmanager(self, *args, **kwargs) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+
+
+def origin_of(url: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of a URL, the port made explicit: what "same origin" compares (RFC 6454)."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    return scheme, (parts.hostname or "").lower(), port or {"http": 80, "https": 443}.get(scheme, -1)
+
+
+def origin_text(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme.lower()}://{parts.netloc.rpartition('@')[2]}"
 
 
 def _error_from_response(response: requests.Response) -> errors.RegistryError:
@@ -88,10 +242,16 @@ def _error_from_response(response: requests.Response) -> errors.RegistryError:
             code = str(first.get("code") or "")
             message = str(first.get("message") or "")
             detail = first.get("detail")
-    except ValueError:
+    except (ValueError, RecursionError):
         pass
     if not message:
         message = f"HTTP {status} {response.reason or ''}".strip()
+        allowed = response.headers.get("Allow", "")
+        if status == 405 and allowed:
+            # Distribution in read-only mode answers writes so, in plain text.
+            code = code or "UNSUPPORTED"
+            message += f": the registry allows only {allowed[:100]} here (it may be read-only)"
+    message = message[:MAX_ERROR_MESSAGE]
     if detail and not isinstance(detail, (dict, list)):
         message = f"{message}: {detail}"
     if status == 429 or code == "TOOMANYREQUESTS":
@@ -164,6 +324,8 @@ class RegistryClient:
         max_retry_wait: float = 30.0,
         pool_size: int = 8,
         sleep: Callable[[float], None] = time.sleep,
+        deadline: float = DEFAULT_DEADLINE,
+        expected_realm_origin: str = "",
     ) -> None:
         if "://" not in url:
             url = ("http://" if insecure else "https://") + url
@@ -176,11 +338,17 @@ class RegistryClient:
             )
         self.base_url = f"{parts.scheme}://{parts.netloc}"
         self.host = parts.netloc
+        self._origin = origin_of(self.base_url)
         self.username = username
         self._password = password
         self._static_token = token
         self.insecure = insecure
         self.timeout = timeout
+        self.deadline = deadline
+        # The token realm's origin recorded when the registry was first checked: a realm on any
+        # other origin is refused before it is sent the credentials. `realm_origin` is the one seen.
+        self.expected_realm_origin = expected_realm_origin
+        self.realm_origin = ""
         self.max_retries = max_retries
         self.max_retry_wait = max_retry_wait
         self._sleep = sleep
@@ -188,14 +356,18 @@ class RegistryClient:
         self._challenge: Challenge | None = None
         self._lock = threading.Lock()
         self.counters: Counter[str] = Counter()
+        self.body_bytes: Counter[str] = Counter()  # bytes of response bodies read, by operation
+        self.largest_body: Counter[str] = Counter()  # the most bytes read of one body, by operation
         self.bytes_streamed = 0
         self.rate_limit: RateLimit | None = None
         self.session = requests.Session()
         self.session.trust_env = False  # no proxies or netrc credentials from the environment
-        adapter = requests.adapters.HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size)
+        adapter = _Adapter(pool_connections=pool_size, pool_maxsize=pool_size)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.headers["User-Agent"] = USER_AGENT
+        # Compressed bodies would be inflated before any cap could count them.
+        self.session.headers["Accept-Encoding"] = "identity"
         if insecure:
             self.session.verify = False
         elif ca_bundle:
@@ -244,17 +416,40 @@ class RegistryClient:
     def _basic(self) -> str:
         return requests.auth._basic_auth_str(self.username, self._password)
 
+    def is_own_origin(self, url: str) -> bool:
+        """Whether `url` is on the registry's own origin (scheme, host and port), where credentials go."""
+        return origin_of(url) == self._origin
+
+    def _check_realm(self, realm: str) -> None:
+        """Credentials go to a token realm only over https (unless insecure), and only to the realm
+        origin recorded when the registry was first checked."""
+        realm_parts = urlsplit(realm)
+        if realm_parts.scheme not in ("http", "https") or not realm_parts.hostname:
+            raise errors.Unauthorized(f"the token realm {realm[:200]!r} is not an http(s) URL",
+                                      code="TOKEN_REALM_INVALID")
+        if realm_parts.scheme != "https" and not self.insecure:
+            raise errors.Unauthorized(
+                f"the token realm {origin_text(realm)} is not https; mark the registry insecure to allow it",
+                code="TOKEN_REALM_INSECURE")
+        seen = origin_text(realm)
+        if self.expected_realm_origin and origin_of(seen) != origin_of(self.expected_realm_origin):
+            raise errors.Unauthorized(
+                f"the token realm moved from {self.expected_realm_origin} to {seen}: the credentials were not "
+                f"sent to {seen}. If the registry really moved its token service, forget the recorded realm "
+                "(manage.py registry_forget_realm NAME) and check the registry again", code="TOKEN_REALM_CHANGED")
+        with self._lock:
+            if self.realm_origin and origin_of(self.realm_origin) != origin_of(seen):
+                raise errors.Unauthorized(
+                    f"the token realm moved from {self.realm_origin} to {seen} during one job: the credentials "
+                    f"were not sent to {seen}", code="TOKEN_REALM_CHANGED")
+            self.realm_origin = seen
+
     def _fetch_token(self, challenge: Challenge, scopes: frozenset[str]) -> str:
         """GET <realm>?service=..&scope=..&scope=.. (token spec, "Requesting a Token")."""
         realm = challenge.realm
         if not realm:
             raise errors.Unauthorized("the registry asked for a bearer token but named no realm")
-        realm_parts = urlsplit(realm)
-        if realm_parts.scheme != "https" and not self.insecure:
-            raise errors.Unauthorized(
-                f"the token realm {realm_parts.scheme}://{realm_parts.netloc} is not https; "
-                "mark the registry insecure to allow it"
-            )
+        self._check_realm(realm)
         query: list[tuple[str, str]] = []
         if challenge.service:
             query.append(("service", challenge.service))
@@ -263,22 +458,35 @@ class RegistryClient:
         headers = {"Accept": "application/json"}
         if self.username:
             headers["Authorization"] = self._basic()
-        separator = "&" if realm_parts.query else "?"
+        separator = "&" if urlsplit(realm).query else "?"
         url = realm + (separator + urlencode(query) if query else "")
         self._count("GET token")
+        deadline = self._deadline_start()
+        outer, _current.deadline = getattr(_current, "deadline", None), deadline
         try:
-            response = self.session.get(url, headers=headers, timeout=self.timeout, allow_redirects=False)
-        except requests.RequestException as exc:
-            raise errors.RegistryUnavailable(f"token service unreachable: {type(exc).__name__}") from None
-        if response.status_code != 200:
-            error = _error_from_response(response)
-            if response.status_code in (401, 403):
-                raise errors.Unauthorized(f"the token service refused the credentials: {error.message}",
-                                          status=response.status_code)
-            raise error
+            try:
+                response = self.session.get(url, headers=headers, timeout=self.timeout, allow_redirects=False,
+                                            stream=True)
+            except requests.RequestException as exc:
+                if deadline.expired:
+                    raise self._deadline_error(deadline, "the token service") from None
+                raise errors.RegistryUnavailable(f"token service unreachable: {type(exc).__name__}") from None
+            if response.status_code != 200:
+                self._read_body(response, MAX_ERROR_BYTES, op="GET token", what="token error", deadline=deadline,
+                                truncate=True, who="the token service")
+                error = _error_from_response(response)
+                if response.status_code in (401, 403):
+                    raise errors.Unauthorized(f"the token service refused the credentials: {error.message}",
+                                              status=response.status_code)
+                raise error
+            raw = self._read_body(response, MAX_TOKEN_BYTES, op="GET token", what="token answer",
+                                  deadline=deadline, who="the token service")
+        finally:
+            deadline.finish()
+            _current.deadline = outer
         try:
-            body = response.json()
-        except ValueError:
+            body = json.loads(raw)
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise errors.Unauthorized("the token service answered with something that is not JSON") from None
         token = body.get("token") or body.get("access_token") if isinstance(body, dict) else None
         if not isinstance(token, str) or not token:
@@ -286,10 +494,63 @@ class RegistryClient:
         expires_in = body.get("expires_in") or 60
         try:
             expires_in = float(expires_in)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             expires_in = 60.0
         self._tokens.put(scopes, token, expires_in)
         return token
+
+    # -- bodies and deadlines ----------------------------------------------
+
+    def _deadline_start(self, seconds: float | None = None) -> _Deadline:
+        deadline = _Deadline(self.deadline if seconds is None else seconds)
+        _watchdog.add(deadline)
+        return deadline
+
+    def _deadline_error(self, deadline: _Deadline, who: str = "") -> errors.RegistryUnavailable:
+        return errors.RegistryUnavailable(
+            f"{who or 'the registry'} did not finish answering within {deadline.seconds:g} s", code="DEADLINE")
+
+    def _read_body(self, response: requests.Response, cap: int, *, op: str, what: str,
+                   deadline: _Deadline | None = None, truncate: bool = False, who: str = "") -> bytes:
+        """Read a streamed body, never more than `cap` bytes of it, then close the response.
+
+        Over the cap: ContentTooLarge, or with `truncate` (error bodies) the first `cap` bytes.
+        """
+        deadline = deadline or getattr(response, "deadline", None)
+        try:
+            encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+            if encoding not in ("", "identity"):
+                raise errors.ContentInvalid(f"the {what} came {encoding}-encoded though we asked for identity",
+                                            code="CONTENT_ENCODING")
+            length = response.headers.get("Content-Length", "")
+            if not truncate and length.isdigit() and int(length) > cap:
+                raise errors.ContentTooLarge(f"{what} is {int(length)} bytes, over the {cap} byte limit")
+            chunks: list[bytes] = []
+            total = 0
+            try:
+                for chunk in response.iter_content(READ_CHUNK):
+                    with self._lock:
+                        self.body_bytes[op] += len(chunk)
+                        self.largest_body[op] = max(self.largest_body[op], total + len(chunk))
+                    if total + len(chunk) > cap:
+                        if truncate:
+                            chunks.append(chunk[: cap - total])
+                            break
+                        raise errors.ContentTooLarge(f"{what} is over the {cap} byte limit")
+                    total += len(chunk)
+                    chunks.append(chunk)
+            except requests.RequestException as exc:
+                if deadline is not None and deadline.expired:
+                    raise self._deadline_error(deadline, who) from None
+                raise errors.RegistryUnavailable(f"reading the {what} failed: {_short(exc)}") from None
+            if deadline is not None and deadline.expired:
+                raise self._deadline_error(deadline, who)
+            body = b"".join(chunks)
+            response._content = body  # what .json() and .content read from now on
+            response._content_consumed = True
+            return body
+        finally:
+            response.close()
 
     def request(
         self,
@@ -304,34 +565,47 @@ class RegistryClient:
         stream: bool = False,
         ok: tuple[int, ...] = (200,),
         retry_codes: tuple[str, ...] = (),
+        max_bytes: int = MAX_PAGE_BYTES,
     ) -> requests.Response:
-        """Send one request with auth, retries and typed errors.
+        """Send one request with auth, retries, a deadline, capped bodies and typed errors.
 
         Idempotent methods are retried on connection errors and 5xx; every
         method is retried on 429 after `Retry-After`, within `max_retry_wait`,
         and on the registry error codes in `retry_codes`.
         A 401 is answered once by authenticating for `scopes` and trying again.
+        Credentials go only to the registry's own origin: a `path` that is an
+        absolute URL elsewhere (an upload `Location` on a storage host) is sent
+        without them. Without `stream` the body is read here, up to `max_bytes`;
+        with it, the caller reads it, and closing the response ends its deadline.
         """
         scope_set = frozenset(scopes)
         url = self._url(path)
+        self._check_scheme(url)
+        own = self.is_own_origin(url)
         idempotent = method in ("GET", "HEAD") or data is None
         attempt = 0
         authenticated_retry = False
         while True:
             attempt += 1
             send_headers = dict(headers or {})
-            auth = self._auth_header(scope_set)
+            auth = self._auth_header(scope_set) if own else None
             if auth:
                 send_headers["Authorization"] = auth
             self._count(op)
+            deadline = self._deadline_start()
             try:
-                response = self._send(method, url, headers=send_headers, params=params, data=data, stream=stream)
+                response = self._send(method, url, headers=send_headers, params=params, data=data,
+                                      deadline=deadline)
             except requests.Timeout:
+                deadline.finish()
                 error: errors.RegistryError = errors.RegistryUnavailable(
                     f"the registry did not answer within {self.timeout:g} s", code="TIMEOUT")
             except requests.ConnectionError as exc:
+                deadline.finish()
                 problem = _certificate_problem(exc)
-                if problem:
+                if deadline.expired:
+                    error = self._deadline_error(deadline)
+                elif problem:
                     error = errors.RegistryUnavailable(
                         f"the TLS certificate of {self.host} could not be verified: {problem} "
                         "(give the registry's CA bundle, or mark it insecure)", code="TLS_VERIFY_FAILED")
@@ -339,14 +613,33 @@ class RegistryClient:
                     error = errors.RegistryUnavailable(f"cannot connect to {self.host}: {_short(exc)}",
                                                        code="CONNECTION_FAILED")
             except requests.RequestException as exc:
-                error = errors.RegistryUnavailable(f"request to {self.host} failed: {_short(exc)}")
+                deadline.finish()
+                error = (self._deadline_error(deadline) if deadline.expired
+                         else errors.RegistryUnavailable(f"request to {self.host} failed: {_short(exc)}"))
+            except errors.RegistryError:
+                deadline.finish()
+                raise
             else:
                 self._note_rate_limit(response)
                 if response.status_code in ok:
+                    if stream:
+                        self._end_deadline_on_close(response, deadline)
+                        return response
+                    try:
+                        self._read_body(response, max_bytes, op=op, what=f"{op} answer", deadline=deadline)
+                    finally:
+                        deadline.finish()
                     return response
-                if response.status_code == 401 and not authenticated_retry:
+                try:
+                    self._read_body(response, MAX_ERROR_BYTES, op=op, what="error body", deadline=deadline,
+                                    truncate=True)
+                except errors.RegistryError as exc:
+                    if exc.code == "DEADLINE":
+                        raise
+                finally:
+                    deadline.finish()
+                if response.status_code == 401 and not authenticated_retry and own:
                     challenge = self._pick_challenge(response)
-                    response.close()
                     if challenge is not None and not self._static_token:
                         self._challenge = challenge
                         self._tokens.drop(scope_set)
@@ -355,12 +648,11 @@ class RegistryClient:
                             attempt -= 1
                             continue
                 error = _error_from_response(response)
-                response.close()
                 if response.status_code == 401:
                     error = self._explain_unauthorized(response, error, scopes)
             retryable = isinstance(error, errors.RateLimited) or error.code in retry_codes or (
                 isinstance(error, errors.RegistryUnavailable) and idempotent
-                and error.code != "TLS_VERIFY_FAILED"  # the same certificate fails the same way again
+                and error.code not in ("TLS_VERIFY_FAILED", "DEADLINE")  # these fail the same way again
             )
             if not retryable or attempt > self.max_retries or hasattr(data, "read"):
                 raise error
@@ -372,23 +664,50 @@ class RegistryClient:
             logger.info("registry %s: %s, retrying in %.1fs", self.host, error.code, wait)
             self._sleep(wait)
 
-    def _send(self, method: str, url: str, *, headers: dict, params, data, stream: bool) -> requests.Response:
-        """One HTTP exchange, following redirects without leaking Authorization."""
-        origin = urlsplit(url).netloc
-        for _ in range(MAX_REDIRECTS + 1):
-            response = self.session.request(method, url, headers=headers, params=params, data=data,
-                                            stream=stream, timeout=self.timeout, allow_redirects=False)
-            if response.status_code not in (301, 302, 303, 307, 308) or "Location" not in response.headers:
-                return response
-            url = urljoin(url, response.headers["Location"])
-            params = None
-            response.close()
-            if urlsplit(url).netloc != origin:
-                # Blob GETs often go to a CDN: never forward our credentials there.
-                headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
-            if response.status_code == 303:
-                method, data = "GET", None
-        raise errors.RegistryUnavailable("too many redirects", code="TOO_MANY_REDIRECTS")
+    @staticmethod
+    def _end_deadline_on_close(response: requests.Response, deadline: _Deadline) -> None:
+        response.deadline = deadline
+        close = response.close
+
+        def close_and_finish() -> None:
+            deadline.finish()
+            close()
+
+        response.close = close_and_finish
+
+    def _check_scheme(self, url: str) -> None:
+        """Plain http only for a registry marked insecure: never downgrade from https."""
+        scheme = urlsplit(url).scheme.lower()
+        if scheme not in ("http", "https"):
+            raise errors.ContentInvalid(f"the registry pointed to a {scheme[:20]!r} URL", code="URL_INVALID")
+        if scheme == "http" and not self.insecure:
+            raise errors.RegistryUnavailable(
+                f"the registry redirected or pointed to plain http ({origin_text(url)}): refused, as the "
+                "registry is not marked insecure", code="DOWNGRADE_REFUSED")
+
+    def _send(self, method: str, url: str, *, headers: dict, params, data,
+              deadline: _Deadline) -> requests.Response:
+        """One HTTP exchange, following redirects: Authorization never leaves the registry's origin
+        (scheme, host and port), and https never turns into http unless the registry is insecure."""
+        _current.deadline = deadline
+        try:
+            for _ in range(MAX_REDIRECTS + 1):
+                response = self.session.request(method, url, headers=headers, params=params, data=data,
+                                                stream=True, timeout=self.timeout, allow_redirects=False)
+                if response.status_code not in (301, 302, 303, 307, 308) or "Location" not in response.headers:
+                    return response
+                target = urljoin(url, response.headers["Location"])
+                response.close()
+                self._check_scheme(target)
+                if origin_of(target) != origin_of(url) or not self.is_own_origin(target):
+                    # Blob GETs often go to a CDN: never forward our credentials there.
+                    headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+                url, params = target, None
+                if response.status_code == 303:
+                    method, data = "GET", None
+            raise errors.RegistryUnavailable("too many redirects", code="TOO_MANY_REDIRECTS")
+        finally:
+            _current.deadline = None
 
     def _pick_challenge(self, response: requests.Response) -> Challenge | None:
         challenges = parse_challenges(response.headers.get("WWW-Authenticate", ""))
@@ -417,7 +736,11 @@ class RegistryClient:
 
     def _paginate(self, path: str, key: str, *, op: str, scopes: tuple[str, ...],
                   page_size: int = PAGE_SIZE) -> Iterator[str]:
-        """Follow `Link: <..>; rel="next"` verbatim; fall back to `last=`."""
+        """Follow `Link: <..>; rel="next"` verbatim on the registry's own origin; fall back to `last=`.
+
+        A Link to another origin (scheme, host or port) is not the registry: refused, never sent
+        our credentials. Every page is capped (MAX_PAGE_BYTES), and so are the names (MAX_NAMES).
+        """
         url: str | None = f"{path}?{urlencode({'n': page_size})}"
         seen: set[str] = set()
         names: set[str] = set()
@@ -427,20 +750,29 @@ class RegistryClient:
             if url in seen:
                 raise errors.ContentInvalid(f"pagination loops back to {url}", code="PAGINATION_LOOP")
             seen.add(url)
-            response = self.request("GET", url, op=op, scopes=scopes)
+            response = self.request("GET", url, op=op, scopes=scopes, max_bytes=MAX_PAGE_BYTES)
             try:
-                body = response.json()
-            except ValueError:
+                body = json.loads(response.content)
+            except (ValueError, UnicodeDecodeError, RecursionError):
                 raise errors.ContentInvalid(f"{op} answer is not JSON") from None
             items = body.get(key) if isinstance(body, dict) else None
             if items is None:
                 items = []
             if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
                 raise errors.ContentInvalid(f"{op} answer has no list of names")
-            fresh = [item for item in items if item not in names]
+            fresh = [item for item in dict.fromkeys(items) if item not in names]
+            if len(names) + len(fresh) > MAX_NAMES:
+                raise errors.ContentTooLarge(f"more than {MAX_NAMES} names in {path}: the rest is not read",
+                                             code="TOO_MANY_NAMES")
             names.update(fresh)
             yield from fresh
             link = _next_link(response)
+            if link:
+                target = urljoin(self._url(url), link)
+                if not self.is_own_origin(target):
+                    raise errors.ContentInvalid(
+                        f"the next page of {path} is on {origin_text(target)}, not on the registry's own "
+                        f"origin {self.base_url}: not followed", code="PAGINATION_CROSS_ORIGIN")
             if link and not fresh:
                 # A Link from a page that brought nothing new: ever-new URLs repeating the
                 # same names (a loop that `seen` cannot catch). A real list moves on.
@@ -480,60 +812,52 @@ class RegistryClient:
                                 headers={"Accept": MANIFEST_ACCEPT})
         size = response.headers.get("Content-Length", "")
         digest = response.headers.get("Docker-Content-Digest", "")
-        if reference.startswith("sha256:") and digest and digest != reference:
+        if ":" in reference and digest and digest != reference:
             raise errors.DigestMismatch(f"registry answered {digest} for {reference}")
         return ManifestHead(digest=digest,
                             media_type=response.headers.get("Content-Type", "").split(";")[0].strip(),
                             size=int(size) if size.isdigit() else -1)
 
     def get_manifest(self, repository: str, reference: str) -> Manifest:
-        """GET /v2/<name>/manifests/<ref>, verified and capped at 4 MiB."""
+        """GET /v2/<name>/manifests/<ref>, verified and capped at 4 MiB.
+
+        By digest, the bytes must have that digest; by tag, the digest the
+        registry reports (Docker-Content-Digest) when it reports one. Only
+        sha256 and sha512 are accepted.
+        """
+        if ":" in reference:
+            self._valid_digest(reference)
         response = self.request("GET", f"/v2/{repository}/manifests/{reference}", op="GET manifest",
                                 scopes=(repository_scope(repository, "pull"),),
                                 headers={"Accept": MANIFEST_ACCEPT}, stream=True)
-        raw = self._read_capped(response, MAX_MANIFEST_BYTES, what="manifest")
+        content_type = response.headers.get("Content-Type", "")
+        reported = response.headers.get("Docker-Content-Digest", "")
+        raw = self._read_body(response, MAX_MANIFEST_BYTES, op="GET manifest", what="manifest")
         actual = sha256_digest(raw)
-        expected = reference if ":" in reference else response.headers.get("Docker-Content-Digest", "")
-        if expected and expected.startswith("sha256:") and expected != actual:
-            raise errors.DigestMismatch(
-                f"manifest {repository}@{expected} has bytes whose digest is {actual}")
-        if expected and not expected.startswith("sha256:"):
-            # Other algorithms (sha512) are allowed by the spec; verify them too.
-            algorithm, _, hexdigest = expected.partition(":")
-            try:
-                computed = hashlib.new(algorithm, raw).hexdigest()
-            except ValueError:
-                raise errors.DigestMismatch(f"unsupported digest algorithm {algorithm}") from None
-            if computed != hexdigest:
-                raise errors.DigestMismatch(f"manifest {repository}@{expected} does not match its bytes")
+        expected = reference if ":" in reference else reported
+        if expected and expected != actual:
+            self._valid_digest(expected, what=f"the digest the registry reports for {repository}:{reference}")
+            if not digest_matches(raw, expected):
+                raise errors.DigestMismatch(
+                    f"manifest {repository}@{expected} has bytes whose digest is {actual}")
             actual = expected
-        return parse_manifest(raw, content_type=response.headers.get("Content-Type", ""), digest=actual)
+        return parse_manifest(raw, content_type=content_type, digest=actual)
 
-    def _read_capped(self, response: requests.Response, cap: int, *, what: str) -> bytes:
+    @staticmethod
+    def _valid_digest(digest: str, *, what: str = "") -> str:
         try:
-            length = response.headers.get("Content-Length", "")
-            if length.isdigit() and int(length) > cap:
-                raise errors.ContentTooLarge(f"{what} is {int(length)} bytes, over the {cap} byte limit")
-            chunks: list[bytes] = []
-            total = 0
-            try:
-                for chunk in response.iter_content(64 * 1024):
-                    total += len(chunk)
-                    if total > cap:
-                        raise errors.ContentTooLarge(f"{what} is over the {cap} byte limit")
-                    chunks.append(chunk)
-            except requests.RequestException as exc:
-                raise errors.RegistryUnavailable(f"reading the {what} failed: {_short(exc)}") from None
-            return b"".join(chunks)
-        finally:
-            response.close()
+            return validate_digest(digest)
+        except errors.InvalidReference as exc:
+            raise errors.DigestMismatch(f"{what + ': ' if what else ''}{exc}",
+                                        code="DIGEST_UNSUPPORTED") from None
 
     def get_blob(self, repository: str, digest: str, *, max_bytes: int = MAX_CONFIG_BYTES) -> bytes:
         """GET /v2/<name>/blobs/<digest> into memory (configs), verified and capped."""
+        self._valid_digest(digest)
         response = self.request("GET", f"/v2/{repository}/blobs/{digest}", op="GET blob",
                                 scopes=(repository_scope(repository, "pull"),), stream=True)
-        raw = self._read_capped(response, max_bytes, what="blob")
-        if digest.startswith("sha256:") and sha256_digest(raw) != digest:
+        raw = self._read_body(response, max_bytes, op="GET blob", what="blob")
+        if not digest_matches(raw, digest):
             raise errors.DigestMismatch(f"blob {repository}@{digest} does not match its bytes")
         return raw
 
@@ -616,17 +940,34 @@ class RegistryClient:
         The bytes pass through this process without being held in memory;
         their digest is checked on the way, and by the registry on PUT.
         """
+        self._valid_digest(digest)
         response = self.request("GET", f"/v2/{source}/blobs/{digest}", op="GET blob",
                                 scopes=(repository_scope(source, "pull"),), stream=True)
+        deadline: _Deadline = response.deadline
+
+        def on_bytes(amount: int) -> None:
+            # A real copy may outlast the deadline; a trickle adds next to nothing to it. The PUT
+            # that sends these bytes (this thread's current request) gets the same extension.
+            deadline.extend(amount / MIN_STREAM_RATE)
+            putting = getattr(_current, "deadline", None)
+            if putting is not None and putting is not deadline:
+                putting.extend(amount / MIN_STREAM_RATE)
+            self._add_bytes(amount)
+
         try:
             length = response.headers.get("Content-Length", "")
             total = int(length) if length.isdigit() else size
             location = location or self.start_upload(target)
-            reader = _HashingReader(response, total, self._add_bytes)
-            self.request("PUT", _with_digest(location, digest), op="PUT blob",
-                         scopes=(repository_scope(target, "pull,push"),),
-                         headers={"Content-Type": "application/octet-stream"}, data=reader, ok=(201, 204))
-            if digest.startswith("sha256:") and reader.digest != digest:
+            reader = _HashingReader(response, total, digest, on_bytes)
+            try:
+                self.request("PUT", _with_digest(location, digest), op="PUT blob",
+                             scopes=(repository_scope(target, "pull,push"),),
+                             headers={"Content-Type": "application/octet-stream"}, data=reader, ok=(201, 204))
+            except errors.RegistryError:
+                if deadline.expired:
+                    raise self._deadline_error(deadline, f"reading {digest} from {source}") from None
+                raise
+            if not reader.matches:
                 raise errors.DigestMismatch(f"blob {digest} streamed from {source} does not match its bytes")
             return reader.read_bytes
         finally:
@@ -635,8 +976,11 @@ class RegistryClient:
     def put_manifest(self, repository: str, reference: str, raw: bytes, media_type: str) -> str:
         """PUT /v2/<name>/manifests/<ref>; checks the digest the registry reports."""
         expected = sha256_digest(raw)
-        if reference.startswith("sha256:") and reference != expected:
-            raise errors.DigestMismatch(f"refusing to put bytes with digest {expected} as {reference}")
+        if ":" in reference and reference != expected:
+            self._valid_digest(reference)
+            if not digest_matches(raw, reference):
+                raise errors.DigestMismatch(f"refusing to put bytes with digest {expected} as {reference}")
+            expected = reference
         # Our bytes match their digest (checked above), so DIGEST_INVALID is the
         # registry misreading its own storage: Distribution rewrites a blob link
         # in place (truncate, then write) when a blob is mounted again, and a

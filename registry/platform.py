@@ -14,7 +14,11 @@ from .errors import InvalidPlatform
 _ARCH_ALIASES = {"x86_64": "amd64", "x86-64": "amd64", "i386": "386", "aarch64": "arm64",
                  "armhf": "arm", "armel": "arm"}
 _OS_ALIASES = {"macos": "darwin"}
-_TOKEN = re.compile(r"^[a-z0-9._-]+$")
+# What an os, architecture or variant may be, typed or from a registry (checked
+# at scan time): every one of containerd and the OCI spec has this shape, and a
+# value that does not ("=HYPERLINK(...)", markup) is no platform at all.
+_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
+_OS_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")  # 10.0.20348.2113
 
 # One fixed order for display everywhere: the platforms people ask about first.
 PREFERRED_ORDER = (
@@ -78,8 +82,9 @@ class Platform:
         if not value or len(parts) < 2 or len(parts) > 3 or not all(parts):
             raise InvalidPlatform(f"{text!r} is not a platform: expected os/arch or os/arch/variant")
         for part in parts:
-            if not _TOKEN.fullmatch(part.lower()):
-                raise InvalidPlatform(f"{text!r} is not a platform: {part!r} has characters not allowed")
+            if not _TOKEN.fullmatch(part):
+                raise InvalidPlatform(f"{text!r} is not a platform: {part!r} is not a token "
+                                      "(letters, digits, '.', '_', '-'; at most 32, a letter or digit first)")
         variant = parts[2] if len(parts) == 3 else ""
         return cls(os=parts[0].lower(), architecture=parts[1].lower(), variant=variant.lower(),
                    os_version=os_version, os_features=tuple(os_features))
@@ -110,6 +115,16 @@ class Platform:
         if self.variant:
             data["variant"] = self.variant
         return data
+
+    def grammar_problem(self) -> str:
+        """What breaks the token grammar in the os, architecture, variant or os.version; "" when nothing."""
+        for label, value, grammar in (("os", self.os, _TOKEN), ("architecture", self.architecture,
+                                      _TOKEN), ("variant", self.variant, _TOKEN),
+                                      ("os.version", self.os_version, _OS_VERSION)):
+            if value and not grammar.fullmatch(value):
+                shown = value if len(value) <= 40 else value[:40] + "…"
+                return f"{label} {shown!r} is not a platform token"
+        return ""
 
     @property
     def is_unknown(self) -> bool:

@@ -5,6 +5,7 @@ Grammar from distribution/reference (shared notes, registry-protocol §6).
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 
@@ -13,7 +14,9 @@ from .errors import InvalidReference
 _COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$")
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
 _DIGEST = re.compile(r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$")
-_SHA256 = re.compile(r"^sha256:[a-f0-9]{64}$")
+# The algorithms the OCI image spec registers and this client verifies; any other (md5, shake_*,
+# multihash) is refused wherever a digest is parsed, so nothing unverifiable is ever trusted.
+DIGEST_ALGORITHMS = {"sha256": 64, "sha512": 128}
 _HOST = re.compile(
     r"^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*"
     r"|\[[0-9a-fA-F:]+\])(?::[0-9]+)?$"
@@ -46,11 +49,30 @@ def validate_tag(tag: str) -> str:
 
 
 def validate_digest(digest: str) -> str:
+    """Return `digest` if it is `sha256:<64 hex>` or `sha512:<128 hex>` (lowercase), else raise."""
     if not _DIGEST.fullmatch(digest or ""):
         raise InvalidReference(f"{digest!r} is not a valid digest")
-    if digest.startswith("sha256:") and not _SHA256.fullmatch(digest):
-        raise InvalidReference(f"{digest!r} is not a valid sha256 digest (64 lowercase hex digits)")
+    algorithm, _, encoded = digest.partition(":")
+    length = DIGEST_ALGORITHMS.get(algorithm)
+    if length is None:
+        raise InvalidReference(f"{digest[:80]!r} uses the digest algorithm {algorithm[:20]!r}: "
+                               "only sha256 and sha512 are accepted")
+    if len(encoded) != length or not all(c in "0123456789abcdef" for c in encoded):
+        raise InvalidReference(f"{digest[:160]!r} is not a valid {algorithm} digest "
+                               f"({length} lowercase hex digits)")
     return digest
+
+
+def digest_hasher(digest: str):
+    """A fresh hash object for the algorithm of `digest` (validated first)."""
+    return hashlib.new(validate_digest(digest).partition(":")[0])
+
+
+def digest_matches(data: bytes, digest: str) -> bool:
+    """Whether `data` has digest `digest`; raises InvalidReference for an unsupported algorithm."""
+    hasher = digest_hasher(digest)
+    hasher.update(data)
+    return hasher.hexdigest() == digest.partition(":")[2]
 
 
 @dataclass(frozen=True)

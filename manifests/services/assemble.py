@@ -217,6 +217,9 @@ def _validate(entries: list[Entry], *, fmt: str, annotations: dict[str, str]) ->
         if platform.is_unknown or platform.os == "unknown" or platform.architecture == "unknown":
             add(key, "unknown/unknown is not a platform (it marks attestations)")
             continue
+        if problem := platform.grammar_problem():  # a scan would refuse the list we pushed
+            add(key, f"the {problem}")
+            continue
         identity = platform.key
         if identity in seen and seen[identity] != entry.source_index:
             add(key, f"{platform} is already provided by source {seen[identity] + 1}")
@@ -316,13 +319,16 @@ class PushResult:
 
 
 def list_push(*, client: RegistryClient, plan: Plan, expect_digest: str | None = None,
-              progress: Progress = lambda event: None) -> PushResult:
+              progress: Progress = lambda event: None,
+              on_put: Callable[[PushResult], None] | None = None) -> PushResult:
     """Copy every child into the target repository, put the list by tag, verify.
 
     `expect_digest` is the digest the tag held when the user previewed ("" for
     a tag that did not exist); None skips the check (an explicit overwrite).
     Safe to run again after an interruption: copies skip what exists, and a
-    tag that already holds the planned list counts as done.
+    tag that already holds the planned list counts as done (and is not
+    verified again here). `on_put` is called as soon as the registry accepted
+    the list, before the read-back: the tag has moved, whatever happens next.
     """
     repository, tag = plan.target.repository, plan.target.tag
     current = tag_current_digest(client=client, repository=repository, tag=tag)
@@ -341,9 +347,12 @@ def list_push(*, client: RegistryClient, plan: Plan, expect_digest: str | None =
                       report=report, progress=progress)
     progress({"event": "put", "digest": plan.digest})
     digest = client.put_manifest(repository, tag, plan.raw, plan.media_type)
+    result = PushResult(digest, current, plan.media_type, plan.raw, report)
+    if on_put is not None:
+        on_put(result)
     list_verify(client=client, repository=repository, tag=tag, digest=digest)
     progress({"event": "done", "digest": digest, **report.as_dict()})
-    return PushResult(digest, current, plan.media_type, plan.raw, report)
+    return result
 
 
 def list_verify(*, client: RegistryClient, repository: str, tag: str, digest: str) -> None:

@@ -13,7 +13,7 @@ from registry.platform import Platform, platform_sort_key
 from registry.reference import Reference
 
 from ..models import ManifestChild, Registry, Tag
-from .assemble import FORMAT_AUTO, FORMAT_OCI, FORMATS, AssemblyInvalid, Plan, SourceSpec, list_plan
+from .assemble import FORMAT_AUTO, FORMATS, AssemblyInvalid, Plan, SourceSpec, list_plan
 from .inventory import InventoryClient, tag_digest_now
 
 ENTRY_FIELDS = ("key", "ref", "select", "label", "os", "arch", "variant", "os_version", "os_features", "annotations")
@@ -43,7 +43,7 @@ class BuilderEntry:
 class BuilderState:
     registry: Registry | None
     target: str = ""
-    fmt: str = FORMAT_OCI
+    fmt: str = FORMAT_AUTO  # buildx's choice: the children's family
     annotations_text: str = ""
     entries: list[BuilderEntry] = field(default_factory=list)
     expect_digest: str = ""
@@ -85,7 +85,7 @@ def state_from_post(data, registry: Registry | None) -> BuilderState:
         BuilderEntry(**{name: (columns[name][i] if i < len(columns[name]) else "").strip() for name in ENTRY_FIELDS})
         for i in range(count)
     ]
-    return BuilderState(registry=registry, target=data.get("target", "").strip(), fmt=data.get("format", FORMAT_OCI),
+    return BuilderState(registry=registry, target=data.get("target", "").strip(), fmt=data.get("format", FORMAT_AUTO),
                         annotations_text=data.get("annotations", ""), entries=entries,
                         expect_digest=data.get("expect_digest", ""))
 
@@ -137,9 +137,15 @@ def preview_build(state: BuilderState) -> Preview:
         for name, messages in exc.errors.items():
             if name.startswith("sources."):
                 index = int(name.split(".", 1)[1])
-                entry_errors.setdefault(keys[index], []).extend(messages)
+                entry = next(e for e in state.entries if e.key == keys[index])
+                entry_errors.setdefault(keys[index], []).extend(_at_entry(entry, m) for m in messages)
             else:
                 errors.setdefault(name, []).extend(messages)
+    if state.entries and "sources" in errors:
+        # "no entries" said of a list whose entries each have their own error repeats them: keep those.
+        errors.pop("sources")
+    if not state.entries and "sources" in errors:
+        errors["sources"] = ["add at least one image from the palette"]
     current = ""
     if "target" not in errors:
         try:
@@ -151,6 +157,14 @@ def preview_build(state: BuilderState) -> Preview:
         preview.diff = diff_build(registry=state.registry, target=state.target, plan=preview.plan)
         preview.command = command_build(registry=state.registry, state=state, plan=preview.plan)
     return preview
+
+
+def _at_entry(entry: BuilderEntry, message: str) -> str:
+    """A message shown at its entry need not name the entry's reference again."""
+    for name in (entry.ref, entry.label):
+        if name and message.startswith(f"{name}: "):
+            return message[len(name) + 2:]
+    return message
 
 
 def _platform_key(platform: str, os_version: str) -> str:

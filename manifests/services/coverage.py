@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from django.db.models import Case, Exists, F, IntegerField, OuterRef, QuerySet, Subquery, Value, When
+from django.db.models import Case, Exists, F, IntegerField, Lookup, OuterRef, QuerySet, Subquery, Value, When
 
 from registry.platform import Platform, platform_sort_key
 from registry.referrers import SIGNATURES
@@ -14,6 +14,8 @@ from ..models import Referrer, Registry, Repository, Tag, TagPlatform
 
 # Signatures and attestations kept under tags (sha256-<hex>[.sig|.att|.sbom]) are not images to cover.
 REFERRER_TAG_REGEX = r"^sha256-[0-9a-f]{64}(\.(sig|att|sbom))?$"
+# The same tags as globs the database matches itself (the matrix's query runs no regular expression).
+REFERRER_TAG_GLOBS = tuple("sha256-" + "?" * 64 + suffix for suffix in ("", ".sig", ".att", ".sbom"))
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,7 @@ class CoverageRow:
     missing: list[str]
     error: str
     signed: list[str] | None = None  # platforms whose manifest carries a signature
+    registry: str = ""
 
 
 def required_parse(text: str | None, *, registry: Registry) -> list[str]:
@@ -36,24 +39,71 @@ def required_parse(text: str | None, *, registry: Registry) -> list[str]:
     return sorted(values, key=platform_sort_key)
 
 
-def glob_to_regex(pattern: str) -> str:
-    """A shell glob (`*`, `?`) as an anchored regex that SQLite and PostgreSQL both read."""
-    parts = []
+# A tag is at most 128 characters (distribution's grammar); a longer pattern matches nothing real.
+PATTERN_MAX_LENGTH = 128
+_PATTERN = re.compile(r"[A-Za-z0-9_.*?-]+")
+
+
+class PatternInvalid(ValueError):
+    """A tag pattern that is too long or uses characters no tag has."""
+
+
+def pattern_validate(pattern: str) -> str:
+    """The pattern itself, or PatternInvalid with a message for the field."""
+    if len(pattern) > PATTERN_MAX_LENGTH:
+        raise PatternInvalid(f"a tag pattern is at most {PATTERN_MAX_LENGTH} characters (this one has {len(pattern)})")
+    if pattern and not _PATTERN.fullmatch(pattern):
+        raise PatternInvalid("a tag pattern uses letters, digits, '_', '.', '-', and the wildcards '*' and '?'")
+    return pattern
+
+
+class _Glob(Lookup):
+    """`name` matches a shell glob (`*`, `?`), case-sensitively, in the database's own matcher.
+
+    Not a regular expression: SQLite runs REGEXP in Python's backtracking `re`,
+    where `*a*a*...*b` against one long tag takes minutes. SQLite's GLOB and
+    PostgreSQL's LIKE stop at the first wildcard that cannot match, so they
+    take time linear in the tag's length for a pattern of bounded length
+    (SQLite's LIKE would do too, but ignores case).
+    """
+
+    lookup_name = "glob"
+
+    def as_sql(self, compiler, connection):
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        pattern = self.rhs.value if isinstance(self.rhs, Value) else str(self.rhs)  # a Value once resolved
+        if connection.vendor == "sqlite":
+            return f"{lhs} GLOB %s", [*lhs_params, glob_to_sqlite(pattern)]
+        return f"{lhs} LIKE %s ESCAPE '\\'", [*lhs_params, glob_to_like(pattern)]
+
+
+def glob_to_like(pattern: str) -> str:
+    """A shell glob as a LIKE pattern, with LIKE's own `%`, `_` and the escape escaped."""
+    out = []
     for char in pattern:
         if char == "*":
-            parts.append(".*")
+            out.append("%")
         elif char == "?":
-            parts.append(".")
+            out.append("_")
+        elif char in "%_\\":
+            out.append("\\" + char)
         else:
-            parts.append(re.escape(char))
-    return "^" + "".join(parts) + "$"
+            out.append(char)
+    return "".join(out)
+
+
+def glob_to_sqlite(pattern: str) -> str:
+    """A shell glob as SQLite's GLOB reads it: only `*` and `?` are wildcards, `[` is taken literally."""
+    return pattern.replace("[", "[[]")
 
 
 def _chosen_tags(pattern: str) -> QuerySet[Tag]:
     """Per repository, the tag the matrix shows: newest matching `pattern`, `latest` first by default."""
-    tags = Tag.objects.filter(repository=OuterRef("pk")).exclude(name__regex=REFERRER_TAG_REGEX)
+    tags = Tag.objects.filter(repository=OuterRef("pk"))
+    for glob in REFERRER_TAG_GLOBS:  # globs, not REFERRER_TAG_REGEX: this query never runs a regular expression
+        tags = tags.exclude(_Glob(F("name"), glob))
     if pattern:
-        tags = tags.filter(name__regex=glob_to_regex(pattern))
+        tags = tags.filter(_Glob(F("name"), pattern))
     tags = tags.annotate(
         is_latest=Case(When(name="latest", then=Value(1)), default=Value(0), output_field=IntegerField())
     )
@@ -65,10 +115,16 @@ def _unsigned_platform_rows() -> QuerySet[TagPlatform]:
         repository=OuterRef("tag__repository"), subject=OuterRef("digest"), kind__in=SIGNATURES)))
 
 
-def coverage_rows(*, registry: Registry, pattern: str = "", lacking: str = "",
+def coverage_rows(*, registry: Registry | None, pattern: str = "", lacking: str = "",
                   search: str = "", unsigned: bool = False) -> QuerySet[Repository]:
-    """Repositories annotated with the chosen tag's id; materialize with `coverage_materialize`."""
-    repositories = Repository.objects.filter(registry=registry).annotate(
+    """Repositories (of one registry, or of all with None) annotated with the chosen tag's id.
+
+    Materialize with `coverage_materialize`. Raises PatternInvalid for a
+    `pattern` that `pattern_validate` refuses.
+    """
+    pattern_validate(pattern)
+    scope = Repository.objects.filter(registry=registry) if registry is not None else Repository.objects.all()
+    repositories = scope.annotate(
         chosen_tag=Subquery(_chosen_tags(pattern).values("pk")[:1])
     ).filter(chosen_tag__isnull=False)
     if search:
@@ -78,25 +134,32 @@ def coverage_rows(*, registry: Registry, pattern: str = "", lacking: str = "",
             chosen_tag__in=TagPlatform.objects.filter(platform=lacking).values("tag_id"))
     if unsigned:  # lacking a signature on at least one platform
         repositories = repositories.filter(chosen_tag__in=_unsigned_platform_rows().values("tag_id"))
-    return repositories.order_by("name")
+    return repositories.order_by("registry__name", "name")
 
 
-def coverage_materialize(repositories: list[Repository], *, required: list[str]) -> list[CoverageRow]:
-    """One query for the chosen tags of a page of repositories."""
+def coverage_materialize(repositories: list[Repository], *, required: list[str],
+                         required_by_registry: dict[int, list[str]] | None = None) -> list[CoverageRow]:
+    """One query for the chosen tags of a page of repositories (and one for their registries' names).
+
+    `required_by_registry` (registry id -> platforms), when given, overrides `required` per registry.
+    """
     tags = Tag.objects.in_bulk([r.chosen_tag for r in repositories])
     signed: dict[int, set[str]] = {}
     for tag_id, platform in TagPlatform.objects.filter(tag_id__in=list(tags)).filter(Exists(Referrer.objects.filter(
             repository=OuterRef("tag__repository"), subject=OuterRef("digest"), kind__in=SIGNATURES))).values_list(
             "tag_id", "platform"):
         signed.setdefault(tag_id, set()).add(platform)
+    names = dict(Registry.objects.filter(pk__in={r.registry_id for r in repositories}).values_list("pk", "name"))
     rows = []
     for repository in repositories:
         tag = tags[repository.chosen_tag]
         present = set(tag.platforms)
+        wanted = (required_by_registry or {}).get(repository.registry_id, required)
         rows.append(CoverageRow(
             repository=repository.name, tag=tag.name, digest=tag.digest, kind=tag.kind,
-            platforms=list(tag.platforms), missing=[p for p in required if p not in present], error=tag.error,
-            signed=[p for p in tag.platforms if p in signed.get(tag.pk, set())]))
+            platforms=list(tag.platforms), missing=[p for p in wanted if p not in present], error=tag.error,
+            signed=[p for p in tag.platforms if p in signed.get(tag.pk, set())],
+            registry=names.get(repository.registry_id, "")))
     return rows
 
 
@@ -104,3 +167,34 @@ def coverage_columns(rows: list[CoverageRow], required: list[str]) -> list[str]:
     """Columns: required platforms first, then every other platform seen, in the fixed order."""
     seen = {p for row in rows for p in row.platforms}
     return sorted(set(required) | seen, key=platform_sort_key)
+
+
+# A cell starting with one of these is a formula to a spreadsheet (OWASP, "CSV Injection").
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: str) -> str:
+    """A cell a spreadsheet shows as text: one that could start a formula gets a leading apostrophe."""
+    return "'" + value if value.startswith(_FORMULA_STARTS) else value
+
+
+def coverage_csv(rows: list[CoverageRow], *, required: list[str], with_registry: bool = False,
+                 sizes: dict[tuple[str, str, str], dict[str, int | None]] | None = None) -> list[list[str]]:
+    """The matrix as CSV lines, header first; every cell guarded, the header's platforms too.
+
+    `with_registry` (an export across registries) adds the registry as the first column;
+    each platform has a column of its compressed download bytes (`sizes`, from
+    services.sizes.coverage_sizes), and `signed` names the platforms carrying a signature.
+    """
+    sizes = sizes or {}
+    columns = coverage_columns(rows, required)
+    first = ["registry"] if with_registry else []
+    lines = [[*first, "repository", "tag", "digest", *columns, *(f"{c} bytes" for c in columns), "signed",
+              "missing"]]
+    for row in rows:
+        row_sizes = sizes.get((row.registry, row.repository, row.tag), {})
+        lines.append([*([row.registry] if with_registry else []), row.repository, row.tag, row.digest,
+                      *("yes" if c in row.platforms else "" for c in columns),
+                      *("" if row_sizes.get(c) is None else str(row_sizes[c]) for c in columns),
+                      " ".join(row.signed or []), " ".join(row.missing)])
+    return [[csv_cell(cell) for cell in line] for line in lines]

@@ -1,18 +1,29 @@
-"""Jobs: the database row a page polls while a worker does registry I/O."""
+"""Jobs: the database row a page polls while a worker does registry I/O.
+
+`job_run` is the one way a worker runs a job: it starts the job, keeps its
+lease, runs the job's runner and turns any exception into a failed job with
+a message, so that no job stays "running" after its worker gave up on it.
+"""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
+from registry import errors
+
+from ..crypto import CredentialsUndecryptable
 from ..models import Job
+
+logger = logging.getLogger(__name__)
 
 # Write progress at most this often; the final state is always written.
 _FLUSH_SECONDS = 0.3
@@ -32,7 +43,8 @@ class JobProgress:
             self.flush()
 
     def flush(self) -> None:
-        Job.objects.filter(pk=self.job.pk).update(steps=self.steps)
+        # Only while this attempt owns the job: a taken-over attempt must not rewrite the new one's steps.
+        Job.objects.filter(pk=self.job.pk, attempts=self.job.attempts).update(steps=self.steps)
         self._last_flush = time.monotonic()
 
 
@@ -54,7 +66,7 @@ def _lease_seconds() -> float:
     return float(settings.JOB_LEASE_SECONDS)
 
 
-def job_start(*, job_id: int, exclusive: bool = False) -> Job | None:
+def job_start(*, job_id: int, exclusive: bool = False, worker: str = "") -> Job | None:
     """Mark a job running; None when it has already finished (a redelivered task).
 
     An `exclusive` job (a push, a rollback) runs on one worker at a time: a
@@ -76,11 +88,18 @@ def job_start(*, job_id: int, exclusive: bool = False) -> Job | None:
         job.attempts += 1
         job.started_at = job.started_at or now
         job.heartbeat_at = now
+        job.worker = worker[:255]
         if job.attempts > 1:
             job.steps = [*job.steps, {"at": now.isoformat(timespec="milliseconds"),
                                       "event": "retry", "attempt": job.attempts}]
-        job.save(update_fields=["status", "attempts", "started_at", "heartbeat_at", "steps"])
+        job.save(update_fields=["status", "attempts", "started_at", "heartbeat_at", "steps", "worker"])
         return job
+
+
+def _heartbeat_write(job: Job) -> int:
+    """Refresh this attempt's lease; 0 rows when another attempt has taken the job over or it is done."""
+    return Job.objects.filter(pk=job.pk, attempts=job.attempts, status=Job.STATUS_RUNNING).update(
+        heartbeat_at=timezone.now())
 
 
 @contextmanager
@@ -92,7 +111,14 @@ def job_lease(job: Job) -> Iterator[None]:
     def beat() -> None:
         try:
             while not stop.wait(_lease_seconds() / 4):
-                Job.objects.filter(pk=job.pk, status=Job.STATUS_RUNNING).update(heartbeat_at=timezone.now())
+                try:
+                    _heartbeat_write(job)
+                except Exception as exc:
+                    # The database went away for a moment: say so and try again at the next beat,
+                    # on a new connection. A dead heartbeat would let another worker take the job over.
+                    logger.warning("job %s: the heartbeat could not be written (%s: %s); trying again",
+                                   job.pk, type(exc).__name__, exc)
+                    _connection_drop()
         finally:
             connection.close()
 
@@ -105,13 +131,20 @@ def job_lease(job: Job) -> Iterator[None]:
         thread.join()
 
 
-def job_begin(*, job_id: int, exclusive: bool = False) -> tuple[Job, JobProgress] | None:
+def _connection_drop() -> None:
+    try:
+        connection.close()
+    except Exception:  # a broken connection may fail to close too; the next query opens a new one
+        pass
+
+
+def job_begin(*, job_id: int, exclusive: bool = False, worker: str = "") -> tuple[Job, JobProgress] | None:
     """Start a job that works on its registry.
 
     None when there is nothing to do: the job is done already (a redelivered
     task), or its registry was removed (which fails the job).
     """
-    job = job_start(job_id=job_id, exclusive=exclusive)
+    job = job_start(job_id=job_id, exclusive=exclusive, worker=worker)
     if job is None:
         return None
     progress = JobProgress(job)
@@ -122,12 +155,100 @@ def job_begin(*, job_id: int, exclusive: bool = False) -> tuple[Job, JobProgress
 
 
 def job_finish(*, job: Job, progress: JobProgress | None, error: str = "", digest: str = "",
-               result: dict | None = None) -> None:
-    job.status = Job.STATUS_FAILED if error else Job.STATUS_SUCCEEDED
-    job.error = error
-    job.digest = digest or job.digest
-    job.result = result or {}
-    job.finished_at = timezone.now()
+               result: dict | None = None) -> bool:
+    """End the job, if this attempt still owns it; False (and nothing written) when it does not.
+
+    An attempt whose lease another worker took over (it stalled past the
+    lease, the broker delivered the task again) must not overwrite the new
+    owner's result, nor finish a job that is done.
+    """
+    fields = {"status": Job.STATUS_FAILED if error else Job.STATUS_SUCCEEDED, "error": error,
+              "digest": digest or job.digest, "result": result or {}, "finished_at": timezone.now()}
     if progress is not None:
-        job.steps = progress.steps
-    job.save(update_fields=["status", "error", "digest", "result", "finished_at", "steps"])
+        fields["steps"] = progress.steps
+    owned = Job.objects.filter(pk=job.pk, attempts=job.attempts, status=Job.STATUS_RUNNING).update(**fields)
+    if not owned:
+        logger.warning("job %s: attempt %s no longer owns the job; its outcome is dropped (%s)",
+                       job.pk, job.attempts, error or "succeeded")
+        return False
+    for name, value in fields.items():
+        setattr(job, name, value)
+    return True
+
+
+class JobFailed(Exception):
+    """Raised by a runner to end its job failed, with a message for the page and a result."""
+
+    def __init__(self, message: str, *, result: dict | None = None, digest: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.result = result or {}
+        self.digest = digest
+
+
+# A runner returns this when its job goes on elsewhere (a scan's repository tasks finish it).
+CONTINUES = object()
+
+Runner = Callable[[Job, JobProgress], object]
+
+
+def job_error(exc: BaseException) -> tuple[str, dict]:
+    """The message and result a failed job shows for `exc`: the user's words, never a secret."""
+    if isinstance(exc, JobFailed):
+        return exc.message, exc.result
+    if isinstance(exc, errors.RegistryError):
+        return f"registry error: {exc}", {"code": exc.code}
+    if isinstance(exc, CredentialsUndecryptable):
+        return ("the registry's stored credentials cannot be decrypted with the configured keys (was "
+                "CREDENTIALS_KEY changed without keeping the old key in CREDENTIALS_KEYS?): enter them again "
+                "on the registry's edit page"), {"credentials": "undecryptable"}
+    if isinstance(exc, DatabaseError):
+        return f"database error ({type(exc).__name__}): see the worker log", {}
+    return f"internal error ({type(exc).__name__}): see the worker log", {}
+
+
+def job_fail(*, job: Job, progress: JobProgress | None, exc: BaseException) -> bool:
+    """End the job failed because of `exc`; logs the traceback of anything but an expected failure."""
+    if not isinstance(exc, JobFailed | errors.RegistryError | CredentialsUndecryptable):
+        logger.error("%s job %s failed", job.kind, job.pk, exc_info=exc)
+    message, result = job_error(exc)
+    digest = exc.digest if isinstance(exc, JobFailed) else ""
+    if isinstance(exc, DatabaseError) and not connection.in_atomic_block:
+        connection.close_if_unusable_or_obsolete()  # a broken connection: finish on a new one
+    return job_finish(job=job, progress=progress, error=message, result=result, digest=digest)
+
+
+def job_run(*, job_id: int, runner: Runner, exclusive: bool = False, worker: str = "",
+            needs_registry: bool = True) -> None:
+    """Start, lease, run and end one job: the single place a job's end is decided.
+
+    The runner ends a job that succeeds (with `job_finish`, in its own
+    transaction when it writes more) or raises: any exception fails the job
+    with a message (`job_error`). A runner that returns without ending the job
+    fails it too, unless it returns CONTINUES.
+    """
+    if needs_registry:
+        begun = job_begin(job_id=job_id, exclusive=exclusive, worker=worker)
+        if begun is None:
+            return
+        job, progress = begun
+    else:
+        started = job_start(job_id=job_id, exclusive=exclusive, worker=worker)
+        if started is None:
+            return
+        job, progress = started, JobProgress(started)
+    with job_lease(job):
+        try:
+            outcome = runner(job, progress)
+        except Exception as exc:
+            try:
+                job_fail(job=job, progress=progress, exc=exc)
+            except Exception:
+                # Not even the failure could be written (the database is down): the lease
+                # stops with this attempt, so a redelivery can take the job over.
+                logger.exception("job %s: its failure could not be recorded", job.pk)
+                raise exc from None
+            return
+    if outcome is not CONTINUES and not Job.objects.filter(pk=job.pk).exclude(
+            status=Job.STATUS_RUNNING).exists():
+        job_finish(job=job, progress=progress, error="the job ended without a result: see the worker log")

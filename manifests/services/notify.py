@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import json
 import logging
+import random
 import time
 
 from django.conf import settings
@@ -30,7 +31,13 @@ logger = logging.getLogger(__name__)
 
 
 class DeliveryRetry(Exception):
-    """This attempt failed and another is due (the task retries with backoff)."""
+    """This attempt failed and another is due in `retry_in` seconds (the task retries then)."""
+
+    def __init__(self, error: str, *, attempts: int) -> None:
+        super().__init__(error)
+        # Exponential backoff with jitter: 2, 4, 8 ... seconds, at most five minutes.
+        base = min(300.0, 2.0 ** attempts)
+        self.retry_in = base / 2 + random.uniform(0, base / 2)
 
 
 def channel_matches(channel: Channel, event: Event) -> bool:
@@ -159,7 +166,7 @@ def delivery_send(*, delivery_id: int) -> None:
         logger.warning("delivery %s to channel %s failed (attempt %s): %s", delivery.pk, delivery.channel_id,
                        attempts, error)
         if not final:
-            raise DeliveryRetry(error) from None
+            raise DeliveryRetry(error, attempts=attempts) from None
         return
     Delivery.objects.filter(pk=delivery.pk).update(attempts=attempts, status=Delivery.SENT, last_error="",
                                                    sent_at=timezone.now())

@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from django.db import transaction
 
 from registry import errors
 from registry.mediatypes import parse_manifest
-from registry.reference import Reference
 
 from ..models import Job, PushRecord, Registry
 from . import jobs, queue, signatures
-from .assemble import AssemblyInvalid, SourceSpec, TagMoved, list_plan, list_push, list_verify, tag_current_digest
+from .assemble import (
+    AssemblyInvalid,
+    PushResult,
+    SourceSpec,
+    TagMoved,
+    list_plan,
+    list_push,
+    list_verify,
+    tag_current_digest,
+)
 from .registries import registry_client
 
 logger = logging.getLogger(__name__)
@@ -51,68 +60,128 @@ def _inventory_refresh(client, registry: Registry, repository: str, tag: str) ->
     repository_scan(client=client, registry=registry, name=repository, only_tags=[tag], concurrency=1)
 
 
-def push_job_run(*, job_id: int) -> None:
+def push_job_run(*, job_id: int, worker: str = "") -> None:
     """Run a push job to its end, on one worker at a time (jobs.JobBusy otherwise).
 
-    Registry and input errors fail the job, never the worker.
+    Any error fails the job with a message (jobs.job_run), never the worker.
     """
-    begun = jobs.job_begin(job_id=job_id, exclusive=True)
-    if begun is None:
-        return
-    job, progress = begun
-    with jobs.job_lease(job):
-        _push(job, progress)
+    jobs.job_run(job_id=job_id, runner=_push, exclusive=True, worker=worker)
+
+
+def _record_put(*, job: Job, repository: str, tag: str, old_digest: str, new_digest: str, media_type: str,
+                raw: bytes) -> PushRecord:
+    """The history row of a tag move, written (committed) as soon as the registry accepted the PUT.
+
+    One per job: an attempt delivered again after a crash keeps the first
+    attempt's row, whose old digest is the one the tag really held.
+    """
+    existing = PushRecord.objects.filter(job=job).first()
+    if existing is not None:
+        return existing
+    return PushRecord.objects.create(registry=job.registry, repository=repository, tag=tag, old_digest=old_digest,
+                                     new_digest=new_digest, media_type=media_type, raw=raw, job=job,
+                                     user=job.created_by)
+
+
+def _record_check(record: PushRecord, *, verified: bool | None, error: str = "") -> None:
+    record.verified, record.verify_error = verified, error
+    PushRecord.objects.filter(pk=record.pk).update(verified=verified, verify_error=error)
+
+
+def _after_put(*, client, job: Job, record: PushRecord, verify: Callable[[], None],
+               carry: Callable[[], None] = lambda: None) -> None:
+    """Read the list back, carry the children's referrers, then record it in the inventory.
+
+    Each failure is noted on the record and fails the job. The tag has moved either way: the job keeps the digest, and its message says so.
+    """
+    moved = f"{record.repository}:{record.tag} now holds {record.new_digest} (recorded in its history)"
+    try:
+        verify()
+    except Exception as exc:
+        message, _ = jobs.job_error(exc)
+        _record_check(record, verified=False, error=f"read-back failed: {message}")
+        if not isinstance(exc, errors.RegistryError):
+            logger.exception("job %s: the read-back of %s failed", job.pk, record.new_digest)
+        raise jobs.JobFailed(f"{moved}, but reading it back failed: {message}", digest=record.new_digest,
+                             result={"verified": False, "record": record.pk}) from exc
+    _record_check(record, verified=True)
+    try:
+        carry()  # a referrer the registry refuses is reported in the progress, not raised
+    except Exception as exc:
+        logger.exception("job %s: carrying the children's referrers into %s failed", job.pk, record.repository)
+        message, _ = jobs.job_error(exc)
+        _record_check(record, verified=True, error=f"carrying the children's referrers failed: {message}")
+        raise jobs.JobFailed(f"{moved} and reads back whole, but carrying its children's signatures, SBOMs and "
+                             f"attestations failed: {message}", digest=record.new_digest,
+                             result={"verified": True, "record": record.pk}) from exc
+    try:
+        _inventory_refresh(client, job.registry, record.repository, record.tag)
+    except Exception as exc:
+        logger.exception("job %s: recording %s in the inventory failed", job.pk, record.new_digest)
+        message, _ = jobs.job_error(exc)
+        _record_check(record, verified=True, error=f"the inventory refresh failed: {message}")
+        raise jobs.JobFailed(f"{moved} and reads back whole, but recording it in the inventory failed: {message}. "
+                             "The next scan of the repository records it", digest=record.new_digest,
+                             result={"verified": True, "record": record.pk}) from exc
 
 
 def _push(job: Job, progress: jobs.JobProgress) -> None:
     params = job.params
-    try:
-        with registry_client(registry=job.registry) as client:
-            sources = [SourceSpec.from_json(s) for s in params.get("sources", [])]
-            progress({"event": "plan", "sources": len(sources)})
+    with registry_client(registry=job.registry) as client:
+        sources = [SourceSpec.from_json(s) for s in params.get("sources", [])]
+        progress({"event": "plan", "sources": len(sources)})
+        try:
             plan = list_plan(client=client, target=job.target, sources=sources,
                              fmt=params.get("format", "auto"), annotations=params.get("annotations") or {})
-            progress({"event": "planned", "digest": plan.digest, "media_type": plan.media_type,
-                      "entries": len(plan.entries)})
-            preview_digest = params.get("preview_digest")
-            if preview_digest and preview_digest != plan.digest:
-                raise PreviewStale(preview_digest, plan.digest)
+        except AssemblyInvalid as exc:
+            raise jobs.JobFailed(str(exc), result={"errors": exc.errors}) from None
+        progress({"event": "planned", "digest": plan.digest, "media_type": plan.media_type,
+                  "entries": len(plan.entries)})
+        preview_digest = params.get("preview_digest")
+        if preview_digest and preview_digest != plan.digest:
+            raise jobs.JobFailed(str(PreviewStale(preview_digest, plan.digest)), result={"preview_stale": True})
+        repository, tag = plan.target.repository, plan.target.tag
+        records: list[PushRecord] = []
+
+        def on_put(put: PushResult) -> None:
+            records.append(_record_put(job=job, repository=repository, tag=tag, old_digest=put.old_digest,
+                                       new_digest=put.digest, media_type=put.media_type, raw=put.raw))
+
+        verify_error: list[BaseException] = []
+        try:
             result = list_push(client=client, plan=plan, expect_digest=params.get("expect_digest"),
-                               progress=progress)
-            carried = signatures.referrers_carry(client=client, registry=job.registry, entries=plan.entries,
-                                                 target=plan.target.repository, progress=progress)
-            counters = dict(client.counters)
-            _inventory_refresh(client, job.registry, plan.target.repository, plan.target.tag)
-    except AssemblyInvalid as exc:
-        jobs.job_finish(job=job, progress=progress, error=str(exc), result={"errors": exc.errors})
-        return
-    except PreviewStale as exc:
-        jobs.job_finish(job=job, progress=progress, error=str(exc), result={"preview_stale": True})
-        return
-    except TagMoved as exc:
-        jobs.job_finish(job=job, progress=progress, error=str(exc),
-                        result={"tag_moved": True, "expected": exc.expected, "actual": exc.actual})
-        return
-    except errors.RegistryError as exc:
-        jobs.job_finish(job=job, progress=progress, error=f"registry error: {exc}",
-                        result={"code": exc.code})
-        return
-    except Exception:
-        # A bug must fail the job visibly, not leave it "running" forever.
-        logger.exception("push job %s crashed", job.pk)
-        jobs.job_finish(job=job, progress=progress, error="internal error: see the worker log")
-        return
-    ref = Reference.parse(job.target, allow_host=False)
+                               progress=progress, on_put=on_put)
+        except TagMoved as exc:
+            raise jobs.JobFailed(str(exc), result={"tag_moved": True, "expected": exc.expected,
+                                                   "actual": exc.actual}) from None
+        except Exception as exc:
+            if not records:
+                raise  # nothing was put: the tag has not moved
+            verify_error.append(exc)  # the PUT went through; its read-back failed
+
+        def verify() -> None:
+            if verify_error:
+                raise verify_error[0]
+            if result.already_done:  # a redelivered push whose first run put the list: check it now
+                list_verify(client=client, repository=repository, tag=tag, digest=result.digest)
+
+        if not records:  # the tag already held this list (a redelivered task, or the same list pushed twice)
+            on_put(result)
+        record = records[0]
+        carried: list[dict] = []
+
+        def carry() -> None:  # each kept child's signatures, SBOMs and attestations go with it
+            carried.extend(signatures.referrers_carry(client=client, registry=job.registry, entries=plan.entries,
+                                                      target=repository, progress=progress))
+
+        _after_put(client=client, job=job, record=record, verify=verify, carry=carry)
+        counters = dict(client.counters)
     with transaction.atomic():
-        if not result.already_done or not PushRecord.objects.filter(job=job).exists():
-            PushRecord.objects.create(
-                registry=job.registry, repository=ref.repository, tag=ref.tag, old_digest=result.old_digest,
-                new_digest=result.digest, media_type=result.media_type, raw=result.raw, job=job,
-                user=job.created_by)
-        jobs.job_finish(job=job, progress=progress, digest=result.digest,
-                        result={"media_type": result.media_type, "copied": result.copy.as_dict(),
-                                "requests": counters, "old_digest": result.old_digest, "referrers": carried})
-    logger.info("pushed %s as %s", job.target, result.digest)
+        jobs.job_finish(job=job, progress=progress, digest=record.new_digest,
+                        result={"media_type": record.media_type, "copied": result.copy.as_dict(),
+                                "requests": counters, "old_digest": record.old_digest, "record": record.pk,
+                                "verified": True, "referrers": carried})
+    logger.info("pushed %s as %s", job.target, record.new_digest)
 
 
 def rollback_job_create(*, record: PushRecord, user=None) -> Job:
@@ -127,44 +196,34 @@ def rollback_job_create(*, record: PushRecord, user=None) -> Job:
     return job
 
 
-def rollback_job_run(*, job_id: int) -> None:
+def rollback_job_run(*, job_id: int, worker: str = "") -> None:
     """Run a rollback job, on one worker at a time, like a push."""
-    job = jobs.job_start(job_id=job_id, exclusive=True)
-    if job is None:
-        return
-    with jobs.job_lease(job):
-        _rollback(job)
+    jobs.job_run(job_id=job_id, runner=_rollback, exclusive=True, worker=worker, needs_registry=False)
 
 
-def _rollback(job: Job) -> None:
-    progress = jobs.JobProgress(job)
+def _rollback(job: Job, progress: jobs.JobProgress) -> None:
     record = PushRecord.objects.filter(pk=job.params.get("record")).first()
     if record is None:
-        jobs.job_finish(job=job, progress=progress, error="that push record no longer exists")
-        return
+        raise jobs.JobFailed("that push record no longer exists")
+    if job.registry is None:
+        raise jobs.JobFailed("the registry was removed")
     raw = bytes(record.raw)
-    try:
-        with registry_client(registry=job.registry) as client:
-            current = tag_current_digest(client=client, repository=record.repository, tag=record.tag)
-            progress({"event": "check", "current": current})
-            manifest = parse_manifest(raw, content_type=record.media_type, digest=record.new_digest)
-            missing = [c.digest for c in manifest.children
-                       if not client.manifest_exists(record.repository, c.digest)]
-            if missing:
-                jobs.job_finish(job=job, progress=progress, result={"missing": missing},
-                                error=f"cannot roll back: {len(missing)} child manifest(s) of {record.new_digest} "
-                                      f"no longer exist in {record.repository}: {', '.join(missing)}")
-                return
-            digest = client.put_manifest(record.repository, record.tag, raw, record.media_type)
-            list_verify(client=client, repository=record.repository, tag=record.tag, digest=digest)
-            progress({"event": "done", "digest": digest})
-            _inventory_refresh(client, job.registry, record.repository, record.tag)
-    except errors.RegistryError as exc:
-        jobs.job_finish(job=job, progress=progress, error=f"registry error: {exc}", result={"code": exc.code})
-        return
-    with transaction.atomic():
-        PushRecord.objects.create(registry=job.registry, repository=record.repository, tag=record.tag,
-                                  old_digest=current, new_digest=digest, media_type=record.media_type, raw=raw,
-                                  job=job, user=job.created_by)
-        jobs.job_finish(job=job, progress=progress, digest=digest, result={"old_digest": current,
-                                                                            "rolled_back_to": record.pk})
+    with registry_client(registry=job.registry) as client:
+        current = tag_current_digest(client=client, repository=record.repository, tag=record.tag)
+        progress({"event": "check", "current": current})
+        manifest = parse_manifest(raw, content_type=record.media_type, digest=record.new_digest)
+        missing = [c.digest for c in manifest.children
+                   if not client.manifest_exists(record.repository, c.digest)]
+        if missing:
+            raise jobs.JobFailed(f"cannot roll back: {len(missing)} child manifest(s) of {record.new_digest} "
+                                 f"no longer exist in {record.repository}: {', '.join(missing)}",
+                                 result={"missing": missing})
+        digest = client.put_manifest(record.repository, record.tag, raw, record.media_type)
+        moved = _record_put(job=job, repository=record.repository, tag=record.tag, old_digest=current,
+                            new_digest=digest, media_type=record.media_type, raw=raw)
+        _after_put(client=client, job=job, record=moved, verify=lambda: list_verify(
+            client=client, repository=record.repository, tag=record.tag, digest=digest))
+        progress({"event": "done", "digest": digest})
+    jobs.job_finish(job=job, progress=progress, digest=digest,
+                    result={"old_digest": moved.old_digest, "rolled_back_to": record.pk, "record": moved.pk,
+                            "verified": True})

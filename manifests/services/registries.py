@@ -7,6 +7,7 @@ from django.conf import settings
 
 from registry import RegistryClient
 
+from ..metrics import response_hook_for
 from ..models import Registry
 
 
@@ -27,7 +28,9 @@ def registry_client(*, registry: Registry, **overrides) -> RegistryClient:
     kwargs: dict = {
         "insecure": registry.insecure,
         "timeout": settings.REGISTRY_TIMEOUT_SECONDS,
+        "deadline": settings.REGISTRY_DEADLINE_SECONDS,
         "pool_size": max(4, registry.concurrency * 2),
+        "expected_realm_origin": registry.token_realm_origin,
     }
     if registry.auth == Registry.AUTH_BASIC:
         kwargs["username"] = registry.username
@@ -42,7 +45,10 @@ def registry_client(*, registry: Registry, **overrides) -> RegistryClient:
     if registry.ca_bundle.strip() and not registry.insecure:
         kwargs["ca_bundle"] = _ca_bundle_path(registry.ca_bundle.strip())
     kwargs.update(overrides)
-    return RegistryClient(registry.url, **kwargs)
+    client = RegistryClient(registry.url, **kwargs)
+    # Counts every response for /metrics (manifests/metrics.py), across processes.
+    client.session.hooks["response"].append(response_hook_for(registry=registry.name))
+    return client
 
 
 def registry_check_enqueue(*, registry: Registry, user=None):
@@ -58,33 +64,44 @@ def registry_check_enqueue(*, registry: Registry, user=None):
     return job
 
 
-def registry_check_run(*, job_id: int) -> None:
+def registry_check_run(*, job_id: int, worker: str = "") -> None:
     """GET /v2/ with the stored credentials, then one page of the catalog (or of a watched repository's tags)."""
-    from itertools import islice
+    from . import jobs
 
-    from registry import errors
+    jobs.job_run(job_id=job_id, runner=_check, worker=worker)
+
+
+def _check(job, progress) -> None:
+    from itertools import islice
 
     from . import jobs
 
-    begun = jobs.job_begin(job_id=job_id)
-    if begun is None:
-        return
-    job, progress = begun
     registry = job.registry
-    try:
-        with registry_client(registry=registry) as client:
-            client.ping()
-            progress({"event": "ping", "note": "the registry answers and accepts the credentials"})
-            if registry.watch_list:
-                name = registry.watch_list[0]
-                sample = list(islice(client.tags(name, page_size=10), 10))
-                progress({"event": "tags", "name": name, "note": f"{len(sample)} tags readable"})
-            else:
-                sample = list(islice(client.catalog(page_size=10), 10))
-                progress({"event": "catalog", "note": f"{len(sample)} repositories readable"})
-            result = {"sample": sample, "requests": dict(client.counters),
-                      "rate_limit": client.rate_limit.__dict__ if client.rate_limit else None}
-    except errors.RegistryError as exc:
-        jobs.job_finish(job=job, progress=progress, error=f"registry error: {exc}", result={"code": exc.code})
-        return
+    with registry_client(registry=registry) as client:
+        client.ping()
+        progress({"event": "ping", "note": "the registry answers and accepts the credentials"})
+        if registry.watch_list:
+            name = registry.watch_list[0]
+            sample = list(islice(client.tags(name, page_size=10), 10))
+            progress({"event": "tags", "name": name, "note": f"{len(sample)} tags readable"})
+        else:
+            sample = list(islice(client.catalog(page_size=10), 10))
+            progress({"event": "catalog", "note": f"{len(sample)} repositories readable"})
+        result = {"sample": sample, "requests": dict(client.counters),
+                  "rate_limit": client.rate_limit.__dict__ if client.rate_limit else None}
+        if client.realm_origin and not registry.token_realm_origin:
+            registry_realm_record(registry=registry, origin=client.realm_origin)
+            progress({"event": "realm", "note": f"token realm {client.realm_origin} recorded"})
     jobs.job_finish(job=job, progress=progress, result=result)
+
+
+def registry_realm_record(*, registry: Registry, origin: str) -> None:
+    """Record the token realm's origin the first time it is seen; later clients refuse any other."""
+    Registry.objects.filter(pk=registry.pk, token_realm_origin="").update(token_realm_origin=origin)
+    registry.token_realm_origin = origin
+
+
+def registry_realm_forget(*, registry: Registry) -> None:
+    """Forget the recorded token realm (a registry that really moved it): the next check records anew."""
+    Registry.objects.filter(pk=registry.pk).update(token_realm_origin="")
+    registry.token_realm_origin = ""

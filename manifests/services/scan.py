@@ -49,6 +49,7 @@ class Learned:
     platform: Platform | None = None
     created: datetime.datetime | None = None
     blob_size: int = 0  # config plus layers
+    config: dict | None = None  # an image's config, kept for its page
 
 
 @dataclass
@@ -119,13 +120,20 @@ class _Known:
                 self._pending.pop(digest).set()
 
 
+# Configs up to this size are stored whole for the image's page (most are a few KiB).
+CONFIG_KEEP_MAX = 256 * 1024
+_PARTIAL = "\x00partial"  # marks a config rebuilt from a row's columns: not worth storing as the config
+
+
 def _stored_config(digest: str) -> dict | None:
     """A config as far as the scan keeps it, from a stored manifest that uses it."""
     row = ManifestRow.objects.filter(config_digest=digest).values(
-        "os", "architecture", "variant", "os_version", "os_features", "created").first()
+        "os", "architecture", "variant", "os_version", "os_features", "created", "config").first()
     if row is None:
         return None
-    config: dict = {"os": row["os"], "architecture": row["architecture"]}
+    if isinstance(row["config"], dict):
+        return row["config"]
+    config: dict = {"os": row["os"], "architecture": row["architecture"], _PARTIAL: True}
     if row["variant"]:
         config["variant"] = row["variant"]
     if row["os_version"]:
@@ -209,6 +217,9 @@ def _check_fits(manifest: Manifest) -> None:
     for what, value, model, field_name in checks:
         if limit := _too_long(value, model, field_name):
             raise errors.ManifestInvalid(f"{what} longer than {limit} characters")
+    for position, child in enumerate(manifest.children):
+        if child.platform is not None and (problem := child.platform.grammar_problem()):
+            raise errors.ManifestInvalid(f"manifests[{position}]: platform {problem}")
 
 
 def _created(value: object) -> datetime.datetime | None:
@@ -246,8 +257,13 @@ def _learn(client: RegistryClient, repository: str, manifest: Manifest, known: _
             learned.platform = None
         if learned.platform is not None and not _platform_fits(learned.platform, ManifestRow):
             learned.platform = None  # as for any platform that is not one: the image is kept, without it
+        if learned.platform is not None and (problem := learned.platform.grammar_problem()):
+            # Refused, as in an index: a value that is no token would reach pages and CSV headers.
+            raise errors.ManifestInvalid(f"config: platform {problem}")
         learned.created = _created(config.get("created"))
         learned.blob_size = sum(blob.size for blob in manifest.blobs)
+        if manifest.config.size <= CONFIG_KEEP_MAX and not config.get(_PARTIAL):
+            learned.config = config
     elif manifest.is_index and depth < MAX_DEPTH:
         if deferred is not None:
             deferred.append((fetch, manifest))
@@ -366,7 +382,7 @@ def _manifest_row(learned: Learned) -> ManifestRow:
         variant=platform.variant if platform else "", os_version=platform.os_version if platform else "",
         os_features=list(platform.os_features) if platform else [],
         platform=platform.normalized if platform and not platform.is_unknown else "",
-        created=learned.created,
+        created=learned.created, config=learned.config,
     )
 
 
@@ -517,20 +533,29 @@ def repository_scan(*, client: RegistryClient, registry: Registry, name: str, on
         validate_repository(name)
     except errors.InvalidReference as exc:
         return {"tags": 0, "errors": 1, "note": str(exc)}
-    repository, _ = Repository.objects.get_or_create(registry=registry, name=name)
+    # Rows are made only from what the registry answered, never before asking:
+    # a repository it does not know, or a tag asked for by name that it did
+    # not serve, leaves no row.
+    repository = Repository.objects.filter(registry=registry, name=name).first()
     now = timezone.now()
     try:
         listed = only_tags if only_tags is not None else list(client.tags(name))
     except errors.RegistryError as exc:
         if isinstance(exc, errors.NameUnknown) and only_tags is None:
-            repository.delete()
+            if repository is not None:
+                repository.delete()
             return {"tags": 0, "errors": 0, "deleted": True}
-        repository.error, repository.scanned_at = str(exc), now
-        repository.save(update_fields=["error", "scanned_at"])
+        if repository is None and only_tags is None:
+            # The registry answered for this name with something other than
+            # "unknown" (a loop, a 5xx): the repository's row carries the error.
+            repository, _ = Repository.objects.get_or_create(registry=registry, name=name)
+        if repository is not None:
+            repository.error, repository.scanned_at = str(exc), now
+            repository.save(update_fields=["error", "scanned_at"])
         return {"tags": 0, "errors": 1, "note": str(exc)}
     names, invalid = _grammar_split(listed, validate_tag)
     note = f"skipped {len(invalid)} tag names that break the grammar: {_shown(invalid)}" if invalid else ""
-    stored = dict(repository.tags.values_list("name", "digest"))
+    stored = dict(repository.tags.values_list("name", "digest")) if repository is not None else {}
     known = _Known()
     deferred: list[tuple[TagFetch, Manifest]] = []
     fetches = _thread_map(lambda tag: tag_fetch(client, name, tag, stored_digest=stored.get(tag, ""), known=known,
@@ -544,6 +569,16 @@ def repository_scan(*, client: RegistryClient, registry: Registry, name: str, on
     _thread_map(lambda digest: child_fetch(client, name, digest, owners[digest], known),
                 known.claim_many(list(owners)), concurrency)
     missing = {digest for fetch in fetches for digest in fetch.missing}
+    errors_unstored: list[TagFetch] = []
+    if only_tags is not None:
+        # Tags asked for by name, not listed by the registry: one that failed
+        # and is not stored yet was never confirmed to exist.
+        errors_unstored = [f for f in fetches if f.error and f.name not in stored]
+        fetches = [f for f in fetches if not (f.error and f.name not in stored)]
+        names = [f.name for f in fetches]
+        if repository is None and not fetches:
+            return {"tags": 0, "errors": len(errors_unstored),
+                    "note": "; ".join(f.error for f in errors_unstored[:3])}
     with transaction.atomic():
         # One writer per repository at a time (scans and push refreshes run on
         # several workers): the aggregate below then counts what committed
@@ -560,7 +595,7 @@ def repository_scan(*, client: RegistryClient, registry: Registry, name: str, on
                 Q(scanned_at__lt=now) | Q(scanned_at__isnull=True)).delete()
         repository.error, repository.scanned_at = note, now
         repository_aggregate(repository)
-    counts = {"tags": len(names), "errors": sum(1 for f in fetches if f.error),
+    counts = {"tags": len(names), "errors": sum(1 for f in fetches if f.error) + len(errors_unstored),
               "changed": sum(1 for f in fetches if not f.unchanged and not f.error)}
     if invalid:
         counts.update(skipped=len(invalid), note=note)
@@ -670,11 +705,11 @@ def scan_enqueue(*, registry: Registry, repository: str = "", tags: list[str] | 
 _TOTALS = ("tags", "errors", "changed", "children_checked", "children_missing", "children_unchecked")
 
 
-def scan_job_run(*, job_id: int) -> None:
-    begun = jobs.job_begin(job_id=job_id)
-    if begun is None:
-        return
-    job, progress = begun
+def scan_job_run(*, job_id: int, worker: str = "") -> None:
+    jobs.job_run(job_id=job_id, runner=_scan_serial, worker=worker)
+
+
+def _scan_serial(job: Job, progress: jobs.JobProgress) -> None:
     registry = job.registry
     repository, tags = job.params.get("repository") or "", job.params.get("tags")
     totals = {"repositories": 0, "tags": 0, "errors": 0, "changed": 0}
@@ -710,8 +745,9 @@ def scan_job_run(*, job_id: int) -> None:
                     name__in=names).delete()
             totals["requests"] = dict(client.counters)
     except Exception as exc:
-        logger.exception("scan job %s crashed", job.pk)
-        error = f"internal error: {type(exc).__name__}"
+        if not isinstance(exc, errors.RegistryError | jobs.CredentialsUndecryptable):
+            logger.exception("scan job %s crashed", job.pk)
+        error, _ = jobs.job_error(exc)
     if not repository and not tags:
         problem = error or _skipped_note(skipped)
         Registry.objects.filter(pk=registry.pk).update(last_scan_at=timezone.now(), last_scan_error=problem)
@@ -723,7 +759,7 @@ def scan_job_run(*, job_id: int) -> None:
 # -- a registry scan split into one task per repository ------------------------
 
 
-def scan_job_fanout(*, job_id: int) -> None:
+def scan_job_fanout(*, job_id: int, worker: str = "") -> None:
     """The worker's entry point for a scan job.
 
     A whole-registry scan lists the repositories, then enqueues one task per
@@ -735,24 +771,25 @@ def scan_job_fanout(*, job_id: int) -> None:
     if job is None or job.is_done:
         return
     if job.params.get("repository") or job.params.get("tags") or job.registry is None:
-        scan_job_run(job_id=job_id)
+        scan_job_run(job_id=job_id, worker=worker)
         return
     if job.params.get("names") is not None:
         # Redelivered after the fan-out: the repository tasks are queued already.
         return
-    job = jobs.job_start(job_id=job_id)
-    if job is None:
-        return
+    jobs.job_run(job_id=job_id, runner=_scan_fanout, worker=worker)
+
+
+def _scan_fanout(job: Job, progress: jobs.JobProgress) -> object:
     registry = job.registry
     try:
         with registry_client(registry=registry) as client:
             names = registry_repositories(client=client, registry=registry)
             listing_requests = dict(client.counters)
-    except errors.RegistryError as exc:
-        error = f"cannot list repositories: {exc}"
+    except Exception as exc:
+        message, _ = jobs.job_error(exc)
+        error = f"cannot list repositories: {message}"
         Registry.objects.filter(pk=registry.pk).update(last_scan_at=timezone.now(), last_scan_error=error)
-        jobs.job_finish(job=job, progress=None, error=error, result={"repositories": 0, "tags": 0, "errors": 0})
-        return
+        raise jobs.JobFailed(error, result={"repositories": 0, "tags": 0, "errors": 0}) from exc
     from ..tasks import scan_repository_run
 
     names, skipped = _grammar_split(names, validate_repository)
@@ -763,11 +800,13 @@ def scan_job_fanout(*, job_id: int) -> None:
                                for name, reason in skipped.items()),
                  {"at": at, "event": "fanout", "repositories": len(names)}]
     job.save(update_fields=["params", "result", "steps"])
+    progress.steps = list(job.steps)
     if not names:
         _scan_close(job)
-        return
+        return None
     for name in names:
         scan_repository_run.delay(job.pk, name)
+    return jobs.CONTINUES  # the last repository task closes the job
 
 
 def scan_part_run(*, job_id: int, name: str) -> None:
@@ -783,14 +822,21 @@ def scan_part_run(*, job_id: int, name: str) -> None:
             counts = repository_scan(client=client, registry=registry, name=name, concurrency=registry.concurrency)
             counts["requests"] = dict(client.counters)
     except Exception as exc:  # one repository's failure must not stall the whole job
-        logger.exception("scan of %s in job %s crashed", name, job_id)
-        counts = {"tags": 0, "errors": 1, "crash": type(exc).__name__}
-    _, created = ScanPart.objects.get_or_create(job=job, repository=name, defaults={"counts": counts})
-    if created and ScanPart.objects.filter(job=job).count() >= len(job.params.get("names") or ()):
-        with transaction.atomic():
-            job = Job.objects.select_for_update().get(pk=job_id)
-            if not job.is_done:
-                _scan_close(job)
+        if not isinstance(exc, errors.RegistryError | jobs.CredentialsUndecryptable):
+            logger.exception("scan of %s in job %s crashed", name, job_id)
+        counts = {"tags": 0, "errors": 1, "crash": type(exc).__name__, "note": jobs.job_error(exc)[0]}
+    try:
+        _, created = ScanPart.objects.get_or_create(job=job, repository=name, defaults={"counts": counts})
+        if created and ScanPart.objects.filter(job=job).count() >= len(job.params.get("names") or ()):
+            with transaction.atomic():
+                job = Job.objects.select_for_update().get(pk=job_id)
+                if not job.is_done:
+                    _scan_close(job)
+    except Exception as exc:
+        # The part cannot be counted (or the job closed): the job would wait for it forever.
+        logger.exception("recording %s of scan job %s failed", name, job_id)
+        jobs.job_fail(job=Job.objects.get(pk=job_id), progress=None, exc=jobs.JobFailed(
+            f"recording the scan of {name} failed: {jobs.job_error(exc)[0]}"))
 
 
 def _scan_close(job: Job) -> None:

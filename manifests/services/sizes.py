@@ -101,18 +101,22 @@ def repository_unique_bytes(*, repository: Repository) -> int:
     return sum(seen.values())
 
 
-def coverage_sizes(*, registry, rows: list) -> dict[tuple[str, str], dict[str, int | None]]:
-    """{(repository, tag): {platform: compressed bytes}} for the rows of a coverage export."""
-    wanted = {(row.repository, row.tag) for row in rows}
-    repositories = sorted({repository for repository, _ in wanted})
-    found: dict[tuple[str, str], dict[str, str]] = {}
-    for start in range(0, len(repositories), 500):
-        for repository, tag, platform, digest in TagPlatform.objects.filter(
-                tag__repository__registry=registry,
-                tag__repository__name__in=repositories[start:start + 500]).values_list(
-                "tag__repository__name", "tag__name", "platform", "digest"):
-            if (repository, tag) in wanted:
-                found.setdefault((repository, tag), {})[platform] = digest
+def coverage_sizes(*, rows: list) -> dict[tuple[str, str, str], dict[str, int | None]]:
+    """{(registry, repository, tag): {platform: compressed bytes}} for the rows of a coverage export.
+
+    The rows may come from several registries (the export across all of them).
+    """
+    wanted = {(row.registry, row.repository, row.tag) for row in rows}
+    found: dict[tuple[str, str, str], dict[str, str]] = {}
+    for registry in sorted({key[0] for key in wanted}):
+        repositories = sorted({repository for name, repository, _ in wanted if name == registry})
+        for start in range(0, len(repositories), 500):
+            for repository, tag, platform, digest in TagPlatform.objects.filter(
+                    tag__repository__registry__name=registry,
+                    tag__repository__name__in=repositories[start:start + 500]).values_list(
+                    "tag__repository__name", "tag__name", "platform", "digest"):
+                if (registry, repository, tag) in wanted:
+                    found.setdefault((registry, repository, tag), {})[platform] = digest
     blobs = _blobs_by_digest({digest for platforms in found.values() for digest in platforms.values()})
     return {key: {platform: sum(blobs[digest].values()) if digest in blobs else None
                   for platform, digest in platforms.items()}

@@ -45,7 +45,8 @@ def test_a_user_drags_two_images_into_a_new_list_and_pushes_it(
     screenshot(page, "assemble-1-empty-builder")
 
     # Drag the amd64 image into the list; add the arm64 one from the keyboard.
-    page.locator("#candidates li", has_text="username/x8664-test:latest").drag_to(page.locator("#entries"))
+    page.locator("#candidates li", has=page.get_by_role("button", name="Add username/x8664-test:latest")).drag_to(
+        page.locator("#entries"))
     add = page.get_by_role("button", name="Add username/arm64v8-test:latest")
     add.focus()
     page.keyboard.press("Enter")
@@ -56,11 +57,11 @@ def test_a_user_drags_two_images_into_a_new_list_and_pushes_it(
     arm.get_by_label("variant of username/arm64v8-test:latest").fill("v8")
     page.get_by_role("button", name="Check and preview").click()  # the no-JavaScript path re-renders the page
     preview = page.locator("#preview-json")
-    preview.wait_for()
-    listing = json.loads(preview.inner_text())
+    preview.wait_for(state="attached")
+    listing = json.loads(preview.text_content())
     platforms = {(m["platform"]["architecture"], m["platform"].get("variant", "")) for m in listing["manifests"]}
     assert platforms == {("amd64", ""), ("arm64", "v8")}
-    assert "docker buildx imagetools create -t" in page.locator("pre.cli").inner_text()
+    assert "docker buildx imagetools create -t" in page.locator("#preview .command code").text_content()
     assert page.locator("tr.diff-added").count() == 2
     screenshot(page, "assemble-2-preview")
 
@@ -116,7 +117,7 @@ def test_the_builder_works_without_javascript(browser, login, live_server, canon
     assert page.locator("#entries li.entry").count() == 2
     page.get_by_role("button", name="Remove username/x8664-test:latest").click()
     assert page.locator("#entries li.entry").count() == 1
-    listing = json.loads(page.locator("#preview-json").inner_text())
+    listing = json.loads(page.locator("#preview-json").text_content())
     assert [m["platform"]["architecture"] for m in listing["manifests"]] == ["arm64"]
     screenshot(page, "assemble-without-javascript")
     context.close()
@@ -132,7 +133,7 @@ def test_a_tag_moved_after_the_preview_stops_the_push_until_the_user_confirms(
     page.get_by_role("button", name="Add username/arm64v8-test:latest").click()
     page.get_by_label("variant of username/arm64v8-test:latest").fill("v8")
     page.get_by_role("button", name="Check and preview").click()
-    page.locator("#preview-json").wait_for()
+    page.locator("#preview-json").wait_for(state="attached")
     # Someone pushes to the tag after the preview.
     with running.client() as client:
         moved = image_push(client, repository="username/x8664-test", tag="latest", platform=Platform("linux", "amd64"),
@@ -146,7 +147,18 @@ def test_a_tag_moved_after_the_preview_stops_the_push_until_the_user_confirms(
     with running.client() as client:
         assert client.head_manifest("username/x8664-test", "latest").digest == moved.digest  # untouched
     screenshot(page, "assemble-tag-moved")
+    failed_url = page.url
     page.get_by_role("button", name="Push anyway").click()
+    # Nothing is rewritten without asking: a dialog names the tag and both digests.
+    dialog = page.get_by_role("dialog", name="Overwrite username/x8664-test:latest?")
+    expect(dialog).to_be_visible()
+    expect(dialog).to_contain_text(moved.digest)
+    from manifests.models import Job
+
+    expect(dialog).to_contain_text(Job.objects.filter(kind="push").latest("pk").params["preview_digest"])
+    screenshot(page, "assemble-tag-moved-confirm")
+    dialog.get_by_role("button", name="Overwrite latest").click()
+    page.wait_for_url(lambda url: url != failed_url)
     page.wait_for_selector("[data-status=failed], [data-status=succeeded]", timeout=60_000)
     assert page.locator("[data-status]").get_attribute("data-status") == "succeeded", page.locator("#job").inner_text()
     screenshot(page, "assemble-tag-moved-overwritten")

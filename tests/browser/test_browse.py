@@ -60,7 +60,8 @@ def _row(table: Locator, text: str) -> Locator:
 
 
 def _column(table: Locator, header: str) -> int:
-    headers = [h.strip() for h in table.locator("thead th").all_inner_texts()]
+    # Sortable headers carry an arrow hidden from screen readers: ↕, ↑ or ↓.
+    headers = [h.strip(" ↕↑↓\n") for h in table.locator("thead th").all_inner_texts()]
     assert header in headers, headers
     return headers.index(header)
 
@@ -99,7 +100,10 @@ def test_the_registries_page_lists_the_demo_registry_with_counts_and_platforms(
         "linux/386",
         "windows/amd64",
     ]
-    expect(cells.nth(_column(table, "Last scan"))).to_contain_text("ago")
+    # One time format: relative, with the absolute time and its zone on hover.
+    expect(cells.nth(_column(table, "Last scan"))).to_have_text(re.compile(r"just now|ago"))
+    expect(cells.nth(_column(table, "Last scan")).locator("time")).to_have_attribute(
+        "title", re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$"))
     screenshot(page, "registries")
     _assert_console_clean(page)
 
@@ -190,7 +194,7 @@ def test_an_invalid_platform_filter_shows_an_error_by_the_field_and_no_server_er
     with page.expect_response(re.compile(r"/registries/demo/\?")) as answer:
         page.get_by_role("button", name="Filter").click()
     assert answer.value.status == 200
-    form = page.get_by_role("search")
+    form = page.locator("main").get_by_role("search")
     alert = form.get_by_role("alert")
     expect(alert).to_be_visible()
     expect(alert).to_contain_text("'linux' is not a platform")
@@ -275,7 +279,7 @@ def test_the_webapp_tag_page_shows_platforms_attestations_raw_manifest_and_comma
     _open(page, f"{live_server.url}/registries/demo/r/demo/webapp/")
     page.get_by_role("link", name="1.4", exact=True).click()
     expect(page).to_have_url(f"{live_server.url}/registries/demo/r/demo/webapp/t/1.4")
-    expect(page.get_by_role("heading", level=1)).to_contain_text("demo/webapp : 1.4")
+    expect(page.get_by_role("heading", level=1)).to_have_text("demo/webapp:1.4")
 
     facts = page.locator("dl.facts")
     expect(facts).to_contain_text("Index digest")
@@ -316,7 +320,7 @@ def test_the_webapp_tag_page_shows_platforms_attestations_raw_manifest_and_comma
     expect(same).to_have_text("Same digest as: latest")
     expect(same.get_by_role("link", name="latest")).to_have_attribute("href", "/registries/demo/r/demo/webapp/t/latest")
 
-    commands = page.locator("pre.cli")
+    commands = page.locator(".commands").last
     expect(commands).to_contain_text(f"docker buildx imagetools inspect {demo_registry_server.host}/demo/webapp:1.4")
     raw = page.locator("pre.raw")
     expect(raw).to_be_visible()
@@ -391,17 +395,17 @@ def test_the_coverage_matrix_marks_repositories_missing_arm64(page, login, live_
     for name in ("demo/legacy", "demo/cli"):
         cells = _row(table, name).locator("td")
         expect(cells.nth(1)).to_have_text("latest")
-        expect(cells.nth(arm64)).to_have_text("✗")
-        expect(cells.nth(amd64)).to_have_text("✓")
+        expect(cells.nth(arm64)).to_have_text("✗ missing")
+        expect(cells.nth(amd64)).to_have_text("✓ yes")
     for name in ("demo/webapp", "demo/tools", "username/arm64v8-test"):
-        expect(_row(table, name).locator("td").nth(arm64)).to_have_text("✓")
+        expect(_row(table, name).locator("td").nth(arm64)).to_have_text("✓ yes")
     # windows-app's list holds windows images only: both required linux platforms are missing.
     windows = _row(table, "demo/windows-app").locator("td")
-    expect(windows.nth(amd64)).to_have_text("✗")
-    expect(windows.nth(arm64)).to_have_text("✗")
-    expect(windows.nth(_column(table, "windows/amd64"))).to_have_text("✓")
-    # A platform that is neither required nor present is a blank cell, not a cross.
-    expect(_row(table, "demo/webapp").locator("td").nth(_column(table, "linux/arm/v6"))).to_have_text("")
+    expect(windows.nth(amd64)).to_have_text("✗ missing")
+    expect(windows.nth(arm64)).to_have_text("✗ missing")
+    expect(windows.nth(_column(table, "windows/amd64"))).to_have_text("✓ yes")
+    # A platform that is neither required nor present says so, and is not a cross.
+    expect(_row(table, "demo/webapp").locator("td").nth(_column(table, "linux/arm/v6"))).to_have_text("– no")
     screenshot(page, "coverage")
     _assert_console_clean(page)
 
@@ -420,7 +424,7 @@ def test_the_lacking_filter_shows_only_repositories_without_the_platform_and_exp
     expect(table.get_by_role("link", name="demo/webapp", exact=True)).to_have_count(0)
     arm64 = _column(table, "linux/arm64")
     for name in LACKING_ARM64:
-        expect(_row(table, name).locator("td").nth(arm64)).to_have_text("✗")
+        expect(_row(table, name).locator("td").nth(arm64)).to_have_text("✗ missing")
     screenshot(page, "coverage-lacking-linux-arm64")
 
     href = page.get_by_role("link", name="CSV", exact=True).get_attribute("href")

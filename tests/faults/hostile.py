@@ -10,11 +10,39 @@ http.server on 127.0.0.1 serves exactly:
     GET  /v2/<name>/tags/list                  the tags, with a Link header where a repository loops
     HEAD, GET /v2/<name>/manifests/<ref>       by tag or by digest
     HEAD, GET /v2/<name>/blobs/<digest>        configs and layers
-    any write                                  405 UNSUPPORTED
+    GET  /token                                a bearer token for USER:PASSWORD
+    the writes in `routes` (POST/PUT <path>)   uploads, for the cross-origin cases
+    any other write                            405 UNSUPPORTED
+
+Why each case needs this server and not a real Distribution: Distribution
+computes digests itself (so it cannot lie about them, nor serve md5, shake or
+lying sha512 digests), serves a manifest's `mediaType` as its Content-Type,
+refuses unparseable or oversized manifests at push (400 / 413), never hangs,
+resets, trickles or sends 5xx and 429 on cue, builds its own `Link` headers
+(no loops, never another origin), refuses repository and tag names outside
+the grammar (so it cannot list them, nor put script in a tag name or in its
+fixed error messages), refuses an index whose child digest breaks the
+grammar, and redirects only through its storage middleware (never to plain
+http on its own port, never an upload elsewhere). Content a real registry
+does serve as readily (script in annotations, impossible config dates,
+over-long config fields, a read-only registry) is pushed to one instead:
+tests/faults/test_real_registry_content.py.
 
 Each repository misbehaves in one way (its name says how) and also holds a
 correct tag `ok`; good repositories sit beside them. What a correct client
 must make of each is in `expected_errors` and `good`.
+
+A second origin (same host, another port: the origin is scheme, host and
+port) is the place a hostile registry points credentials at: pagination
+`Link`s, upload `Location`s, blob redirects and a moved token realm name it.
+It answers whatever a careless client would ask of it. Both origins record
+every request with its headers (`seen`), so a test can assert that no
+`Authorization` reached the second one. With `auth="basic"` or `"bearer"`
+the registry asks for credentials (USER, PASSWORD); its token realm is
+`realm` (by default `/token` on the registry's own origin). With `tls`, the
+registry's port speaks https, and plain http on the same port too (it peeks
+at the first byte), so a downgrade redirect to http://same-host:same-port is
+recorded if a client follows it.
 
 The server counts requests per path, every fault it actually sent (a fault is
 counted when the lying answer, the reset, the hang or the oversize stream
@@ -26,11 +54,14 @@ suite hang.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import socket
+import ssl
 import struct
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,6 +69,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 from registry.mediatypes import DOCKER_CONFIG, DOCKER_MANIFEST, OCI_CONFIG, OCI_INDEX, OCI_MANIFEST
+from tests.harness.tls import TlsFiles
 
 SCRIPT = "<script>alert(1)</script>"
 MiB = 1024 * 1024
@@ -46,6 +78,10 @@ MAX_STREAM_BYTES = 64 * MiB  # the longest "endless" body; a client that reads i
 STREAM_CHUNK = 64 * 1024
 ENDLESS_PAGES = 1000  # the "never-ending" tag list ends here, so a broken client still terminates
 UNKNOWN_TYPE = "application/vnd.example.thing+json"
+USER = "hostile-user"
+PASSWORD = "hostile-password-never-to-leave-its-origin"
+TOKEN = "hostile-bearer-token-never-to-leave-its-origin"
+TRICKLE_SECONDS = 0.5  # a trickling answer sends one byte this often
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 
 # Catalog entries that break the repository grammar (shared notes, registry-protocol §6).
@@ -82,6 +118,7 @@ class Reply:
     stream: int = 0  # instead of `body`, send this many filler bytes (bounded by MAX_STREAM_BYTES)
     declare_length: bool = True  # with `stream`: send Content-Length; else chunked, with no length
     times: int | None = None  # answer only the next `times` requests this way, then the next reply
+    trickle: str = ""  # "headers" or "body": send that part one byte every TRICKLE_SECONDS (bounded)
 
 
 Route = list[Reply] | Callable[[dict[str, list[str]]], Reply]
@@ -93,6 +130,22 @@ class StreamRecord:
     declared: int | None  # the Content-Length sent, if any
     sent: int = 0  # bytes of body written to the socket
     hung_up: bool = False  # the client closed the connection before the end
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One request as it reached a server: which origin, over which scheme, with which headers."""
+
+    origin: str  # "registry" or "other"
+    scheme: str
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]  # names lowercased
+
+    @property
+    def authorization(self) -> str:
+        return self.headers.get("authorization", "")
 
 
 @dataclass(frozen=True)
@@ -148,21 +201,36 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_HEAD = do_GET
 
-    def _refuse_write(self) -> None:
+    def _write(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         if length:
             self.rfile.read(length)
-        self.server.hostile._count(self.command, urlsplit(self.path).path)
-        self.server.hostile._send(self, Reply(405, {"Content-Type": "application/json"},
-                                              _error("UNSUPPORTED", "this registry is read-only")),
-                                  urlsplit(self.path).path)
+        self.server.hostile._answer(self)
 
-    do_POST = do_PUT = do_PATCH = do_DELETE = _refuse_write
+    do_POST = do_PUT = do_PATCH = do_DELETE = _write
 
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     hostile: HostileRegistry
+    origin: str = "registry"
+    tls: ssl.SSLContext | None = None
+
+    def finish_request(self, request, client_address) -> None:
+        """With TLS: https or plain http on one port, told apart by the first byte (0x16: a handshake)."""
+        if self.tls is not None:
+            request.settimeout(5)
+            try:
+                first = request.recv(1, socket.MSG_PEEK)
+            except OSError:
+                return
+            if first == b"\x16":
+                try:
+                    request = self.tls.wrap_socket(request, server_side=True)
+                except (OSError, ssl.SSLError):
+                    return
+            request.settimeout(None)
+        super().finish_request(request, client_address)
 
 
 class HostileRegistry:
@@ -171,51 +239,82 @@ class HostileRegistry:
     `catalog` limits the repositories the catalog lists (every route is served
     anyway). `hang_seconds` is how long slow/hang:stuck holds a request;
     `hang_times` makes it hang only the first N requests (None: every one).
+    `auth` is "", "basic" or "bearer"; `tls` serves https (and http) on the
+    registry's port. `other_routes` are the second origin's (`other_url`).
     """
 
     def __init__(self, *, catalog: list[str] | None = None, hang_seconds: float = 5.0,
-                 hang_times: int | None = None) -> None:
+                 hang_times: int | None = None, auth: str = "", tls: TlsFiles | None = None) -> None:
         self.routes: dict[str, Route] = {}
+        self.other_routes: dict[str, Route] = {}
         self.good: list[Good] = []
         self.expected_errors: dict[tuple[str, str], str] = {}  # (repository, tag or "") -> error code
         self.requests: Counter[str] = Counter()  # "METHOD /path" -> count
         self.faults: Counter[str] = Counter()  # fault -> answers actually sent
         self.streams: list[StreamRecord] = []
         self.escaped: list[str] = []  # paths outside /v2/
+        self.seen: list[Seen] = []  # every request on either origin, in order
+        self.auth = auth
+        self.token_reply: Reply | None = None  # instead of a token: what /token answers
         self._used: Counter[int] = Counter()  # id(reply) -> times used
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._hang_seconds = min(hang_seconds, MAX_HANG_SECONDS)
         self._hang_times = hang_times
         self._tags: dict[str, list[str]] = {}
+        self._httpd = _Server(("127.0.0.1", 0), _Handler)
+        self._httpd.hostile = self
+        port = self._httpd.server_address[1]
+        if tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(tls.cert_path, tls.key_path)
+            self._httpd.tls = context
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
+        self.plain_url = f"http://127.0.0.1:{port}"  # the same host and port, without TLS
+        self._other = _Server(("127.0.0.1", 0), _Handler)
+        self._other.hostile = self
+        self._other.origin = "other"
+        self.other_url = f"http://127.0.0.1:{self._other.server_address[1]}"
+        self.realm = f"{self.url}/token"
         self._build()
         self.catalog = list(catalog) if catalog is not None else list(self._tags) + list(BAD_NAMES)
         self.routes["/v2/"] = [Reply(200, {"Content-Type": "application/json"}, b"{}")]
         self.routes["/v2/_catalog"] = [Reply(
             200, {"Content-Type": "application/json"}, json.dumps({"repositories": self.catalog}).encode(),
             fault="names that break the grammar" if set(BAD_NAMES) & set(self.catalog) else None)]
-        self._httpd = _Server(("127.0.0.1", 0), _Handler)
-        self._httpd.hostile = self
-        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
+        self._threads = [threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+                         for server in (self._httpd, self._other)]
 
     # -- life --------------------------------------------------------------
 
     def start(self) -> HostileRegistry:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
         return self
 
     def stop(self) -> None:
         self._stopping.set()
-        if self._thread.is_alive():  # shutdown() waits for a serve_forever that was never started
-            self._httpd.shutdown()
-        self._httpd.server_close()
+        for server, thread in zip((self._httpd, self._other), self._threads, strict=True):
+            if thread.is_alive():  # shutdown() waits for a serve_forever that was never started
+                server.shutdown()
+            server.server_close()
 
     def __enter__(self) -> HostileRegistry:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def seen_by(self, origin: str) -> list[Seen]:
+        with self._lock:
+            return [seen for seen in self.seen if seen.origin == origin]
+
+    def link_catalog_to_other(self) -> None:
+        """The catalog's first page names its next page on the second origin."""
+        self.routes["/v2/_catalog"] = [Reply(
+            200, {"Content-Type": "application/json",
+                  "Link": f'<{self.other_url}/v2/_catalog?n=1000&last=good%2Fapp>; rel="next"'},
+            json.dumps({"repositories": ["good/app"]}).encode(), fault="catalog Link to another origin")]
 
     # -- figures -----------------------------------------------------------
 
@@ -333,7 +432,7 @@ class HostileRegistry:
         self._expect("bad/huge", "chunked", "TOO_LARGE")
 
         # Configs over their 8 MiB cap (declared, and chunked), one that is not JSON, one with an impossible date.
-        self._repository("bad/config", ["bad-created", "big", "big-chunked", "not-json", "ok", "overflow-created"])
+        self._repository("bad/config", ["big", "big-chunked", "not-json", "ok"])
         self._ok("bad/config")
         for tag, reply in (
             ("big", Reply(200, {"Content-Type": "application/octet-stream"}, stream=9 * MiB,
@@ -352,12 +451,9 @@ class HostileRegistry:
         self._blob("bad/config", garbage, Reply(200, {"Content-Type": "application/octet-stream"}, garbage,
                                                 fault="config is not JSON"))
         self._expect("bad/config", "not-json", "CONTENT_INVALID")
-        for tag, created in (("bad-created", "2024-13-45T99:99:99Z"), ("overflow-created", "0001-01-01T00:00:00+14:00")):
-            dated = self._image("bad/config", _Image(f"bad/config:{tag}", created=created), tag=tag)
-            self.routes[f"/v2/bad/config/blobs/{sha256(dated.config)}"][0].fault = "impossible creation date"
 
         # Fields longer than any real one: a platform, a media type, a digest (of a child that is gone), a config.
-        self._repository("bad/fields", ["long-config", "long-digest", "long-platform", "long-type", "ok"])
+        self._repository("bad/fields", ["long-digest", "long-platform", "long-type", "ok"])
         self._ok("bad/fields")
         child = self._image("bad/fields", _Image("bad/fields child"), tag=None)
         for tag, descriptor in (
@@ -368,10 +464,6 @@ class HostileRegistry:
             raw = _json({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [descriptor]})
             self._serve("bad/fields", raw, OCI_INDEX, tag=tag).fault = f"{tag.replace('-', ' ')} in an index"
             self._expect("bad/fields", tag, "MANIFEST_INVALID")
-        long_config = self._image("bad/fields", _Image("bad/fields:long-config", architecture="b" * 100),
-                                  tag="long-config", good=False)
-        self.routes[f"/v2/bad/fields/blobs/{sha256(long_config.config)}"][0].fault = "long architecture in a config"
-        self.good.append(Good("bad/fields", "long-config", long_config.digest, (), "image"))
 
         # Unknown media types.
         self._repository("bad/unknown-type", ["ok", "thing"])
@@ -466,19 +558,11 @@ class HostileRegistry:
         self._tags.pop("loop/endless")
         self._expect("loop/endless", "", "PAGINATION_LOOP")
 
-        # HTML and script in names, annotations and error messages.
+        # HTML and script in tag names and error messages (script in annotations is pushed to a real
+        # registry instead: tests/faults/test_real_registry_content.py).
         self._repository("html/app", ["err", "ok", *BAD_TAGS])
         self.routes["/v2/html/app/tags/list"][0].fault = "tag names that break the grammar"
-        amd64 = self._image("html/app", _Image("html/app amd64"), tag=None)
-        annotated = _json({
-            "schemaVersion": 2, "mediaType": OCI_INDEX,
-            "manifests": [amd64.descriptor(annotations={"org.opencontainers.image.title": SCRIPT})],
-            "annotations": {"org.opencontainers.image.description": f"<img src=x onerror=alert(1)> {SCRIPT}",
-                            SCRIPT: "a key too"},
-        })
-        reply = self._serve("html/app", annotated, OCI_INDEX, tag="ok")
-        reply.fault = "script in annotations"
-        self.good.append(Good("html/app", "ok", sha256(annotated), ("linux/amd64",), "index"))
+        self._ok("html/app")
         self._manifest("html/app", "err", Reply(
             400, json_type, _error("MANIFEST_INVALID", f"{SCRIPT} is not allowed here"), fault="script in an error"))
         self._expect("html/app", "err", "MANIFEST_INVALID")
@@ -489,16 +573,103 @@ class HostileRegistry:
             self._image(name, _Image(f"{name}:v1"), tag="v1", good=False)
             self._tags.pop(name)  # in the catalog (below), not among the repositories counted as real
 
+        # Digests in algorithms no client should trust: md5 (broken), shake_128 (no fixed length).
+        self._repository("bad/algorithm", ["md5", "ok", "shake"])
+        self._ok("bad/algorithm")
+        for tag, algorithm in (("md5", "md5"), ("shake", "shake_128")):
+            image = _Image(f"bad/algorithm:{tag}")
+            self._image("bad/algorithm", image, tag=None)
+            hexdigest = hashlib.new(algorithm, image.raw)
+            claimed = f"{algorithm}:" + (hexdigest.hexdigest(32) if algorithm.startswith("shake") else
+                                         hexdigest.hexdigest())
+            self._manifest("bad/algorithm", tag, Reply(
+                200, {"Content-Type": OCI_MANIFEST, "Docker-Content-Digest": claimed}, image.raw,
+                fault=f"{algorithm} digest"))
+            self._expect("bad/algorithm", tag, "DIGEST_UNSUPPORTED")
+        # Blobs by sha512: one true, one whose bytes are other bytes (served; no manifest names them).
+        self.sha512_blob = b"a blob addressed by sha512\n"
+        self.sha512_lie = b"bytes that are not the blob\n"
+        self.sha512_digest = "sha512:" + hashlib.sha512(self.sha512_blob).hexdigest()
+        self.sha512_lying_digest = "sha512:" + hashlib.sha512(b"the blob the registry claims").hexdigest()
+        self.routes[f"/v2/bad/algorithm/blobs/{self.sha512_digest}"] = [Reply(
+            200, {"Content-Type": "application/octet-stream"}, self.sha512_blob)]
+        self.routes[f"/v2/bad/algorithm/blobs/{self.sha512_lying_digest}"] = [Reply(
+            200, {"Content-Type": "application/octet-stream"}, self.sha512_lie,
+            fault="sha512 blob whose bytes are other bytes")]
+        # An upload session on the registry's own origin (relative Location), for blob copies.
+        self.routes["POST /v2/sink/app/blobs/uploads/"] = [Reply(
+            202, {"Location": "/v2/sink/app/blobs/uploads/session?state=1"})]
+        self.routes["PUT /v2/sink/app/blobs/uploads/session"] = [Reply(201, {"Location": "/v2/sink/app/blobs/x"})]
+
+        # -- credentials pointed at another origin (the second server, `other_url`) --
+        # A tag list whose next page is on the other origin.
+        self._repository("cross/link", ["a"])
+        self.routes["/v2/cross/link/tags/list"] = [Reply(
+            200, {**json_type, "Link": f'<{self.other_url}/v2/cross/link/tags/list?n=1000&last=a>; rel="next"'},
+            json.dumps({"name": "cross/link", "tags": ["a"]}).encode(), fault="tag list Link to another origin")]
+        self.other_routes["/v2/cross/link/tags/list"] = [Reply(
+            200, json_type, json.dumps({"name": "cross/link", "tags": ["b"]}).encode())]
+        self._expect("cross/link", "", "PAGINATION_CROSS_ORIGIN")
+        # Blobs redirected to the other origin (a CDN, or a thief): the image is good.
+        self._repository("cross/redirect", ["ok"])
+        redirected = self._image("cross/redirect", _Image("cross/redirect:ok"), tag="ok")
+        for data in (redirected.config, redirected.layer):
+            self._blob("cross/redirect", data, Reply(307, {"Location": f"{self.other_url}/cdn/{sha256(data)}"},
+                                                     fault="blob redirect to another origin"))
+            self.other_routes[f"/cdn/{sha256(data)}"] = [Reply(200, {"Content-Type": "application/octet-stream"},
+                                                               data)]
+        # An upload whose Location is on the other origin.
+        self.routes["POST /v2/cross/upload/blobs/uploads/"] = [Reply(
+            202, {"Location": f"{self.other_url}/upload/cross?state=1"}, fault="upload Location on another origin")]
+        self.other_routes["PUT /upload/cross"] = [Reply(201, {"Location": "/v2/cross/upload/blobs/x"})]
+        # A blob redirected from https to plain http on the same host and port (with `tls`).
+        self.downgraded = b"a blob behind a downgrade\n"
+        self.routes[f"/v2/cross/downgrade/blobs/{sha256(self.downgraded)}"] = [Reply(
+            307, {"Location": f"{self.plain_url}/plain/{sha256(self.downgraded)}"}, fault="redirect to plain http")]
+        self.routes[f"/plain/{sha256(self.downgraded)}"] = [Reply(
+            200, {"Content-Type": "application/octet-stream"}, self.downgraded)]
+
+        # -- bodies too big or too slow --
+        # A tag-list page that never ends, and an error body that never ends (retried as a 5xx is).
+        self._repository("huge/page", [])
+        self.routes["/v2/huge/page/tags/list"] = [Reply(200, json_type, stream=MAX_STREAM_BYTES, declare_length=False,
+                                                        fault="tag-list page over 8 MiB, chunked")]
+        self._expect("huge/page", "", "TOO_LARGE")
+        self._repository("huge/error", ["err", "ok"])
+        self._ok("huge/error")
+        self._manifest("huge/error", "err", Reply(500, {"Content-Type": "text/plain"}, stream=MAX_STREAM_BYTES,
+                                                  declare_length=False, fault="error body over 1 MiB, chunked"))
+        self._expect("huge/error", "err", "UNAVAILABLE")
+        # Answers trickled one byte every TRICKLE_SECONDS: the headers, or the body, of a manifest and of a
+        # tag list. Not in the default catalog: only a client's total deadline ends them, and the worker's
+        # (minutes) would hold a whole-registry scan; the tests use a short one.
+        self._repository("slow/trickle", ["body", "headers", "ok"])
+        self._ok("slow/trickle")
+        trickled = _Image("slow/trickle")
+        self._image("slow/trickle", trickled, tag=None)
+        for part in ("body", "headers"):
+            self._manifest("slow/trickle", part, Reply(
+                200, {"Content-Type": OCI_MANIFEST, "Docker-Content-Digest": trickled.digest}, trickled.raw,
+                trickle=part, fault=f"manifest {part} trickled"))
+            self._expect("slow/trickle", part, "DEADLINE")
+        self._tags.pop("slow/trickle")
+        self._repository("slow/trickle-list", ["a"])
+        self.routes["/v2/slow/trickle-list/tags/list"] = [Reply(
+            200, json_type, json.dumps({"name": "slow/trickle-list", "tags": ["a"] * 200}).encode(),
+            trickle="body", fault="tag list body trickled")]
+        self._expect("slow/trickle-list", "", "DEADLINE")
+        self._tags.pop("slow/trickle-list")
+
     # -- answering ---------------------------------------------------------
 
     def _count(self, method: str, path: str) -> None:
         with self._lock:
             self.requests[f"{method} {path}"] += 1
-            if not path.startswith("/v2/"):
+            if not path.startswith(("/v2/", "/token", "/plain/")):
                 self.escaped.append(path)
 
-    def _pick(self, path: str, query: dict[str, list[str]]) -> Reply | None:
-        route = self.routes.get(path)
+    def _pick(self, routes: dict[str, Route], key: str, query: dict[str, list[str]]) -> Reply | None:
+        route = routes.get(key)
         if route is None:
             return None
         if callable(route):
@@ -515,10 +686,53 @@ class HostileRegistry:
                 else "NAME_UNKNOWN")
         return Reply(404, {"Content-Type": "application/json"}, _error(code, "unknown to this registry"))
 
+    def _challenge(self, headers) -> Reply | None:
+        """A 401 unless the request carries the credentials `auth` asks for."""
+        given = headers.get("Authorization", "")
+        if self.auth == "basic":
+            if given == "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode():
+                return None
+            challenge = 'Basic realm="hostile"'
+        elif self.auth == "bearer":
+            if given == f"Bearer {TOKEN}":
+                return None
+            challenge = f'Bearer realm="{self.realm}",service="hostile"'
+        else:
+            return None
+        return Reply(401, {"Content-Type": "application/json", "WWW-Authenticate": challenge},
+                     _error("UNAUTHORIZED", "authentication required"))
+
+    def _token(self, headers) -> Reply:
+        if self.token_reply is not None:
+            return self.token_reply
+        if headers.get("Authorization", "") != "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode():
+            return Reply(401, {"Content-Type": "application/json"}, _error("UNAUTHORIZED", "bad credentials"))
+        return Reply(200, {"Content-Type": "application/json"},
+                     json.dumps({"token": TOKEN, "expires_in": 300}).encode())
+
     def _answer(self, handler: BaseHTTPRequestHandler) -> None:
         parts = urlsplit(handler.path)
+        origin = handler.server.origin
+        scheme = "https" if isinstance(handler.connection, ssl.SSLSocket) else "http"
+        with self._lock:
+            self.seen.append(Seen(origin, scheme, handler.command, parts.path, parts.query,
+                                  {k.lower(): v for k, v in handler.headers.items()}))
+        query = parse_qs(parts.query)
+        key = parts.path if handler.command in ("GET", "HEAD") else f"{handler.command} {parts.path}"
+        if origin == "other":
+            reply = (self._token(handler.headers) if parts.path == "/token" else None) \
+                or self._pick(self.other_routes, key, query) or self._not_found(parts.path)
+            self._send(handler, reply, parts.path)
+            return
         self._count(handler.command, parts.path)
-        reply = self._pick(parts.path, parse_qs(parts.query)) or self._not_found(parts.path)
+        if parts.path == "/token":
+            reply = self._token(handler.headers)
+        else:
+            reply = (self._challenge(handler.headers) if parts.path.startswith("/v2/") else None) \
+                or self._pick(self.routes, key, query)
+            if reply is None:
+                reply = self._not_found(parts.path) if handler.command in ("GET", "HEAD") else Reply(
+                    405, {"Content-Type": "application/json"}, _error("UNSUPPORTED", "this registry is read-only"))
         self._send(handler, reply, parts.path)
 
     def _note_fault(self, reply: Reply) -> None:
@@ -537,6 +751,9 @@ class HostileRegistry:
             handler.connection.close()
             handler.close_connection = True
             return
+        if reply.trickle:
+            self._trickle(handler, reply, path)
+            return
         handler.send_response(reply.status)
         for name, value in reply.headers.items():
             handler.send_header(name, value)
@@ -547,6 +764,31 @@ class HostileRegistry:
         handler.end_headers()
         if handler.command != "HEAD":  # a HEAD answer has headers only (RFC 9110, 9.3.2)
             handler.wfile.write(reply.body)
+
+    def _trickle(self, handler: BaseHTTPRequestHandler, reply: Reply, path: str) -> None:
+        """The answer one byte every TRICKLE_SECONDS, its headers or its body, for at most MAX_HANG_SECONDS.
+
+        No single read ever waits longer than TRICKLE_SECONDS, so a client's socket timeout never trips.
+        """
+        handler.close_connection = True
+        head = f"HTTP/1.1 {reply.status} OK\r\n" + "".join(f"{k}: {v}\r\n" for k, v in reply.headers.items())
+        head += f"X-Padding: {'p' * 200}\r\nContent-Length: {len(reply.body)}\r\n\r\n"
+        quick, slow = (head.encode(), reply.body) if reply.trickle == "body" else (b"HTTP/1.1 ", head.encode()[9:])
+        record = StreamRecord(path=path, declared=len(reply.body))
+        with self._lock:
+            self.streams.append(record)
+        started = time.monotonic()
+        try:
+            handler.wfile.write(quick)
+            handler.wfile.flush()
+            for index in range(len(slow)):
+                if self._stopping.wait(TRICKLE_SECONDS) or time.monotonic() - started > MAX_HANG_SECONDS:
+                    return
+                handler.wfile.write(slow[index : index + 1])
+                handler.wfile.flush()
+                record.sent += 1
+        except OSError:
+            record.hung_up = True
 
     def _stream(self, handler: BaseHTTPRequestHandler, reply: Reply, path: str) -> None:
         """Filler bytes, counted as they leave; stops when the client hangs up, at the bound, or on stop()."""

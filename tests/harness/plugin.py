@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import secrets
 import tempfile
 
 from cryptography.fernet import Fernet
@@ -25,7 +26,10 @@ REDIS_PORT = free_port()
 os.environ["REDIS_URL"] = f"redis://127.0.0.1:{REDIS_PORT}/0"
 os.environ.setdefault("TEST_DATABASE_NAME", os.path.join(SESSION_DIR, "test.sqlite3"))
 os.environ["CREDENTIALS_KEY"] = Fernet.generate_key().decode()
-os.environ["WEBHOOK_TOKEN"] = "test-webhook-token"
+# No global webhook token: each registry has its own (tests set WEBHOOK_TOKEN where they test it).
+os.environ.pop("WEBHOOK_TOKEN", None)
+# DEBUG off and no SECRET_KEY refuses to start: a key of this session, shared with the workers.
+os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
 # Email channels, in the workers too, send to the tests' SMTP server (tests/harness/receivers.py).
 SMTP_PORT = free_port()
 os.environ["EMAIL_HOST"] = "127.0.0.1"

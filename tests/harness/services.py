@@ -41,6 +41,9 @@ class RunningRegistry:
     process: subprocess.Popen | None = None
     token_server: TokenServer | None = None
     notify_url: str = ""
+    # The bearer token Distribution sends with each notification: the
+    # dashboard registry's own webhook token (Registry.webhook_token_rotate).
+    notify_token: str = ""
     # Distribution always writes its access log (a line per request) on stdout;
     # "warn" leaves only that and real warnings (the benchmark counts requests).
     log_level: str = "info"
@@ -101,7 +104,7 @@ class RunningRegistry:
                       f"    issuer: {ISSUER}", f"    rootcertbundle: {self.token_server.cert_path}"]
         if self.notify_url:
             lines += ["notifications:", "  endpoints:", "    - name: dashboard", f"      url: {self.notify_url}",
-                      "      headers:", "        Authorization: [Bearer test-webhook-token]",
+                      "      headers:", f"        Authorization: [Bearer {self.notify_token}]",
                       "      timeout: 2s", "      threshold: 3", "      backoff: 1s"]
         self.config_path.write_text("\n".join(lines) + "\n")
 

@@ -55,6 +55,7 @@ class TokenServer:
         self.lifetime = lifetime
         self._key, self._der, self.cert_path = _certificate(folder)
         self.requests: list[dict] = []
+        self.issued: list[str] = []  # every token handed out, for tests that check none is logged
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -125,4 +126,6 @@ class TokenServer:
         claims = {"iss": ISSUER, "sub": user, "aud": service or self.service, "exp": now + self.lifetime,
                   "nbf": now - 10, "iat": now, "jti": secrets.token_hex(8), "access": self._grant(user, scopes)}
         headers = {"x5c": [base64.b64encode(self._der).decode()]}
-        return jwt.encode(claims, self._key, algorithm="ES256", headers=headers)
+        token = jwt.encode(claims, self._key, algorithm="ES256", headers=headers)
+        self.issued.append(token)
+        return token

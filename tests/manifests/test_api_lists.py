@@ -28,7 +28,7 @@ def _scanned(running, name: str = "api") -> Registry:
 def _pusher() -> tuple[User, str]:
     user = User.objects.create_user("ci")
     user.user_permissions.add(Permission.objects.get(codename="push_registry"))
-    _, key = ApiToken.issue(user)
+    _, key = ApiToken.issue(user, scope=ApiToken.SCOPE_PUSH)
     return user, key
 
 
@@ -118,7 +118,7 @@ def test_the_inventory_plan_has_the_bytes_the_registry_plan_has(fresh_registry, 
 def test_a_viewer_may_not_push_and_a_session_post_needs_csrf(canonical, client):
     registry = _scanned(canonical)
     viewer = User.objects.create_user("viewer")
-    _, key = ApiToken.issue(viewer)
+    _, key = ApiToken.issue(viewer, scope=ApiToken.SCOPE_PUSH)  # the user, not the key, is refused
     body = {"registry": registry.name, "target": "username/test:latest",
             "sources": [{"reference": "username/x8664-test:latest"}]}
     assert _post(client, key, body).status_code == 403

@@ -82,8 +82,13 @@ def test_parallel_scans_and_pushes_on_two_workers_lose_and_double_nothing(
     failed = [(j.kind, j.target, j.error) for j in jobs if j.status != Job.STATUS_SUCCEEDED]
     assert not failed, (failed, _tracebacks(celery_worker.log(), second.log()))
     assert {j.kind for j in jobs} == {"scan", "push"}
-    # Both workers took part (otherwise nothing ran in parallel across processes).
+    # Both workers took part (otherwise nothing ran in parallel across processes)...
     assert "succeeded in" in second.log(), second.log()[-3000:]
+    assert {j.worker.partition("@")[0] for j in jobs} == {"w1", "w2"}, [(j.kind, j.worker) for j in jobs]
+    # ...at the same time: a job of one worker ran while a job of the other did.
+    overlapping = [(a.pk, b.pk) for a in jobs for b in jobs if a.worker != b.worker
+                   and a.started_at < b.finished_at and b.started_at < a.finished_at]
+    assert overlapping, [(j.kind, j.worker, j.started_at, j.finished_at) for j in jobs]
 
     # No duplicate rows.
     assert not _duplicates(Tag, "repository", "name")
@@ -135,19 +140,36 @@ def test_two_writers_of_one_repository_do_not_lose_each_others_tag_count(fresh_r
         image_push(client, repository="race/count", tag="b", platform=Platform("linux", "arm64", "v8"))
     registry = Registry.objects.create(name="race", url=running.url, insecure=True)
     Repository.objects.create(registry=registry, name="race/count")
-    # Both writers have counted before either writes its count: unless the second
-    # is held back until the first commits (then the first waits here in vain).
+    # First, both writers have read their tag from the registry before either
+    # writes: the two are in flight together (this must happen, or the test
+    # proves nothing). Then both would count before either writes its count,
+    # unless the second is held back until the first commits (the first then
+    # waits here in vain: that wait is expected to break).
+    both_fetched = threading.Barrier(2, timeout=20)
+    overlapped: list[str] = []
     both_counted = threading.Barrier(2, timeout=3)
-    save = Repository.save
+    counted: list[str] = []
+    fetch, save = scan.tag_fetch, Repository.save
+
+    def fetch_then_wait_for_the_other(client, repository, tag, **kwargs):
+        fetched = fetch(client, repository, tag, **kwargs)
+        try:
+            both_fetched.wait()
+            overlapped.append(tag)
+        except threading.BrokenBarrierError:
+            pass  # asserted below: `overlapped` misses this writer
+        return fetched
 
     def save_after_both_counted(self, *args, **kwargs):
         if "tag_count" in (kwargs.get("update_fields") or ()):
+            counted.append(str(self.tag_count))
             try:
                 both_counted.wait()
             except threading.BrokenBarrierError:
-                pass
+                pass  # the fix: the other writer is waiting for our lock, not counting beside us
         return save(self, *args, **kwargs)
 
+    monkeypatch.setattr(scan, "tag_fetch", fetch_then_wait_for_the_other)
     monkeypatch.setattr(Repository, "save", save_after_both_counted)
     crashed: list[str] = []
 
@@ -167,6 +189,8 @@ def test_two_writers_of_one_repository_do_not_lose_each_others_tag_count(fresh_r
     for thread in threads:
         thread.join(30)
     assert not crashed
+    assert sorted(overlapped) == ["a", "b"], "the two writers never ran at the same time"
+    assert len(counted) == 2, counted
     repository = Repository.objects.get(name="race/count")
     assert repository.tags.count() == 2
     assert repository.tag_count == 2
@@ -181,8 +205,10 @@ def test_a_scan_with_an_older_listing_keeps_what_a_push_recorded_meanwhile(fresh
         image_push(client, repository="race/old", tag="v1", platform=Platform("linux", "amd64"))
     registry = Registry.objects.create(name="race", url=running.url, insecure=True)
     tags = RegistryClient.tags
+    pushed_meanwhile: list[str] = []
 
     def push_meanwhile(repository: str, tag: str) -> None:
+        pushed_meanwhile.append(f"{repository}:{tag}")
         with running.client() as client:
             image_push(client, repository=repository, tag=tag, platform=Platform("linux", "arm64", "v8"))
             scan.repository_scan(client=client, registry=registry, name=repository, only_tags=[tag],
@@ -201,6 +227,7 @@ def test_a_scan_with_an_older_listing_keeps_what_a_push_recorded_meanwhile(fresh
     job.refresh_from_db()
 
     assert job.status == "succeeded", job.error
+    assert pushed_meanwhile == ["race/old:v2", "race/new:v1"]  # the interleaving happened
     stored = set(Tag.objects.values_list("repository__name", "name"))
     assert stored == {("race/old", "v1"), ("race/old", "v2"), ("race/new", "v1")}
     assert Repository.objects.get(name="race/old").tag_count == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 
@@ -11,6 +12,7 @@ from manifests.models import PushRecord, Registry
 from manifests.services.assemble import SourceSpec
 from manifests.services.push import push_job_create
 from registry.platform import Platform
+from tests.harness.secrets import assert_never_logged
 
 
 def _registry_row(running) -> Registry:
@@ -25,8 +27,9 @@ def _registry_row(running) -> Registry:
 
 @pytest.mark.django_db(transaction=True)
 def test_it_assembles_a_list_from_two_repositories_and_skopeo_pulls_each_platform(
-    any_registry, celery_worker, wait_job, skopeo, tmp_path
+    any_registry, celery_worker, wait_job, skopeo, tmp_path, caplog
 ):
+    caplog.set_level(logging.DEBUG)
     with any_registry.client() as client:
         image_push(client, repository="username/x8664-test", tag="latest", platform=Platform("linux", "amd64"))
         image_push(client, repository="username/arm64v8-test", tag="latest",
@@ -55,4 +58,7 @@ def test_it_assembles_a_list_from_two_repositories_and_skopeo_pulls_each_platfor
         assert len(index["manifests"]) == 1
     record = PushRecord.objects.get(job=job)
     assert record.new_digest == job.digest
+    assert record.verified is True and record.verify_error == ""
+    # Credentials never reach a log: the worker's (INFO, as it runs) nor this process's, at any level.
+    assert_never_logged(any_registry, celery_worker.log(), caplog.text, also=(registry.secret_encrypted,))
     assert job.digest == "sha256:" + __import__("hashlib").sha256(raw.encode()).hexdigest()

@@ -141,7 +141,11 @@ def test_check_children_from_the_tag_page_queues_a_verifying_scan(seeded, client
     sent = []
     monkeypatch.setattr(queue, "queue_available", lambda: True)
     monkeypatch.setattr(scan.queue, "job_enqueue", lambda *, task, job: sent.append(job))
-    client.force_login(django_user_model.objects.create_user("viewer"))
+    from django.contrib.auth.models import Group
+
+    pusher = django_user_model.objects.create_user("pusher")
+    pusher.groups.add(Group.objects.get(name="pusher"))  # a viewer may not start registry work
+    client.force_login(pusher)
     page = client.get("/registries/demo/r/demo/webapp/t/1.4").content.decode()
     assert "Check children" in page
     assert "Check children" not in client.get("/registries/demo/r/username/x8664-test/t/latest").content.decode()

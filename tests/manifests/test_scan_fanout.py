@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import datetime
+import logging
 
 import pytest
 from django.utils import timezone
 
+from manifests.demo import image_push
 from manifests.management.commands.seed_demo import seed
 from manifests.models import Job, Registry, Repository, ScanPart, Tag
 from manifests.services.scan import scan_enqueue, scan_part_run
+from registry.platform import Platform
+from tests.harness.secrets import assert_never_logged
 
 
 @pytest.mark.django_db(transaction=True)
@@ -55,3 +59,49 @@ def test_a_redelivered_repository_task_counts_once(fresh_registry):
     job.refresh_from_db()
     assert job.status == "succeeded" and job.result["repositories"] == 2
     assert job.result["tags"] == 3
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("mode", ["basic", "token"])
+def test_a_scan_on_the_worker_never_logs_the_registry_credentials(fresh_registry, celery_worker, wait_job, caplog,
+                                                                  mode):
+    caplog.set_level(logging.DEBUG)
+    running = fresh_registry(mode)
+    with running.client() as client:
+        image_push(client, repository="logged/app", tag="v1", platform=Platform("linux", "amd64"))
+    username, password = running.credentials()
+    registry = Registry(name=f"logged-{mode}", url=running.url, insecure=True, auth=Registry.AUTH_BASIC,
+                        username=username)
+    registry.set_secret(password)
+    registry.save()
+    job = wait_job(scan_enqueue(registry=registry).pk)
+    assert job.status == Job.STATUS_SUCCEEDED and job.result["tags"] == 1, job.error
+    assert job.worker.startswith("w1@")
+    # The worker's log (INFO, as it runs) and this process's, at any level.
+    assert_never_logged(running, celery_worker.log(), caplog.text, also=(registry.secret_encrypted,))
+
+
+@pytest.mark.django_db
+def test_a_repository_part_that_cannot_be_recorded_fails_the_scan_instead_of_leaving_it_running(
+        registry_anonymous, monkeypatch):
+    """The last part's close meets a database error: the job ends failed, with a
+    message, instead of waiting forever for a part that was never counted. The
+    error is injected at the close (a narrow error path no real database gives on demand)."""
+    from django.db import OperationalError
+
+    from manifests.services import scan
+
+    with registry_anonymous.client() as client:
+        image_push(client, repository="close/app", tag="v1", platform=Platform("linux", "amd64"))
+    registry = Registry.objects.create(name="close", url=registry_anonymous.url, insecure=True)
+    job = Job.objects.create(kind="scan", registry=registry, target="close", status="running", attempts=1,
+                             params={"names": ["close/app"], "started": "2026-01-01T00:00:00+00:00"})
+
+    def close_fails(job: Job) -> None:
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr(scan, "_scan_close", close_fails)
+    scan_part_run(job_id=job.pk, name="close/app")
+    job.refresh_from_db()
+    assert job.status == Job.STATUS_FAILED
+    assert job.error == "recording the scan of close/app failed: database error (OperationalError): see the worker log"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -14,6 +16,7 @@ from registry.mediatypes import OCI_INDEX
 from registry.platform import Platform
 from tests.harness.ports import free_port
 from tests.harness.services import NARROW_USER
+from tests.harness.throttle import ThrottledProxy
 
 AMD64 = Platform("linux", "amd64")
 ARM64 = Platform("linux", "arm64", "v8")
@@ -242,3 +245,26 @@ def test_plain_http_needs_the_insecure_flag():
     with pytest.raises(errors.RequestInvalid) as caught:
         RegistryClient("http://127.0.0.1:5999")
     assert caught.value.code == "INSECURE_NOT_ALLOWED"
+
+
+def test_a_blob_copy_may_outlast_the_request_deadline_while_its_bytes_keep_coming(fresh_registry):
+    """The deadline stops a trickle, not a real copy: each byte read extends it a little.
+
+    Through a proxy pacing 1 MiB/s, copying a layer of over 1.5 MiB takes more than the 1 s
+    deadline; at the minimum rate (64 KiB/s) its bytes earn over 24 s more.
+    """
+    running = fresh_registry("anonymous")
+    with running.client() as client:
+        pushed = image_push(client, repository="slow/src", tag="v1", platform=AMD64,
+                            content=os.urandom(2 * 1024 * 1024).hex())  # hex: gzip halves it, no more
+    proxy = ThrottledProxy(running.port, bytes_per_second=1024 * 1024).start()
+    try:
+        with RegistryClient(proxy.url, insecure=True, deadline=1) as client:
+            layer = max(client.get_manifest("slow/src", pushed.digest).layers, key=lambda blob: blob.size)
+            assert layer.size > 1.5 * 1024 * 1024, layer.size
+            started = time.monotonic()
+            assert client.stream_blob("slow/src", "slow/dst", layer.digest, layer.size) == layer.size
+            assert time.monotonic() - started > 1  # longer than the deadline, and finished
+            assert client.blob_exists("slow/dst", layer.digest)
+    finally:
+        proxy.stop()

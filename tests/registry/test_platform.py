@@ -423,7 +423,7 @@ _ALIAS_ARCHES = [
     "riscv64",
 ]
 _VARIANTS = ["", "1", "v1", "5", "6", "7", "8", "9", "v5", "v6", "v7", "v8", "v8.0", "9.0", "v9", "v9.0", "v2"]
-tokens = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789._-", min_size=1, max_size=10)
+tokens = st.from_regex(r"[a-z0-9][a-z0-9._-]{0,9}", fullmatch=True)  # the token grammar
 oses = st.one_of(st.sampled_from(["linux", "windows", "darwin", "macos", "freebsd", "unknown"]), tokens)
 arches = st.one_of(st.sampled_from(_ALIAS_ARCHES), tokens)
 variants = st.one_of(st.sampled_from(_VARIANTS), tokens)

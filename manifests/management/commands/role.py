@@ -4,15 +4,16 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 
-ROLES = ("viewer", "pusher", "admin")
+from manifests.roles import ROLES, roles_ensure
 
 
 class Command(BaseCommand):
-    help = "Give a user one role: viewer (read), pusher (assemble and push), admin (registries and users)."
+    help = ("Give a user one role: viewer (read), pusher (assemble, push, start scans and checks), "
+            "admin (also registries and users).")
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("username")
-        parser.add_argument("role", choices=ROLES)
+        parser.add_argument("role", choices=list(ROLES))
         parser.add_argument("--create", action="store_true", help="create the user (no password: set one with "
                                                                    "changepassword, or use API tokens)")
 
@@ -23,6 +24,9 @@ class Command(BaseCommand):
             if not create:
                 raise CommandError(f"no user {username!r} (use --create)")
             user = model.objects.create_user(username)
+        # The groups carry exactly the permissions of manifests.roles, even in a
+        # database whose groups were changed by hand or made by an older release.
+        roles_ensure()
         user.groups.remove(*Group.objects.filter(name__in=ROLES))
         user.groups.add(Group.objects.get(name=role))
         user.is_staff = role == "admin"

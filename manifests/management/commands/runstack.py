@@ -94,23 +94,26 @@ class Command(BaseCommand):
             raise CommandError(f"port {registry_port} is taken; set DEMO_REGISTRY_PORT to a free port")
         folder = VAR / "demo-registry"
         (folder / "data").mkdir(parents=True, exist_ok=True)
-        webhook = settings.WEBHOOK_TOKEN or ""
+        # The demo registry's own webhook token (var/webhook.key, made by `make
+        # run`), set on its row once seed_demo has registered it.
+        webhook_key = VAR / "webhook.key"
+        webhook = webhook_key.read_text().strip() if webhook_key.exists() else secrets.token_urlsafe(24)
         config = [
             "version: 0.1", "log:", "  level: info", "  formatter: text",
             "storage:", "  filesystem:", f"    rootdirectory: {folder / 'data'}", "  delete:", "    enabled: true",
             "http:", f"  addr: 127.0.0.1:{registry_port}", f"  secret: {secrets.token_hex(16)}",
+            "notifications:", "  endpoints:", "    - name: dashboard",
+            f"      url: http://127.0.0.1:{port}/hooks/registry/demo",
+            "      headers:", f"        Authorization: [Bearer {webhook}]",
+            "      timeout: 2s", "      threshold: 5", "      backoff: 2s",
         ]
-        if webhook:
-            config += ["notifications:", "  endpoints:", "    - name: dashboard",
-                       f"      url: http://127.0.0.1:{port}/hooks/registry/demo",
-                       "      headers:", f"        Authorization: [Bearer {webhook}]",
-                       "      timeout: 2s", "      threshold: 5", "      backoff: 2s"]
         (folder / "config.yml").write_text("\n".join(config) + "\n")
         process = self._spawn("registry", ["docker-registry", "serve", str(folder / "config.yml")])
         _wait(registry_port, process, "docker-registry")
         registry_url = f"http://127.0.0.1:{registry_port}"
         self.stdout.write(f"registry: demo Docker Distribution on {registry_url}")
         call_command("seed_demo", registry_url, "--insecure", "--name", "demo")
+        Registry.objects.get(name="demo").webhook_token_set(webhook)
 
         password = self._admin()
         python = sys.executable
