@@ -30,12 +30,16 @@ def repository_unique_bytes(repository) -> int:
 
 
 @register.simple_tag
-def tag_referrers(tag) -> list[dict]:
-    """What is attached to a tag's manifest and to each of its platforms; [] when nothing is."""
+def tag_referrers(tag, sizes=None) -> list[dict]:
+    """What is attached to a tag's manifest and to each of its platforms; [] when nothing is.
+
+    `sizes` (from `tag_download_sizes`) already names the platforms' digests: given, they are not read again.
+    """
     from ..models import Referrer, TagPlatform
 
-    rows = [("", tag.digest)] + [(p, d) for p, d in TagPlatform.objects.filter(tag=tag).values_list(
-        "platform", "digest") if d != tag.digest]
+    platforms = ([(entry.platform, entry.digest) for entry in sizes.platforms] if sizes is not None else
+                 TagPlatform.objects.filter(tag=tag).values_list("platform", "digest"))
+    rows = [("", tag.digest)] + [(p, d) for p, d in platforms if d != tag.digest]
     attached: dict[str, list] = {}
     for referrer in Referrer.objects.filter(repository_id=tag.repository_id, subject__in=[d for _, d in rows]):
         attached.setdefault(referrer.subject, []).append(referrer)
