@@ -243,6 +243,34 @@ REGISTRY_TIMEOUT_SECONDS = env_int("REGISTRY_TIMEOUT_SECONDS", 15)
 REGISTRY_DEADLINE_SECONDS = env_int("REGISTRY_DEADLINE_SECONDS", 300)
 REGISTRY_CONCURRENCY = env_int("REGISTRY_CONCURRENCY", 4)
 
+# Whole-registry scans HEAD the children of lists not checked for this long
+# (one HEAD per distinct child), so a child deleted under a list is noticed.
+CHILDREN_CHECK_SECONDS = env_int("CHILDREN_CHECK_SECONDS", 86400)
+# At most this many lists per repository get their children checked in one scan.
+CHILDREN_CHECK_LISTS = env_int("CHILDREN_CHECK_LISTS", 200)
+
+# Ask the OCI 1.1 referrers API about manifests a scan sees for the first time
+# (a request each; off by default: Distribution 2.8 serves no such API, and the
+# referrers tag schema and cosign's tags cost nothing beyond the tag listing).
+REFERRERS_API = env_bool("REFERRERS_API", False)
+
+# Notifications: links in events point at SITE_URL; each attempt has a
+# timeout; a delivery is given up after NOTIFY_MAX_ATTEMPTS (with backoff).
+SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000")
+NOTIFY_TIMEOUT_SECONDS = env_int("NOTIFY_TIMEOUT_SECONDS", 10)
+NOTIFY_MAX_ATTEMPTS = env_int("NOTIFY_MAX_ATTEMPTS", 8)
+
+# Email channels send through SMTP with Django's settings.
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_secret("EMAIL_HOST_PASSWORD") or ""
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "manifest-dashboard@localhost")
+
+
 # Docker Distribution's notifications authenticate with the registry's own
 # token (`webhook_token NAME`, or the registry's page). WEBHOOK_TOKEN, a token
 # accepted for every registry, only when a deployment sets it explicitly.

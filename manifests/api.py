@@ -37,6 +37,7 @@ from .services.inventory import InventoryClient, tag_digest_now
 from .services.push import push_job_create
 from .services.queue import QueueUnavailable
 from .services.scan import MAX_DEPTH
+from .services.sizes import UNCOMPRESSED_NOTE, tag_sizes
 
 PAGE_SIZE = 100
 # What POST /api/v1/lists reads: a list of 256 sources is far more than any
@@ -271,7 +272,13 @@ def tag_detail(request: HttpRequest, name: str, repository: str, tag: str) -> Js
     elif manifest is not None and manifest.platform:
         # An artifact (a Helm chart, a signature) has no platform: not one named "".
         platforms = [_image_entry(tag_row, manifest)]
+    sizes = tag_sizes(tag=tag_row)
+    for entry in platforms:  # `size` stays the descriptor's; the download is config plus layers
+        found = next((s for s in sizes.platforms if s.digest == entry["digest"]), None)
+        entry["download_size"] = found.compressed if found else None
+        entry["uncompressed_size"] = None  # image configs state none (services.sizes)
     return JsonResponse({
+        "sizes": {"shared": sizes.shared, "unique": sizes.unique_total, "uncompressed": UNCOMPRESSED_NOTE},
         "repository": repository_row.name, "tag": tag_row.name, "digest": tag_row.digest,
         "media_type": tag_row.media_type, "kind": tag_row.kind,
         "artifact_type": manifest.artifact_type if manifest is not None else "", "platforms": platforms,
@@ -304,12 +311,13 @@ def coverage(request: HttpRequest) -> JsonResponse:
         newest = newest_parse(request.GET.get("newest"))
     except NewestInvalid as exc:
         raise _ApiError(400, str(exc), field="newest") from None
-    repositories = list(coverage_rows(registry=registry, pattern=pattern, lacking=lacking, newest=newest))
+    repositories = list(coverage_rows(registry=registry, pattern=pattern, lacking=lacking, newest=newest,
+                                      unsigned=request.GET.get("unsigned") == "1"))
     rows = coverage_materialize(repositories, required=required, newest=newest, pattern=pattern, lacking=lacking)
     return JsonResponse({
         "required": required,
         "rows": [{"repository": row.repository, "tag": row.tag, "digest": row.digest, "platforms": row.platforms,
-                  "missing": row.missing} for row in rows],
+                  "missing": row.missing, "signed": row.signed} for row in rows],
     })
 
 

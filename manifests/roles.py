@@ -1,7 +1,8 @@
 """The three roles as groups, in one place: the migrations and the `role` command set them up from here.
 
 viewer reads; pusher assembles, pushes and starts registry work (scans,
-registry checks, child checks); admin also manages registries and users.
+registry checks, child checks); admin also manages registries, users and
+notification channels.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ ROLES: dict[str, list[tuple[str, str]]] = {
     "pusher": [PUSH, SCAN],
     "admin": [PUSH, SCAN, ("manifests", "add_registry"), ("manifests", "change_registry"),
               ("manifests", "delete_registry"), ("manifests", "view_apitoken"), ("manifests", "change_apitoken"),
+              ("manifests", "add_channel"), ("manifests", "change_channel"), ("manifests", "delete_channel"),
+              ("manifests", "view_channel"),
               ("auth", "add_user"), ("auth", "change_user"),
               ("auth", "delete_user"), ("auth", "view_user")],
 }

@@ -76,3 +76,14 @@ def promotion_run(self, job_id: int) -> None:
         promote.promotion_job_run(job_id=job_id, worker=self.request.hostname or "")
     except JobBusy as busy:
         raise self.retry(countdown=busy.retry_in, max_retries=None) from None
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
+def deliver_run(self, delivery_id: int) -> None:
+    """Send one notification; the service bounds the attempts (NOTIFY_MAX_ATTEMPTS) and records each."""
+    from .services import notify
+
+    try:
+        notify.delivery_send(delivery_id=delivery_id)
+    except notify.DeliveryRetry as retry:  # this attempt failed and another is due: come back after the backoff
+        raise self.retry(countdown=retry.retry_in, max_retries=None) from None

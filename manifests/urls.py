@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import include, path, re_path
 
-from . import rules_views, views
+from . import rules_views, views, watch_views
 
 urlpatterns = [
     path("healthz", views.health, name="manifests-health"),
@@ -27,6 +27,7 @@ urlpatterns = [
             name="manifests-tag-list"),
     path("search", views.search, name="manifests-search"),
     path("coverage", views.coverage_matrix, name="manifests-coverage"),
+    path("coverage/history", watch_views.coverage_history_page, name="manifests-coverage-history"),
     path("build/", views.builder_page, name="manifests-builder"),
     path("build/candidates", views.builder_candidates, name="manifests-builder-candidates"),
     path("build/preview", views.builder_preview, name="manifests-builder-preview"),
@@ -41,6 +42,10 @@ urlpatterns = [
     path("rules/<int:rule_id>/delete", rules_views.rule_delete, name="manifests-rule-delete"),
     path("rules/<int:rule_id>/rule.yaml", rules_views.rule_export, name="manifests-rule-export"),
     path("promote/", rules_views.promotion_page, name="manifests-promotion"),
+    path("events/", watch_views.event_list, name="manifests-event-list"),
+    path("channels/", watch_views.channel_list, name="manifests-channel-list"),
+    path("channels/<int:channel_id>/test", watch_views.channel_test, name="manifests-channel-test"),
+    path("channels/<int:channel_id>/delete", watch_views.channel_delete, name="manifests-channel-delete"),
     path("jobs/", views.job_list, name="manifests-job-list"),
     path("jobs/<int:job_id>/", views.job_detail, name="manifests-job-detail"),
 ]

@@ -32,9 +32,10 @@ from registry.platform import Platform, platform_sort_key
 
 from .forms import RegistryForm
 from .models import Job, Manifest, ManifestChild, PushRecord, Registry, Repository, Tag, WebhookEvent
-from .services import builder, coverage, push, queue, registries
+from .services import builder, coverage, push, queue, registries, signatures
 from .services.assemble import SourceSpec
 from .services.scan import scan_enqueue
+from .services.sizes import coverage_sizes
 
 PAGE_SIZE = 50
 # Event ids are remembered this long: Distribution's retries come within minutes.
@@ -271,7 +272,8 @@ def tag_list(request: HttpRequest, name: str, repository: str) -> HttpResponse:
     repo = _repository_or_404(registry, repository)
     platform, platform_error = _platform_filter(request)
     query = request.GET.get("q", "").strip()
-    tags = repo.tags.annotate(artifact_type=F("manifest__artifact_type"))  # shown instead of platforms
+    tags = repo.tags.exclude(name__regex=coverage.REFERRER_TAG_REGEX).annotate(
+        artifact_type=F("manifest__artifact_type"))  # shown instead of platforms
     if platform:
         tags = tags.filter(platform_rows__platform=platform).distinct()
     if query:
@@ -289,6 +291,9 @@ def tag_list(request: HttpRequest, name: str, repository: str) -> HttpResponse:
             groups[-1]["tags"].append(tag)
         else:
             groups.append({"digest": tag.digest, "tags": [tag], "first": tag})
+    attached = signatures.signed_platforms(repository=repo, digests=[g["digest"] for g in groups])
+    for group in groups:
+        group["attached"] = sorted({r.kind for r in attached.get(group["digest"], [])})
     return _render(request, "manifests/tag_list.html", {
         "registry": registry, "repository": repo, "page": page, "groups": groups, "query": query,
         "platform": request.GET.get("platform", ""), "platform_error": platform_error})
@@ -357,7 +362,8 @@ def _coverage_context(request: HttpRequest) -> dict:
     every = chosen == ALL_REGISTRIES and bool(registries)
     context: dict = {"registries": registries, "registry": registry, "errors": {}, "all_registries": every,
                      "pattern": request.GET.get("tag", "").strip(), "search": request.GET.get("q", "").strip(),
-                     "require_text": request.GET.get("require", ""), "lacking_text": request.GET.get("lacking", "")}
+                     "require_text": request.GET.get("require", ""), "lacking_text": request.GET.get("lacking", ""),
+                     "unsigned": request.GET.get("unsigned") == "1"}
     if registry is None and not every:
         return context
     # All registries: each keeps its own required platforms unless the form names some.
@@ -389,7 +395,8 @@ def _coverage_context(request: HttpRequest) -> dict:
         context["errors"]["newest"] = str(exc)
         newest = 1
     repositories = coverage.coverage_rows(registry=registry, pattern=pattern,
-                                          lacking=lacking, search=context["search"], newest=newest)
+                                          lacking=lacking, search=context["search"], newest=newest,
+                                          unsigned=context["unsigned"])
     context.update({"required": required, "lacking": lacking, "repositories": repositories,
                     # what coverage_materialize needs besides the repositories
                     "tag_choice": {"newest": newest, "pattern": pattern, "lacking": lacking}})
@@ -452,14 +459,16 @@ def _coverage_cell(platform: str, row: coverage.CoverageRow) -> tuple[str, str, 
 
 def _coverage_export(kind: str, rows: list[coverage.CoverageRow], context: dict) -> HttpResponse:
     registry = context["registry"]
+    sizes = coverage_sizes(rows=rows)  # compressed download bytes per platform
     if kind == "json":
         response = JsonResponse({"registry": registry.name, "required": context["required"],
-                                 "rows": [row.__dict__ for row in rows]})
+                                 "rows": [{**row.__dict__, "size": sizes.get((row.registry, row.repository, row.tag), {})}
+                                          for row in rows]})
         response["Content-Disposition"] = f'attachment; filename="coverage-{registry.name}.json"'  # a download
         return response
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="coverage-{registry.name}.csv"'
-    csv.writer(response).writerows(coverage.coverage_csv(rows, required=context["required"],
+    csv.writer(response).writerows(coverage.coverage_csv(rows, required=context["required"], sizes=sizes,
                                                          with_registry=bool(context.get("all_registries"))))
     return response
 

@@ -5,12 +5,18 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from django.db.models import Case, F, IntegerField, Lookup, OuterRef, QuerySet, Subquery, Value, When, Window
+from django.db.models import Case, Exists, F, IntegerField, Lookup, OuterRef, QuerySet, Subquery, Value, When, Window
 from django.db.models.functions import RowNumber
 
 from registry.platform import Platform, platform_sort_key
+from registry.referrers import SIGNATURES
 
-from ..models import Registry, Repository, Tag, TagPlatform
+from ..models import Referrer, Registry, Repository, Tag, TagPlatform
+
+# Signatures and attestations kept under tags (sha256-<hex>[.sig|.att|.sbom]) are not images to cover.
+REFERRER_TAG_REGEX = r"^sha256-[0-9a-f]{64}(\.(sig|att|sbom))?$"
+# The same tags as globs the database matches itself (the matrix's query runs no regular expression).
+REFERRER_TAG_GLOBS = tuple("sha256-" + "?" * 64 + suffix for suffix in ("", ".sig", ".att", ".sbom"))
 
 
 @dataclass(frozen=True)
@@ -22,6 +28,7 @@ class CoverageRow:
     platforms: list[str]
     missing: list[str]
     error: str
+    signed: list[str] | None = None  # platforms whose manifest carries a signature
     registry: str = ""
 
 
@@ -118,6 +125,8 @@ def _tag_order() -> list:
 def _chosen_tags(pattern: str) -> QuerySet[Tag]:
     """Per repository, the tag the matrix shows: newest matching `pattern`, `latest` first by default."""
     tags = Tag.objects.filter(repository=OuterRef("pk"))
+    for glob in REFERRER_TAG_GLOBS:  # globs, not REFERRER_TAG_REGEX: this query never runs a regular expression
+        tags = tags.exclude(_Glob(F("name"), glob))
     if pattern:
         tags = tags.filter(_Glob(F("name"), pattern))
     tags = tags.annotate(
@@ -126,8 +135,13 @@ def _chosen_tags(pattern: str) -> QuerySet[Tag]:
     return tags.order_by("-is_latest", F("created").desc(nulls_last=True), "-name")
 
 
+def _unsigned_platform_rows() -> QuerySet[TagPlatform]:
+    return TagPlatform.objects.exclude(Exists(Referrer.objects.filter(
+        repository=OuterRef("tag__repository"), subject=OuterRef("digest"), kind__in=SIGNATURES)))
+
+
 def coverage_rows(*, registry: Registry | None, pattern: str = "", lacking: str = "",
-                  search: str = "", newest: int = 1) -> QuerySet[Repository]:
+                  search: str = "", newest: int = 1, unsigned: bool = False) -> QuerySet[Repository]:
     """Repositories (of one registry, or of all with None) annotated with the chosen tag's id.
 
     Materialize with `coverage_materialize` (with the same `newest`, `pattern`
@@ -149,12 +163,16 @@ def coverage_rows(*, registry: Registry | None, pattern: str = "", lacking: str 
     elif lacking:
         repositories = repositories.exclude(
             chosen_tag__in=TagPlatform.objects.filter(platform=lacking).values("tag_id"))
+    if unsigned:  # lacking a signature on at least one platform
+        repositories = repositories.filter(chosen_tag__in=_unsigned_platform_rows().values("tag_id"))
     return repositories.order_by("registry__name", "name")
 
 
 def _newest_tags(repositories: list[Repository], *, newest: int, pattern: str) -> dict[int, list[Tag]]:
     """Per repository id, its `newest` tags matching `pattern`, in the matrix's order: one query."""
     tags = Tag.objects.filter(repository_id__in=[r.pk for r in repositories])
+    for glob in REFERRER_TAG_GLOBS:  # signatures and SBOMs are shown under their subject, not as tags
+        tags = tags.exclude(_Glob(F("name"), glob))
     if pattern:
         tags = tags.filter(_Glob(F("name"), pattern))
     tags = tags.annotate(rank=Window(RowNumber(), partition_by=[F("repository_id")], order_by=_tag_order()))
@@ -178,6 +196,12 @@ def coverage_materialize(repositories: list[Repository], *, required: list[str],
     else:
         bulk = Tag.objects.in_bulk([r.chosen_tag for r in repositories])
         chosen = {r.pk: [bulk[r.chosen_tag]] for r in repositories}
+    tag_ids = [tag.pk for tags in chosen.values() for tag in tags]
+    signed: dict[int, set[str]] = {}
+    for tag_id, platform in TagPlatform.objects.filter(tag_id__in=tag_ids).filter(Exists(Referrer.objects.filter(
+            repository=OuterRef("tag__repository"), subject=OuterRef("digest"), kind__in=SIGNATURES))).values_list(
+            "tag_id", "platform"):
+        signed.setdefault(tag_id, set()).add(platform)
     names = dict(Registry.objects.filter(pk__in={r.registry_id for r in repositories}).values_list("pk", "name"))
     rows = []
     for repository in repositories:
@@ -189,6 +213,7 @@ def coverage_materialize(repositories: list[Repository], *, required: list[str],
             rows.append(CoverageRow(
                 repository=repository.name, tag=tag.name, digest=tag.digest, kind=tag.kind,
                 platforms=list(tag.platforms), missing=[p for p in wanted if p not in present], error=tag.error,
+                signed=[p for p in tag.platforms if p in signed.get(tag.pk, set())],
                 registry=names.get(repository.registry_id, "")))
     return rows
 
@@ -208,14 +233,23 @@ def csv_cell(value: str) -> str:
     return "'" + value if value.startswith(_FORMULA_STARTS) else value
 
 
-def coverage_csv(rows: list[CoverageRow], *, required: list[str], with_registry: bool = False) -> list[list[str]]:
+def coverage_csv(rows: list[CoverageRow], *, required: list[str], with_registry: bool = False,
+                 sizes: dict[tuple[str, str, str], dict[str, int | None]] | None = None) -> list[list[str]]:
     """The matrix as CSV lines, header first; every cell guarded, the header's platforms too.
 
-    `with_registry` (an export across registries) adds the registry as the first column.
+    `with_registry` (an export across registries) adds the registry as the first column;
+    each platform has a column of its compressed download bytes (`sizes`, from
+    services.sizes.coverage_sizes), and `signed` names the platforms carrying a signature.
     """
+    sizes = sizes or {}
     columns = coverage_columns(rows, required)
     first = ["registry"] if with_registry else []
-    lines = [[*first, "repository", "tag", "digest", *columns, "missing"]]
-    lines += [[*([row.registry] if with_registry else []), row.repository, row.tag, row.digest,
-               *("yes" if c in row.platforms else "" for c in columns), " ".join(row.missing)] for row in rows]
+    lines = [[*first, "repository", "tag", "digest", *columns, *(f"{c} bytes" for c in columns), "signed",
+              "missing"]]
+    for row in rows:
+        row_sizes = sizes.get((row.registry, row.repository, row.tag), {})
+        lines.append([*([row.registry] if with_registry else []), row.repository, row.tag, row.digest,
+                      *("yes" if c in row.platforms else "" for c in columns),
+                      *("" if row_sizes.get(c) is None else str(row_sizes[c]) for c in columns),
+                      " ".join(row.signed or []), " ".join(row.missing)])
     return [[csv_cell(cell) for cell in line] for line in lines]

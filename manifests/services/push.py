@@ -11,7 +11,7 @@ from registry import errors
 from registry.mediatypes import parse_manifest
 
 from ..models import Job, PushRecord, Registry
-from . import jobs, queue
+from . import jobs, queue, signatures
 from .assemble import (
     AssemblyInvalid,
     PushResult,
@@ -88,10 +88,11 @@ def _record_check(record: PushRecord, *, verified: bool | None, error: str = "")
     PushRecord.objects.filter(pk=record.pk).update(verified=verified, verify_error=error)
 
 
-def _after_put(*, client, job: Job, record: PushRecord, verify: Callable[[], None]) -> None:
-    """Read the list back, then record it in the inventory; each failure is noted on the record and fails the job.
+def _after_put(*, client, job: Job, record: PushRecord, verify: Callable[[], None],
+               carry: Callable[[], None] = lambda: None) -> None:
+    """Read the list back, carry the children's referrers, then record it in the inventory.
 
-    The tag has moved either way: the job keeps the digest, and its message says so.
+    Each failure is noted on the record and fails the job. The tag has moved either way: the job keeps the digest, and its message says so.
     """
     moved = f"{record.repository}:{record.tag} now holds {record.new_digest} (recorded in its history)"
     try:
@@ -104,6 +105,15 @@ def _after_put(*, client, job: Job, record: PushRecord, verify: Callable[[], Non
         raise jobs.JobFailed(f"{moved}, but reading it back failed: {message}", digest=record.new_digest,
                              result={"verified": False, "record": record.pk}) from exc
     _record_check(record, verified=True)
+    try:
+        carry()  # a referrer the registry refuses is reported in the progress, not raised
+    except Exception as exc:
+        logger.exception("job %s: carrying the children's referrers into %s failed", job.pk, record.repository)
+        message, _ = jobs.job_error(exc)
+        _record_check(record, verified=True, error=f"carrying the children's referrers failed: {message}")
+        raise jobs.JobFailed(f"{moved} and reads back whole, but carrying its children's signatures, SBOMs and "
+                             f"attestations failed: {message}", digest=record.new_digest,
+                             result={"verified": True, "record": record.pk}) from exc
     try:
         _inventory_refresh(client, job.registry, record.repository, record.tag)
     except Exception as exc:
@@ -158,13 +168,19 @@ def _push(job: Job, progress: jobs.JobProgress) -> None:
         if not records:  # the tag already held this list (a redelivered task, or the same list pushed twice)
             on_put(result)
         record = records[0]
-        _after_put(client=client, job=job, record=record, verify=verify)
+        carried: list[dict] = []
+
+        def carry() -> None:  # each kept child's signatures, SBOMs and attestations go with it
+            carried.extend(signatures.referrers_carry(client=client, registry=job.registry, entries=plan.entries,
+                                                      target=repository, progress=progress))
+
+        _after_put(client=client, job=job, record=record, verify=verify, carry=carry)
         counters = dict(client.counters)
     with transaction.atomic():
         jobs.job_finish(job=job, progress=progress, digest=record.new_digest,
                         result={"media_type": record.media_type, "copied": result.copy.as_dict(),
                                 "requests": counters, "old_digest": record.old_digest, "record": record.pk,
-                                "verified": True})
+                                "verified": True, "referrers": carried})
     logger.info("pushed %s as %s", job.target, record.new_digest)
 
 

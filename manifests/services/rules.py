@@ -24,6 +24,7 @@ from registry.mediatypes import Manifest, parse_manifest
 from registry.reference import validate_repository, validate_tag
 
 from ..models import (
+    Event,
     Job,
     ManifestChild,
     PushRecord,
@@ -36,7 +37,7 @@ from ..models import (
     TagPlatform,
 )
 from ..models import Manifest as ManifestRow
-from . import jobs, queue
+from . import events, jobs, queue
 from .assemble import AssemblyInvalid, Plan, SourceSpec, TagMoved, list_plan, list_push, tag_current_digest
 from .builder import diff_rows
 from .registries import registry_client
@@ -447,12 +448,20 @@ def rule_tag_state_set(*, rule: Rule, tag: str, status: str, digest: str | None 
 def rule_tag_conflict(*, rule: Rule, tag: str, target: str, current: str, job: Job | None = None) -> RuleTagState:
     """A tag's target was changed by someone else since the rule last pushed it: stop, say so.
 
-    The one place a rule conflict is recorded (events hook in here).
+    The one place a rule conflict is recorded. A `rule_conflict` event (and
+    its notifications) is recorded when the conflict is new: not again on every
+    apply that finds the same digest in place.
     """
-    return rule_tag_state_set(
-        rule=rule, tag=tag, status=RuleTagState.STATUS_CONFLICT, job=job,
-        error=f"{target} holds {current[:19]}…, which this rule did not push: it was left alone "
-              "(let the rule own its targets to overwrite it)")
+    before = RuleTagState.objects.filter(rule=rule, tag=tag).first()
+    error = (f"{target} holds {current[:19]}…, which this rule did not push: it was left alone "
+             "(let the rule own its targets to overwrite it)")
+    state = rule_tag_state_set(rule=rule, tag=tag, status=RuleTagState.STATUS_CONFLICT, job=job, error=error)
+    if before is None or before.status != RuleTagState.STATUS_CONFLICT or before.error != error:
+        repository, _, target_tag = target.rpartition(":")
+        events.event_record(kind=Event.RULE_CONFLICT, registry=rule.registry, repository=repository, tag=target_tag,
+                            old_digest=before.digest if before else "", new_digest=current,
+                            detail=f"rule {rule.name}: {error}")
+    return state
 
 
 # -- the apply job ----------------------------------------------------------------

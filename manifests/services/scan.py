@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -29,10 +30,10 @@ from registry.mediatypes import KIND_IMAGE, Manifest, parse_manifest
 from registry.platform import Platform, platform_sort_key
 from registry.reference import validate_repository, validate_tag
 
-from ..models import Job, ManifestChild, Registry, Repository, ScanPart, Tag, TagPlatform
+from ..models import Job, ListCheck, ManifestChild, Registry, Repository, ScanPart, Tag, TagPlatform
 from ..models import Manifest as ManifestRow
 from ..signals import TagMove, tags_moved
-from . import jobs, queue
+from . import events, history, jobs, queue, signatures
 from .registries import registry_client
 
 logger = logging.getLogger(__name__)
@@ -598,11 +599,41 @@ def repository_scan(*, client: RegistryClient, registry: Registry, name: str, on
               "changed": sum(1 for f in fetches if not f.unchanged and not f.error)}
     if invalid:
         counts.update(skipped=len(invalid), note=note)
+    fetched = {digest for fetch in fetches if not fetch.error for digest in fetch.learned}
     if verify_children:
-        fetched = {digest for fetch in fetches if not fetch.error for digest in fetch.learned}
         counts.update(children_verify(client=client, repository=repository, names=names, present=fetched,
                                       concurrency=concurrency))
+    elif only_tags is None:
+        counts.update(children_check_due(client=client, repository=repository, present=fetched,
+                                         concurrency=concurrency))
+    signatures.scan_referrers(client=client, repository=repository, new_digests=fetched)
     return counts
+
+
+def children_check_due(*, client: RegistryClient, repository: Repository, present: set[str],
+                       concurrency: int = 4) -> dict:
+    """Check the children of the lists not checked for CHILDREN_CHECK_SECONDS (oldest first, at most
+    CHILDREN_CHECK_LISTS lists per repository and scan), so a child deleted under a list is noticed by
+    the periodic scans.
+
+    A list seen for the first time counts as checked now: its children were
+    just fetched, or are known from the inventory. Nothing is requested while
+    every list was checked recently, so a re-scan stays at one HEAD per tag.
+    """
+    now = timezone.now()
+    lists = dict(repository.tags.filter(kind="index", error="", manifest__isnull=False).values_list("name", "digest"))
+    digests = set(lists.values())
+    checked = dict(ListCheck.objects.filter(repository=repository).values_list("digest", "checked_at"))
+    ListCheck.objects.filter(repository=repository).exclude(digest__in=digests).delete()
+    ListCheck.objects.bulk_create([ListCheck(repository=repository, digest=digest, checked_at=now)
+                                   for digest in digests - set(checked)], ignore_conflicts=True)
+    cutoff = now - datetime.timedelta(seconds=settings.CHILDREN_CHECK_SECONDS)
+    due = sorted((at, digest) for digest, at in checked.items() if digest in digests and at < cutoff)
+    due_digests = {digest for _, digest in due[:settings.CHILDREN_CHECK_LISTS]}
+    if not due_digests:
+        return {}
+    return children_verify(client=client, repository=repository, present=present, concurrency=concurrency,
+                           names=[name for name, digest in lists.items() if digest in due_digests])
 
 
 def _child_present(client: RegistryClient, repository: str, digest: str) -> bool | None:
@@ -631,11 +662,21 @@ def children_verify(*, client: RegistryClient, repository: Repository, names: li
     to_check = sorted({digest for digests in summaries.values() for digest in digests} - present)
     answers = _thread_map(lambda digest: _child_present(client, repository.name, digest), to_check, concurrency)
     missing = {digest for digest, answer in zip(to_check, answers, strict=True) if answer is False}
+    before = {tag.pk: set(tag.missing) for tag in tags}
     for tag in tags:
         tag.missing = [d for d in summaries.get(tag.manifest.digest if tag.manifest else "", []) if d in missing]
     Tag.objects.bulk_update(tags, ["missing"], batch_size=500)
+    events.children_missing_record(repository=repository, tags=tags, before=before)
+    _lists_checked(repository, list(summaries), timezone.now())
     return {"children_checked": len(to_check), "children_missing": len(missing),
             "children_unchecked": sum(1 for answer in answers if answer is None)}
+
+
+def _lists_checked(repository: Repository, digests: list[str], at: datetime.datetime) -> None:
+    for chunk in _chunks(digests):
+        ListCheck.objects.filter(repository=repository, digest__in=chunk).update(checked_at=at)
+        ListCheck.objects.bulk_create([ListCheck(repository=repository, digest=d, checked_at=at) for d in chunk],
+                                      ignore_conflicts=True)
 
 
 def registry_repositories(*, client: RegistryClient, registry: Registry) -> list[str]:
@@ -710,6 +751,8 @@ def _scan_serial(job: Job, progress: jobs.JobProgress) -> None:
     if not repository and not tags:
         problem = error or _skipped_note(skipped)
         Registry.objects.filter(pk=registry.pk).update(last_scan_at=timezone.now(), last_scan_error=problem)
+    if not tags and not error:
+        history.scan_snapshot(job=job, repository=repository)
     jobs.job_finish(job=job, progress=progress, error=error, result=totals)
 
 
@@ -806,12 +849,16 @@ def _scan_close(job: Job) -> None:
         totals["repositories"] += 1
         for key in ("tags", "errors", "changed"):
             totals[key] += part.counts.get(key, 0)
+        for key in ("children_checked", "children_missing", "children_unchecked"):
+            if key in part.counts:
+                totals[key] = totals.get(key, 0) + part.counts[key]
         for kind, count in (part.counts.get("requests") or {}).items():
             totals["requests"][kind] = totals["requests"].get(kind, 0) + count
     started = parse_datetime(job.params.get("started") or "") or job.started_at
     Repository.objects.filter(registry=job.registry, scanned_at__lt=started).exclude(name__in=names).delete()
     Registry.objects.filter(pk=job.registry_id).update(last_scan_at=timezone.now(),
                                                        last_scan_error=_skipped_note(skipped))
+    history.scan_snapshot(job=job)
     jobs.job_finish(job=job, progress=None, result=totals)
 
 

@@ -30,6 +30,10 @@ os.environ["CREDENTIALS_KEY"] = Fernet.generate_key().decode()
 os.environ.pop("WEBHOOK_TOKEN", None)
 # DEBUG off and no SECRET_KEY refuses to start: a key of this session, shared with the workers.
 os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
+# Email channels, in the workers too, send to the tests' SMTP server (tests/harness/receivers.py).
+SMTP_PORT = free_port()
+os.environ["EMAIL_HOST"] = "127.0.0.1"
+os.environ["EMAIL_PORT"] = str(SMTP_PORT)
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 # TEST_DATABASE: unset runs on whatever DATABASE_URL says (SQLite by default);

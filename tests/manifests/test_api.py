@@ -127,7 +127,8 @@ def test_a_page_that_is_not_a_positive_number_is_a_400(demo, api):
 def test_an_index_tag_lists_its_platforms_as_stored_and_its_attestations(demo, api):
     with demo.running.client() as client:
         index = client.get_manifest("demo/webapp", "1.4")
-    images = [child for child in index.children if not child.is_attestation]
+        images = [child for child in index.children if not child.is_attestation]
+        arm64_blobs = sum(blob.size for blob in client.get_manifest("demo/webapp", images[1].digest).blobs)
 
     body = api.get(_tag_url("demo/webapp", "1.4")).json()
     assert body["repository"] == "demo/webapp" and body["tag"] == "1.4"
@@ -138,7 +139,8 @@ def test_an_index_tag_lists_its_platforms_as_stored_and_its_attestations(demo, a
     arm64 = body["platforms"][1]
     assert arm64 == {"platform": "linux/arm64", "os": "linux", "architecture": "arm64", "variant": "v8",
                      "os_version": "", "os_features": [], "digest": images[1].digest,
-                     "media_type": "application/vnd.oci.image.manifest.v1+json", "size": images[1].size}
+                     "media_type": "application/vnd.oci.image.manifest.v1+json", "size": images[1].size,
+                     "download_size": arm64_blobs, "uncompressed_size": None}
     assert body["platforms"][2]["variant"] == "v7"
     assert [a["subject"] for a in body["attestations"]] == [image.digest for image in images]
     assert len({a["digest"] for a in body["attestations"]} | {image.digest for image in images}) == 6
@@ -163,7 +165,8 @@ def test_a_single_image_tag_answers_one_platform_from_its_own_manifest(demo, api
     assert body["platforms"] == [{
         "platform": "linux/arm64", "os": "linux", "architecture": "arm64", "variant": "v8", "os_version": "",
         "os_features": [], "digest": manifest.digest,
-        "media_type": "application/vnd.docker.distribution.manifest.v2+json", "size": len(manifest.raw)}]
+        "media_type": "application/vnd.docker.distribution.manifest.v2+json", "size": len(manifest.raw),
+        "download_size": sum(blob.size for blob in manifest.blobs), "uncompressed_size": None}]
     assert body["attestations"] == []
 
 

@@ -18,7 +18,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 SAMPLES = {
     "name": "corp", "repository": "team/app", "tag": "v1", "job_id": 1, "record_id": 1, "rule_id": 1,
     "app_label": "manifests", "model_name": "registry", "object_id": "1", "id": 1, "content_type_id": 1,
-    "url": "anything", "digest": "sha256:" + "0" * 64,
+    "url": "anything", "digest": "sha256:" + "0" * 64, "channel_id": 1,
 }
 EXEMPT = {"manifests-webhook": "authenticated by the registry's webhook token"}
 

@@ -63,7 +63,8 @@ def test_a_platform_outside_the_grammar_is_refused_at_scan_time_and_never_reache
     # Whichever tag the matrix chooses, no column, row or cell of the export carries the formula.
     for pattern in ("", "evil", "evil-list", "good"):
         lines = _csv(viewer, registry, tag=pattern)
-        assert lines[0] == ["repository", "tag", "digest", "linux/amd64", "missing"], pattern
+        assert lines[0] == ["repository", "tag", "digest", "linux/amd64", "linux/amd64 bytes", "signed", "missing"], \
+            pattern
         assert not any(FORMULA in cell or "@SUM" in cell for line in lines for cell in line), pattern
 
 
@@ -76,8 +77,9 @@ def test_every_cell_of_the_csv_is_guarded_against_formulas_the_header_too(viewer
                        platforms=[f"{FORMULA}/amd64", "-2+3/arm64"])
     lines = _csv(viewer, registry, require="linux/amd64")
     assert lines == [
-        ["repository", "tag", "digest", "linux/amd64", "'-2+3/arm64", f"'{FORMULA}/amd64", "missing"],
-        ["'=cmd|' /C calc'!A0", "'@tag", "'+sha256:" + "a" * 64, "", "yes", "yes", "linux/amd64"],
+        ["repository", "tag", "digest", "linux/amd64", "'-2+3/arm64", f"'{FORMULA}/amd64",
+         "linux/amd64 bytes", "'-2+3/arm64 bytes", f"'{FORMULA}/amd64 bytes", "signed", "missing"],
+        ["'=cmd|' /C calc'!A0", "'@tag", "'+sha256:" + "a" * 64, "", "yes", "yes", "", "", "", "", "linux/amd64"],
     ]
     assert not any(cell.startswith(FORMULA_STARTS) for line in lines for cell in line)
 

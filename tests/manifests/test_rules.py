@@ -10,7 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from manifests.demo import attested_index_push, image_push
-from manifests.models import Job, PushRecord, Registry, Rule, RuleTagState, Tag
+from manifests.models import Event, Job, PushRecord, Registry, Rule, RuleTagState, Tag
 from manifests.rules_forms import RuleForm, rule_form_data
 from manifests.services import rules
 from manifests.services.jobs import job_create
@@ -152,6 +152,8 @@ def test_apply_pushes_new_tags_leaves_conflicts_and_records_history_as_the_rule(
     assert result["2.0.0"]["status"] == "conflict"
     states = {s.tag: s for s in RuleTagState.objects.filter(rule=rule)}
     assert states["2.0.0"].status == "conflict" and "did not push" in states["2.0.0"].error
+    conflict = Event.objects.get(kind=Event.RULE_CONFLICT)  # the watch's events and notifications hear of it
+    assert (conflict.repository, conflict.tag, conflict.new_digest) == ("username/test", "2.0.0", other.digest)
     assert states["1.1.0"].status == "incomplete"
     record = PushRecord.objects.get(rule=rule)
     assert (record.tag, record.new_digest, record.job_id) == ("1.0.0", states["1.0.0"].digest, job.pk)
