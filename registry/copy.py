@@ -2,8 +2,16 @@
 
 A list can only point at manifests in its own repository (shared notes,
 registry-protocol §1): before a list is put, every child and its blobs must
-exist in the target. Each step checks first and skips what is there, so a
-copy that is interrupted and run again is safe and cheap.
+exist in the target. Two ways:
+
+- checking (the default): each step asks first (HEAD) and skips what is
+  there, so a copy that is interrupted and run again is safe and cheap;
+- at the floor (`check_first=False`, what a push does): no HEAD at all. A
+  mount that answers 201 proves the blob is in the target; a manifest PUT
+  answered 201 with our digest proves the manifest and (the registry checks
+  before it stores) its blobs. A blob is mounted once per copy however many
+  manifests share it. Only a refused mount asks first, before streaming
+  bytes (a resumed copy then finds what its first attempt moved).
 """
 
 from __future__ import annotations
@@ -27,6 +35,10 @@ class CopyReport:
     blobs_present: int = 0
     bytes_streamed: int = 0
     mount_refusals: list[str] = field(default_factory=list)
+    # Digests this copy has made exist in the target (blobs and manifests), and the manifests whose
+    # PUT answer proved them (201 with our digest): what a push need not read back.
+    done: set[str] = field(default_factory=set)
+    confirmed: set[str] = field(default_factory=set)
 
     def as_dict(self) -> dict:
         return {
@@ -44,11 +56,15 @@ def _noop(event: dict) -> None:
 
 
 def copy_blob(client: RegistryClient, *, source: str, target: str, blob: Descriptor,
-              report: CopyReport, progress: Progress = _noop) -> None:
-    """HEAD the target; else mount from the source; else stream it."""
-    if client.blob_exists(target, blob.digest, push=True):
-        report.blobs_present += 1
-        progress({"event": "blob", "digest": blob.digest, "how": "present", "size": blob.size})
+              report: CopyReport, progress: Progress = _noop, check_first: bool = True) -> None:
+    """HEAD the target; else mount from the source; else stream it.
+
+    Without `check_first`, the mount comes first (a 201 proves the blob is
+    there, present before or not) and the HEAD only before streaming.
+    """
+    if blob.digest in report.done:
+        return
+    if check_first and _blob_present(client, target, blob, report, progress):
         return
     location: str | None = None
     if source != target:
@@ -59,34 +75,62 @@ def copy_blob(client: RegistryClient, *, source: str, target: str, blob: Descrip
             # the mount outright: fall back to streaming the bytes.
             report.mount_refusals.append(f"{blob.digest}: {exc}")
             location = None
+            if not check_first and _blob_present(client, target, blob, report, progress):
+                return
         else:
             if location is None:
                 report.blobs_mounted += 1
+                report.done.add(blob.digest)
                 progress({"event": "blob", "digest": blob.digest, "how": "mounted", "size": blob.size})
                 return
+    elif not check_first and _blob_present(client, target, blob, report, progress):
+        return
     moved = client.stream_blob(source, target, blob.digest, blob.size, location=location)
     report.blobs_streamed += 1
     report.bytes_streamed += moved
+    report.done.add(blob.digest)
     progress({"event": "blob", "digest": blob.digest, "how": "streamed", "size": blob.size, "bytes": moved})
 
 
+def _blob_present(client: RegistryClient, target: str, blob: Descriptor, report: CopyReport,
+                  progress: Progress) -> bool:
+    if not client.blob_exists(target, blob.digest, push=True):
+        return False
+    report.blobs_present += 1
+    report.done.add(blob.digest)
+    progress({"event": "blob", "digest": blob.digest, "how": "present", "size": blob.size})
+    return True
+
+
 def copy_manifest(client: RegistryClient, *, source: str, target: str, manifest: Manifest,
-                  report: CopyReport | None = None, progress: Progress = _noop) -> CopyReport:
-    """Make `manifest` (an image or a whole index) exist in `target` by digest."""
+                  report: CopyReport | None = None, progress: Progress = _noop,
+                  check_first: bool = True) -> CopyReport:
+    """Make `manifest` (an image or a whole index) exist in `target` by digest.
+
+    `check_first=False` sends no HEAD (see the module's docstring); the
+    manifests whose PUT answer proved them are in `report.confirmed`.
+    """
     report = report or CopyReport()
-    if client.manifest_exists(target, manifest.digest, push=True):
+    if manifest.digest in report.done:
+        return report
+    if check_first and client.manifest_exists(target, manifest.digest, push=True):
         report.manifests_present += 1
+        report.done.add(manifest.digest)
         progress({"event": "manifest", "digest": manifest.digest, "how": "present"})
         return report
     if manifest.is_index:
         for child in manifest.children:
             child_manifest = client.get_manifest(source, child.digest)
             copy_manifest(client, source=source, target=target, manifest=child_manifest,
-                          report=report, progress=progress)
+                          report=report, progress=progress, check_first=check_first)
     else:
         for blob in manifest.blobs:
-            copy_blob(client, source=source, target=target, blob=blob, report=report, progress=progress)
-    client.put_manifest(target, manifest.digest, manifest.raw, manifest.media_type)
+            copy_blob(client, source=source, target=target, blob=blob, report=report, progress=progress,
+                      check_first=check_first)
+    answer = client.put_manifest_answer(target, manifest.digest, manifest.raw, manifest.media_type)
     report.manifests_copied += 1
+    report.done.add(manifest.digest)
+    if answer.confirmed:
+        report.confirmed.add(manifest.digest)
     progress({"event": "manifest", "digest": manifest.digest, "how": "copied"})
     return report
