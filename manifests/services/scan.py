@@ -33,6 +33,7 @@ from ..models import Job, ManifestChild, Registry, Repository, ScanPart, Tag, Ta
 from ..models import Manifest as ManifestRow
 from ..signals import TagMove, tags_moved
 from . import jobs, queue
+from .fetched import ScanShare
 from .registries import registry_client
 
 logger = logging.getLogger(__name__)
@@ -68,11 +69,24 @@ class _Known:
     The children of a repository's lists are looked up together, in one query.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, share: ScanShare | None = None) -> None:
         self._digests: set[str] = set()
         self._configs: dict[str, dict] = {}
         self._pending: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
+        # The scan job's other parts (other repositories, other processes): what they fetched.
+        self.share = share
+
+    def manifest(self, digest: str, fetch) -> Manifest:
+        """A claimed manifest by digest: from another part of the scan that fetched it, else fetched."""
+        if self.share is None:
+            return fetch()
+        return self.share.manifest(digest, fetch)
+
+    def published(self, manifest: Manifest) -> None:
+        """A manifest read by tag, for the other parts that meet its digest."""
+        if self.share is not None:
+            self.share.manifest_publish(manifest)
 
     def claim_many(self, digests: list[str]) -> list[str]:
         """Those of `digests` this caller should fetch, in order: not stored, and nobody else is fetching them."""
@@ -109,7 +123,7 @@ class _Known:
         try:
             config = _stored_config(digest)
             if config is None:
-                config = fetch()
+                config = self.share.config(digest, fetch) if self.share is not None else fetch()
             with self._lock:
                 self._configs[digest] = config
             return config
@@ -134,6 +148,14 @@ def _stored_config(digest: str) -> dict | None:
     if row["created"]:
         config["created"] = row["created"].isoformat()
     return config
+
+
+_CONFIG_KEPT = ("os", "architecture", "variant", "os.version", "os.features", "created")
+
+
+def _config_kept(config: dict) -> dict:
+    """The fields of an image config a scan uses (held in memory, and shared between parts)."""
+    return {key: config[key] for key in _CONFIG_KEPT if key in config}
 
 
 def _thread_map(function, items: list, workers: int) -> list:
@@ -241,7 +263,7 @@ def _learn(client: RegistryClient, repository: str, manifest: Manifest, known: _
     fetch.learned[manifest.digest] = learned
     if manifest.kind == KIND_IMAGE and manifest.config is not None:
         config = known.config(manifest.config.digest,
-                              lambda: client.get_json_blob(repository, manifest.config.digest))
+                              lambda: _config_kept(client.get_json_blob(repository, manifest.config.digest)))
         try:
             learned.platform = Platform.from_json(config)
         except ValueError:
@@ -270,7 +292,7 @@ def _learn_child(client: RegistryClient, repository: str, digest: str, known: _K
                  depth: int) -> None:
     """GET one claimed child and learn it; one that answers 404 is recorded as missing."""
     try:
-        manifest = client.get_manifest(repository, digest)
+        manifest = known.manifest(digest, lambda: client.get_manifest(repository, digest))
     except errors.NotFound:
         fetch.missing.append(digest)
         return
@@ -312,6 +334,7 @@ def tag_fetch(client: RegistryClient, repository: str, tag: str, *, stored_diges
                     return fetch
         manifest = client.get_manifest(repository, tag)
         fetch.digest = manifest.digest
+        known.published(manifest)
         # The tag may have moved again between the HEAD and the GET: claim what we got.
         if (claimed and manifest.digest == head.digest) or known.claim(manifest.digest):
             _learn(client, repository, manifest, known, fetch, deferred=deferred)
@@ -512,7 +535,7 @@ def repository_aggregate(repository: Repository) -> None:
 
 
 def repository_scan(*, client: RegistryClient, registry: Registry, name: str, only_tags: list[str] | None = None,
-                    concurrency: int = 4, verify_children: bool = False) -> dict:
+                    concurrency: int = 4, verify_children: bool = False, share: ScanShare | None = None) -> dict:
     """Scan one repository's tags (or only `only_tags`); returns counts.
 
     `verify_children` also checks that every child of the lists these tags
@@ -545,7 +568,7 @@ def repository_scan(*, client: RegistryClient, registry: Registry, name: str, on
     names, invalid = _grammar_split(listed, validate_tag)
     note = f"skipped {len(invalid)} tag names that break the grammar: {_shown(invalid)}" if invalid else ""
     stored = dict(repository.tags.values_list("name", "digest")) if repository is not None else {}
-    known = _Known()
+    known = _Known(share)
     deferred: list[tuple[TagFetch, Manifest]] = []
     fetches = _thread_map(lambda tag: tag_fetch(client, name, tag, stored_digest=stored.get(tag, ""), known=known,
                                                 deferred=deferred), names, concurrency)
@@ -568,6 +591,23 @@ def repository_scan(*, client: RegistryClient, registry: Registry, name: str, on
         if repository is None and not fetches:
             return {"tags": 0, "errors": len(errors_unstored),
                     "note": "; ".join(f.error for f in errors_unstored[:3])}
+    repository = _repository_write(registry=registry, name=name, fetches=fetches, now=now, missing=missing,
+                                   note=note, listed=names if only_tags is None else None)
+    counts = {"tags": len(names), "errors": sum(1 for f in fetches if f.error) + len(errors_unstored),
+              "changed": sum(1 for f in fetches if not f.unchanged and not f.error)}
+    if invalid:
+        counts.update(skipped=len(invalid), note=note)
+    if verify_children:
+        fetched = {digest for fetch in fetches if not fetch.error for digest in fetch.learned}
+        counts.update(children_verify(client=client, repository=repository, names=names, present=fetched,
+                                      concurrency=concurrency))
+    return counts
+
+
+def _repository_write(*, registry: Registry, name: str, fetches: list[TagFetch], now: datetime.datetime,
+                      missing: set[str], note: str, listed: list[str] | None) -> Repository:
+    """Store what was fetched for some tags of one repository; `listed`: the whole tag list, whose
+    other tags are gone."""
     with transaction.atomic():
         # One writer per repository at a time (scans and push refreshes run on
         # several workers): the aggregate below then counts what committed
@@ -578,21 +618,32 @@ def repository_scan(*, client: RegistryClient, registry: Registry, name: str, on
         # Manifests first: tags sharing a digest learned it through one fetch only.
         manifests_store([learned for fetch in fetches for learned in fetch.learned.values()])
         tags_apply(repository, fetches, now, missing)
-        if only_tags is None:
+        if listed is not None:
             # Not a tag another job recorded after our listing (it is newer than our list).
-            repository.tags.exclude(name__in=names).filter(
+            repository.tags.exclude(name__in=listed).filter(
                 Q(scanned_at__lt=now) | Q(scanned_at__isnull=True)).delete()
         repository.error, repository.scanned_at = note, now
         repository_aggregate(repository)
-    counts = {"tags": len(names), "errors": sum(1 for f in fetches if f.error) + len(errors_unstored),
-              "changed": sum(1 for f in fetches if not f.unchanged and not f.error)}
-    if invalid:
-        counts.update(skipped=len(invalid), note=note)
-    if verify_children:
-        fetched = {digest for fetch in fetches if not fetch.error for digest in fetch.learned}
-        counts.update(children_verify(client=client, repository=repository, names=names, present=fetched,
-                                      concurrency=concurrency))
-    return counts
+    return repository
+
+
+def tag_record(*, client: RegistryClient, registry: Registry, repository: str, tag: str, raw: bytes,
+               media_type: str, digest: str) -> None:
+    """Record a tag this app has just put, from the bytes it put: no request for what the
+    inventory holds (the children and configs of a list assembled from scanned images).
+
+    What it lacks is fetched as a scan would; an error raises (the caller says the
+    inventory could not be updated, and the next scan records the tag).
+    """
+    validate_repository(repository)
+    validate_tag(tag)
+    manifest = parse_manifest(raw, content_type=media_type, digest=digest)
+    known = _Known()
+    fetch = TagFetch(name=tag, digest=manifest.digest)
+    if known.claim(manifest.digest):
+        _learn(client, repository, manifest, known, fetch)
+    _repository_write(registry=registry, name=repository, fetches=[fetch], now=timezone.now(),
+                      missing=set(fetch.missing), note="", listed=None)
 
 
 def _child_present(client: RegistryClient, repository: str, digest: str) -> bool | None:
@@ -764,14 +815,21 @@ def scan_part_run(*, job_id: int, name: str) -> None:
     if ScanPart.objects.filter(job=job, repository=name).exists():
         return
     registry = job.registry
+    share = ScanShare.for_job(job_id) if len(job.params.get("names") or ()) > 1 else None
     try:
         with registry_client(registry=registry) as client:
-            counts = repository_scan(client=client, registry=registry, name=name, concurrency=registry.concurrency)
+            counts = repository_scan(client=client, registry=registry, name=name, concurrency=registry.concurrency,
+                                     share=share)
             counts["requests"] = dict(client.counters)
+            if share is not None and share.hits:
+                counts["shared_hits"] = share.hits
     except Exception as exc:  # one repository's failure must not stall the whole job
         if not isinstance(exc, errors.RegistryError | jobs.CredentialsUndecryptable):
             logger.exception("scan of %s in job %s crashed", name, job_id)
         counts = {"tags": 0, "errors": 1, "crash": type(exc).__name__, "note": jobs.job_error(exc)[0]}
+    finally:
+        if share is not None:
+            share.close()
     try:
         _, created = ScanPart.objects.get_or_create(job=job, repository=name, defaults={"counts": counts})
         if created and ScanPart.objects.filter(job=job).count() >= len(job.params.get("names") or ()):
@@ -796,6 +854,8 @@ def _scan_close(job: Job) -> None:
         totals["repositories"] += 1
         for key in ("tags", "errors", "changed"):
             totals[key] += part.counts.get(key, 0)
+        if part.counts.get("shared_hits"):
+            totals["shared_hits"] = totals.get("shared_hits", 0) + part.counts["shared_hits"]
         for kind, count in (part.counts.get("requests") or {}).items():
             totals["requests"][kind] = totals["requests"].get(kind, 0) + count
     started = parse_datetime(job.params.get("started") or "") or job.started_at
