@@ -692,6 +692,7 @@ def scan_enqueue(*, registry: Registry, repository: str = "", tags: list[str] | 
     (a repository or its tags) also checks the children of their lists."""
     from ..tasks import scan_run
 
+    tags = tags if repository else None  # tags are named within a repository: without one, the registry
     target = registry.name + (f"/{repository}" if repository else "") + (f":{','.join(tags)}" if tags else "")
     if not queue.queue_available():
         raise queue.QueueUnavailable()
@@ -706,85 +707,76 @@ _TOTALS = ("tags", "errors", "changed", "children_checked", "children_missing", 
 
 
 def scan_job_run(*, job_id: int, worker: str = "") -> None:
-    jobs.job_run(job_id=job_id, runner=_scan_serial, worker=worker)
+    """Run a scan job to its end in this process (tests, the benchmark, a machine without a worker).
+
+    The same code the workers run: a repository or some tags in one go; a
+    whole registry listed, then one part per repository (scan_part_run), here
+    one after another instead of one task each.
+    """
+    scan_job_fanout(job_id=job_id, worker=worker, inline=True)
 
 
-def _scan_serial(job: Job, progress: jobs.JobProgress) -> None:
+def _scan_repository(job: Job, progress: jobs.JobProgress) -> None:
+    """A scan of one repository, or of some of its tags."""
     registry = job.registry
     repository, tags = job.params.get("repository") or "", job.params.get("tags")
     totals = {"repositories": 0, "tags": 0, "errors": 0, "changed": 0}
-    started = timezone.now()
     error = ""
-    skipped: dict[str, str] = {}
     try:
         with registry_client(registry=registry) as client:
-            try:
-                names = [repository] if repository else registry_repositories(client=client, registry=registry)
-            except errors.RegistryError as exc:
-                error = f"cannot list repositories: {exc}"
-                names = []
-            if not repository:
-                names, skipped = _grammar_split(names, validate_repository)
-                for name, reason in skipped.items():
-                    progress({"event": "skipped", "name": name, "note": reason})
-                totals["skipped"] = len(skipped)
-            for name in names:
-                counts = repository_scan(client=client, registry=registry, name=name, only_tags=tags,
-                                         concurrency=registry.concurrency,
-                                         verify_children=bool(job.params.get("verify")))
-                totals["repositories"] += 1
-                for key in _TOTALS:
-                    if key in counts:
-                        totals[key] = totals.get(key, 0) + counts[key]
-                progress({"event": "repository", "name": name, **counts})
-            if not repository and not error:
-                # Gone from the catalog, unless another job (a push, a newer scan)
-                # recorded it after we listed: a repository written since we
-                # started, or being written for the first time (scanned_at null).
-                Repository.objects.filter(registry=registry, scanned_at__lt=started).exclude(
-                    name__in=names).delete()
+            counts = repository_scan(client=client, registry=registry, name=repository, only_tags=tags,
+                                     concurrency=registry.concurrency,
+                                     verify_children=bool(job.params.get("verify")))
+            totals["repositories"] = 1
+            for key in _TOTALS:
+                if key in counts:
+                    totals[key] = totals.get(key, 0) + counts[key]
+            progress({"event": "repository", "name": repository, **counts})
             totals["requests"] = dict(client.counters)
     except Exception as exc:
         if not isinstance(exc, errors.RegistryError | jobs.CredentialsUndecryptable):
             logger.exception("scan job %s crashed", job.pk)
         error, _ = jobs.job_error(exc)
-    if not repository and not tags:
-        problem = error or _skipped_note(skipped)
-        Registry.objects.filter(pk=registry.pk).update(last_scan_at=timezone.now(), last_scan_error=problem)
     jobs.job_finish(job=job, progress=progress, error=error, result=totals)
 
 
 # -- a registry scan split into one task per repository ------------------------
 
 
-def scan_job_fanout(*, job_id: int, worker: str = "") -> None:
+def scan_job_fanout(*, job_id: int, worker: str = "", inline: bool = False) -> None:
     """The worker's entry point for a scan job.
 
     A whole-registry scan lists the repositories, then enqueues one task per
     repository, so that adding workers (on other machines, same Redis and
     database) shortens it; the last repository to finish closes the job.
-    Repository and tag scans run here and now.
+    Repository and tag scans run here and now. `inline` runs the parts here,
+    one after another (scan_job_run).
     """
     job = Job.objects.select_related("registry").filter(pk=job_id).first()
     if job is None or job.is_done:
         return
-    if job.params.get("repository") or job.params.get("tags") or job.registry is None:
-        scan_job_run(job_id=job_id, worker=worker)
+    if job.params.get("repository") or job.registry is None:
+        jobs.job_run(job_id=job_id, runner=_scan_repository, worker=worker)
         return
     if job.params.get("names") is not None:
         # Redelivered after the fan-out: the repository tasks are queued already.
         return
-    jobs.job_run(job_id=job_id, runner=_scan_fanout, worker=worker)
+    jobs.job_run(job_id=job_id, runner=lambda job, progress: _scan_fanout(job, progress, inline=inline),
+                 worker=worker)
+    if inline:
+        job = Job.objects.get(pk=job_id)
+        for name in job.params.get("names") or ():
+            scan_part_run(job_id=job_id, name=name, share=False)
 
 
-def _scan_fanout(job: Job, progress: jobs.JobProgress) -> object:
+def _scan_fanout(job: Job, progress: jobs.JobProgress, *, inline: bool = False) -> object:
     registry = job.registry
     try:
         with registry_client(registry=registry) as client:
             names = registry_repositories(client=client, registry=registry)
             listing_requests = dict(client.counters)
     except Exception as exc:
-        message, _ = jobs.job_error(exc)
+        message = str(exc) if isinstance(exc, errors.RegistryError) else jobs.job_error(exc)[0]
         error = f"cannot list repositories: {message}"
         Registry.objects.filter(pk=registry.pk).update(last_scan_at=timezone.now(), last_scan_error=error)
         raise jobs.JobFailed(error, result={"repositories": 0, "tags": 0, "errors": 0}) from exc
@@ -796,26 +788,28 @@ def _scan_fanout(job: Job, progress: jobs.JobProgress) -> object:
     job.result = {"listing_requests": listing_requests, "skipped": skipped}
     job.steps = [*job.steps, *({"at": at, "event": "skipped", "name": name, "note": reason}
                                for name, reason in skipped.items()),
-                 {"at": at, "event": "fanout", "repositories": len(names)}]
+                 {"at": at, "event": "fanout", "name": registry.name, "repositories": len(names)}]
     job.save(update_fields=["params", "result", "steps"])
     progress.steps = list(job.steps)
     if not names:
         _scan_close(job)
         return None
-    for name in names:
-        scan_repository_run.delay(job.pk, name)
+    if not inline:
+        for name in names:
+            scan_repository_run.delay(job.pk, name)
     return jobs.CONTINUES  # the last repository task closes the job
 
 
-def scan_part_run(*, job_id: int, name: str) -> None:
-    """One repository of a fanned-out scan; idempotent."""
+def scan_part_run(*, job_id: int, name: str, share: bool = True) -> None:
+    """One repository of a fanned-out scan; idempotent. `share`: with the parts running
+    at the same time (fetched.py); parts run one after another need not."""
     job = Job.objects.select_related("registry").filter(pk=job_id).first()
     if job is None or job.is_done or job.registry is None:
         return
     if ScanPart.objects.filter(job=job, repository=name).exists():
         return
     registry = job.registry
-    share = ScanShare.for_job(job_id) if len(job.params.get("names") or ()) > 1 else None
+    share = ScanShare.for_job(job_id) if share and len(job.params.get("names") or ()) > 1 else None
     try:
         with registry_client(registry=registry) as client:
             counts = repository_scan(client=client, registry=registry, name=name, concurrency=registry.concurrency,
@@ -850,7 +844,11 @@ def _scan_close(job: Job) -> None:
     skipped = job.result.get("skipped") or {}
     totals: dict = {"repositories": 0, "tags": 0, "errors": 0, "changed": 0, "skipped": len(skipped),
                     "requests": dict(job.result.get("listing_requests") or {})}
-    for part in ScanPart.objects.filter(job=job):
+    progress = jobs.JobProgress(job)
+    for part in ScanPart.objects.filter(job=job).order_by("finished_at", "pk"):
+        progress.steps.append({"at": part.finished_at.isoformat(timespec="milliseconds"), "event": "repository",
+                               "name": part.repository, **{k: v for k, v in part.counts.items()
+                                                           if k not in ("requests", "shared_hits")}})
         totals["repositories"] += 1
         for key in ("tags", "errors", "changed"):
             totals[key] += part.counts.get(key, 0)
@@ -862,7 +860,7 @@ def _scan_close(job: Job) -> None:
     Repository.objects.filter(registry=job.registry, scanned_at__lt=started).exclude(name__in=names).delete()
     Registry.objects.filter(pk=job.registry_id).update(last_scan_at=timezone.now(),
                                                        last_scan_error=_skipped_note(skipped))
-    jobs.job_finish(job=job, progress=None, result=totals)
+    jobs.job_finish(job=job, progress=progress, result=totals)
 
 
 def manifest_raw_parse(row: ManifestRow) -> Manifest:
