@@ -26,6 +26,7 @@ import redis
 from django.conf import settings
 
 from registry.mediatypes import Manifest, parse_manifest
+from registry.reference import digest_matches
 
 logger = logging.getLogger(__name__)
 
@@ -38,16 +39,17 @@ POLL_SECONDS = 0.02
 class ScanShare:
     """Claims and fetched content of one scan job, keyed by digest."""
 
-    def __init__(self, job_id: int, client: redis.Redis) -> None:
-        self._prefix = f"manifests:scan:{job_id}:"
+    def __init__(self, key: str, client: redis.Redis) -> None:
+        self._prefix = f"manifests:scan:{key}:"
         self._redis = client
         self._token = f"{os.getpid()}"
         self.enabled = True
         self.hits = 0  # digests read from another part instead of the registry
 
     @classmethod
-    def for_job(cls, job_id: int) -> ScanShare | None:
-        """The share of a scan job, or None when Redis does not answer."""
+    def for_job(cls, job_id: int, key: str) -> ScanShare | None:
+        """The share of a scan job (`key`: random, drawn at its fan-out, so that another database's job
+        of the same id on the same Redis shares nothing with it), or None when Redis does not answer."""
         try:
             client = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=5.0,
                                           socket_connect_timeout=1.0)
@@ -55,7 +57,7 @@ class ScanShare:
         except (redis.RedisError, OSError) as exc:
             logger.info("scan job %s: no shared fetch state (%s); each part fetches for itself", job_id, exc)
             return None
-        return cls(job_id, client)
+        return cls(key, client)
 
     def close(self) -> None:
         self._redis.close()
@@ -117,6 +119,9 @@ class ScanShare:
         if fetched:
             return fetched[0]
         content_type, _, raw = value.partition(b"\n")
+        if not digest_matches(raw, digest):  # never trust the cache with content: it is addressed by digest
+            self._forget(f"{self._prefix}m:{digest}")
+            return fetch()
         return parse_manifest(raw, content_type=content_type.decode(), digest=digest)
 
     def manifest_publish(self, manifest: Manifest) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import secrets
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -784,7 +785,8 @@ def _scan_fanout(job: Job, progress: jobs.JobProgress, *, inline: bool = False) 
 
     names, skipped = _grammar_split(names, validate_repository)
     at = timezone.now().isoformat(timespec="milliseconds")
-    job.params = {**job.params, "names": names, "started": timezone.now().isoformat()}
+    job.params = {**job.params, "names": names, "started": timezone.now().isoformat(),
+                  "share": secrets.token_hex(8)}
     job.result = {"listing_requests": listing_requests, "skipped": skipped}
     job.steps = [*job.steps, *({"at": at, "event": "skipped", "name": name, "note": reason}
                                for name, reason in skipped.items()),
@@ -809,7 +811,8 @@ def scan_part_run(*, job_id: int, name: str, share: bool = True) -> None:
     if ScanPart.objects.filter(job=job, repository=name).exists():
         return
     registry = job.registry
-    share = ScanShare.for_job(job_id) if share and len(job.params.get("names") or ()) > 1 else None
+    share = (ScanShare.for_job(job_id, job.params["share"])
+             if share and job.params.get("share") and len(job.params.get("names") or ()) > 1 else None)
     try:
         with registry_client(registry=registry) as client:
             counts = repository_scan(client=client, registry=registry, name=name, concurrency=registry.concurrency,
