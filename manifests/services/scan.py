@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import datetime
 import logging
+import os
 import secrets
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -159,8 +161,25 @@ def _config_kept(config: dict) -> dict:
     return {key: config[key] for key in _CONFIG_KEPT if key in config}
 
 
+_pool_lock = threading.Lock()
+_pool: ThreadPoolExecutor | None = None
+_pool_pid = 0
+
+
+def _fetch_pool(workers: int) -> ThreadPoolExecutor:
+    """This process's fetching threads, kept between repositories: a fan-out worker scans one
+    repository after another, and starting threads for each costs more than its requests on a
+    busy machine."""
+    global _pool, _pool_pid
+    with _pool_lock:
+        if _pool is None or _pool_pid != os.getpid() or _pool._max_workers < workers:
+            _pool = ThreadPoolExecutor(max_workers=max(workers, 4), thread_name_prefix="scan-fetch")
+            _pool_pid = os.getpid()
+        return _pool
+
+
 def _thread_map(function, items: list, workers: int) -> list:
-    """`map` over threads that each close their database connection when done."""
+    """`map` over `workers` threads, each closing its database connection when done."""
     from django.db import connections
 
     results: list = [None] * len(items)
@@ -180,11 +199,14 @@ def _thread_map(function, items: list, workers: int) -> list:
         finally:
             connections.close_all()
 
-    threads = [threading.Thread(target=work, daemon=True) for _ in range(max(1, min(workers, len(items))))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    count = max(1, min(workers, len(items)))
+    if count == 1:
+        for index, item in enumerate(items):
+            results[index] = function(item)
+        return results
+    pool = _fetch_pool(count)
+    for future in [pool.submit(work) for _ in range(count)]:
+        future.result()
     return results
 
 
