@@ -30,7 +30,7 @@ from registry.reference import digest_matches
 
 logger = logging.getLogger(__name__)
 
-TTL_SECONDS = 300  # what one part leaves for the others
+TTL_SECONDS = 120  # what one part leaves for the others (its repository is stored by then)
 CLAIM_SECONDS = 60  # a fetch that takes longer is taken over
 WAIT_SECONDS = 60.0
 POLL_SECONDS = 0.02
