@@ -1,18 +1,19 @@
 """python -m bench [--repos R --tags T --seed S --out bench/results] [--quick]
 
-One run, one registry:
+One run, one registry, through the path users run:
 
 1. generate: start Docker Distribution on loopback (access log on), push
    R x T tags plus one repository of --big-tags tags, from the seed;
-2. scans, each measured as ours (scan_job_run in a subprocess on a fresh
-   SQLite file) and as the floor (bench/floor.py), with the access log read
-   between marks: cold, warm (nothing changed), after 1% of tags moved;
-3. scale-out: cold and warm scans through the production path (scan_enqueue,
-   Celery fan-out of one task per repository) with one worker and with two,
-   and the in-process scan with concurrency 8;
-4. pages: queries per page in-process at two sizes, then latency under load
-   against gunicorn -w 2 on the scanned database;
-5. bench/results/: results.json, results.md, scan.png, pages.png.
+2. scans: cold (each on an empty database), warm (nothing changed) and after
+   1% of tags moved, each measured as ours (scan_enqueue on a Celery worker
+   that fans out one task per repository, as `manage.py scan --wait` runs it)
+   and as the floor (bench/floor.py), the access log read between marks;
+3. tools: `docker manifest inspect` and `skopeo inspect --raw` per tag, on a
+   sample of tags, with the same concurrency;
+4. scale-out: the same scans with 1, 2 and 4 workers on PostgreSQL;
+5. pages: queries per page and latency against gunicorn, on the scanned
+   database and on a synthetic 100,000-tag inventory (SQLite, PostgreSQL);
+6. bench/results/: results.json, results.md, scan.png, tools.png, pages.png.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from tests.harness.postgres import postgres_start
 from tests.harness.services import stop_process
 
 from . import generate, report
@@ -121,6 +123,12 @@ def machine_info() -> dict:
             "commit": commit + ("+dirty" if dirty else "")}
 
 
+def _children_cpu() -> float:
+    """CPU time of this process's finished children (the CLI tools, each one process per tag)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run(args: argparse.Namespace) -> dict:
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -129,10 +137,11 @@ def run(args: argparse.Namespace) -> dict:
     results: dict = {"meta": {
         "date": datetime.now(UTC).isoformat(timespec="seconds"), "seed": args.seed, "repos": args.repos,
         "tags": args.tags, "big_tags": args.big_tags, "concurrency": args.concurrency, "quick": args.quick,
-        "clients": args.clients, "machine": machine_info(), "work": str(work)}}
+        "clients": args.clients, "machine": machine_info(), "work": str(work), "repeat": args.repeat}}
     log(f"work folder {work}")
     distribution = Distribution(work / "registry")
     redis_process = None
+    cluster = None
     try:
         distribution.start()
         results["meta"]["distribution"] = distribution.version()
@@ -161,100 +170,235 @@ def run(args: argparse.Namespace) -> dict:
                                 "--concurrency", str(args.concurrency))
         results["meta"].update(versions)
 
-        # 2. scans: floor then ours, for each run, on the same registry. Cold runs each start from an
-        # empty database and an empty floor; the last cold run's database is the one re-scanned and served.
+        # 2. scans through the user's path: scan_enqueue -> one Celery worker (-c 1) fanning out one task
+        # per repository, each part with the registry's concurrency (4 requests in flight, as the floor).
+        # Floor then ours, for each run; cold runs each start from an empty database and an empty floor.
+        log("scans (Celery worker, fan-out)")
         scans = []
+        main_db = template
+        floor_state = FloorState()
+        workers: list = []
 
-        def phase(name: str, kind: str, django: Django, state: FloorState | None, **scan_args: str) -> dict:
+        def phase(name: str, kind: str, django: Django, state: FloorState) -> dict:
             entry: dict = {"name": name, "kind": kind, "loadavg_before": [round(x, 2) for x in os.getloadavg()]}
-            if state is not None:
-                start, cpu, registry_cpu = distribution.mark(), _cpu(), distribution.cpu_seconds()
-                result = floor_scan(distribution.url, concurrency=args.concurrency, state=state)
-                entry["floor"] = {"seconds": result.seconds, "requests": result.requests, "total": result.total,
-                                  "tags": result.tags, "changed": result.changed, "errors": result.errors,
-                                  "cpu_seconds": _cpu() - cpu,
-                                  "registry_cpu_seconds": distribution.cpu_seconds() - registry_cpu}
-                entry["floor_log"] = _log_summary(distribution.count(start, agent=FLOOR_AGENT))
-            start, registry_cpu = distribution.mark(), distribution.cpu_seconds()
-            extra = [f"--{k.replace('_', '-')}={v}" for k, v in scan_args.items()]
-            ours = django.run("scan", "--name", REGISTRY_NAME, *extra)
+            start, cpu, registry_cpu = distribution.mark(), _cpu(), distribution.cpu_seconds()
+            result = floor_scan(distribution.url, concurrency=args.concurrency, state=state)
+            entry["floor"] = {"seconds": result.seconds, "requests": result.requests, "total": result.total,
+                              "tags": result.tags, "changed": result.changed, "errors": result.errors,
+                              "cpu_seconds": _cpu() - cpu,
+                              "registry_cpu_seconds": distribution.cpu_seconds() - registry_cpu}
+            entry["floor_log"] = _log_summary(distribution.count(start, agent=FLOOR_AGENT))
+            ours = workers_scan(django, distribution, workers)
             ours["total"] = sum(ours["requests"].values())
-            # Read before the `tags` check, which does not touch the registry anyway.
-            ours["registry_cpu_seconds"] = distribution.cpu_seconds() - registry_cpu
             entry["ours"] = ours
-            entry["ours_log"] = _log_summary(distribution.count(start, agent=OURS_AGENT))
+            entry["ours_log"] = ours.pop("log")
             entry["ours_check"] = _tags_check(plan, django.run("tags", "--name", REGISTRY_NAME)["tags"])
-            ratio = f"{ours['seconds'] / entry['floor']['seconds']:.2f}x floor" if state is not None else ""
-            log(f"  {name}: ours {ours['seconds']:.2f}s {ours['total']} req {ratio}; "
-                f"check {entry['ours_check']['wrong_or_missing']} wrong")
+            log(f"  {name}: ours {ours['seconds']:.2f}s {ours['total']} req, floor {result.seconds:.2f}s "
+                f"{result.total} req: {ours['seconds'] / result.seconds:.2f}x; cpu {ours['cpu_seconds']:.1f} "
+                f"vs {entry['floor']['cpu_seconds']:.1f}; check {entry['ours_check']['wrong_or_missing']} wrong")
             return entry
 
         def numbered(kind: str, index: int, count: int) -> str:
             return kind if count == 1 else f"{kind}#{index + 1}"
 
-        log("scans")
-        for index in range(args.cold_repeat):
-            main_db = template.copy(work / f"main{index}.sqlite3")
-            floor_state = FloorState()
-            scans.append(phase(numbered("cold", index, args.cold_repeat), "cold", main_db, floor_state))
-        for index in range(args.repeat):
-            scans.append(phase(numbered("warm", index, args.repeat), "warm", main_db, floor_state))
-        for index in range(args.repeat):
-            moves = generate.moves_plan(plan, seed=args.seed + 1000 * index, fraction=0.01)
-            moved = generate.moves_apply(plan, moves, url=distribution.url, threads=args.push_threads)
-            log(f"  moved {moved['moved']} tags in {moved['seconds']:.1f}s")
-            entry = phase(numbered("moved", index, args.repeat), "moved", main_db, floor_state)
-            scans.append({**entry, "moved": moved["moved"]})
+        try:
+            for index in range(args.repeat):
+                main_db = template.copy(work / f"main{index}.sqlite3")
+                for worker in workers:
+                    worker.stop()
+                workers = workers_start(work / "workers", main_db.env, count=1, concurrency=1)
+                floor_state = FloorState()
+                scans.append(phase(numbered("cold", index, args.repeat), "cold", main_db, floor_state))
+            for index in range(args.repeat):
+                scans.append(phase(numbered("warm", index, args.repeat), "warm", main_db, floor_state))
+            for index in range(args.moved_repeat):
+                moves = generate.moves_plan(plan, seed=args.seed + 1000 * index, fraction=0.01)
+                moved = generate.moves_apply(plan, moves, url=distribution.url, threads=args.push_threads)
+                log(f"  moved {moved['moved']} tags in {moved['seconds']:.1f}s")
+                entry = phase(numbered("moved", index, args.moved_repeat), "moved", main_db, floor_state)
+                scans.append({**entry, "moved": moved["moved"]})
+        finally:
+            for worker in workers:
+                worker.stop()
         results["scans"] = scans
 
-        # 3. scale-out: the production path (scan_enqueue -> Celery, one task per repository) with one
-        # worker and with two, and the in-process scan with concurrency 8.
+        # 3. what people use instead: one CLI process per tag, same concurrency, on a sample of tags.
+        if not args.skip_tools:
+            results["tools"] = tools_measure(args, plan, distribution)
+
+        # 4. scale-out on PostgreSQL: 1, 2 and 4 workers of -c 1.
+        if not args.skip_scaleout or not args.skip_pages:
+            cluster = postgres_start()
         if not args.skip_scaleout:
-            log("scale-out")
-            scale: dict = {"worker_concurrency": 1, "runs": []}
-            c8 = template.copy(work / "c8.sqlite3")
-            scale["concurrency8_cold"] = phase("cold c8", "cold", c8, None, concurrency="8")
-            scale["concurrency8_warm"] = phase("warm c8", "warm", c8, None, concurrency="8")
-            databases = {count: template.copy(work / f"workers{count}.sqlite3") for count in (1, 2)}
-            for kind in ("cold", "warm"):
-                for count, django in databases.items():
-                    scale["runs"].append(workers_phase(kind, count, django, distribution, plan, work))
+            log("scale-out (PostgreSQL)")
+            scale: dict = {"worker_concurrency": 1, "runs": [], "database": "postgresql"}
+            for count in args.worker_counts:
+                django = _postgres_django(cluster, f"scale{count}", base_env)
+                django.run("setup", "--name", REGISTRY_NAME, "--url", distribution.url,
+                           "--concurrency", str(args.concurrency))
+                pool = workers_start(work / "workers", django.env, count=count, concurrency=1)
+                try:
+                    for kind in ("cold", "warm"):
+                        run_result = workers_scan(django, distribution, pool)
+                        run_result.update({"name": f"{kind}, {count} worker{'s' if count > 1 else ''}",
+                                           "kind": kind, "workers": count,
+                                           "ours_log": run_result.pop("log"),
+                                           "ours_check": _tags_check(plan, django.run(
+                                               "tags", "--name", REGISTRY_NAME)["tags"])})
+                        scale["runs"].append(run_result)
+                        log(f"  {run_result['name']}: {run_result['seconds']:.2f}s, "
+                            f"{sum(run_result['requests'].values())} req, worker cpu "
+                            f"{run_result['cpu_seconds']:.1f}s, registry cpu {run_result['registry_cpu_seconds']:.1f}s")
+                finally:
+                    for worker in pool:
+                        worker.stop()
             results["scaleout"] = scale
 
-        # 4. pages
+        # 5. pages: the scanned registry, then a synthetic 100,000-tag inventory on SQLite and PostgreSQL.
         if not args.skip_pages:
             results["pages"] = pages_measure(args, plan, main_db, work, base_env, registry_url=distribution.url)
+            results["synthetic"] = synthetic_measure(args, work, base_env, cluster)
     finally:
         distribution.stop()
         if redis_process is not None:
             stop_process(redis_process)
+        if cluster is not None:
+            cluster.stop()
         if not args.keep and not args.work:
             shutil.rmtree(work, ignore_errors=True)
     return results
 
 
-def workers_phase(kind: str, count: int, django: Django, distribution: Distribution, plan: generate.Plan,
-                  work: Path) -> dict:
-    """One whole-registry scan through Celery, timed from scan_enqueue until the job is done."""
-    workers = workers_start(work / "workers", django.env, count=count, concurrency=1)
-    try:
-        load = round(os.getloadavg()[0], 2)
-        start, registry_cpu = distribution.mark(), distribution.cpu_seconds()
-        worker_cpu = sum(w.cpu_seconds() for w in workers)
-        result = django.run("enqueue", "--name", REGISTRY_NAME)
-        result["registry_cpu_seconds"] = distribution.cpu_seconds() - registry_cpu
-        result["worker_cpu_seconds"] = sum(w.cpu_seconds() for w in workers) - worker_cpu
-        result["loadavg_before"] = load
-        result["peak_rss_mib"] = [round(w.peak_rss_mib(), 1) for w in workers]
-    finally:
-        for worker in workers:
-            worker.stop()
-    result.update({"name": f"{kind}, {count} worker{'s' if count > 1 else ''}", "kind": kind, "workers": count,
-                   "ours_log": _log_summary(distribution.count(start, agent=OURS_AGENT)),
-                   "ours_check": _tags_check(plan, django.run("tags", "--name", REGISTRY_NAME)["tags"])})
-    log(f"  {result['name']}: {result['seconds']:.2f}s, {result['parts']} parts, {result['status']}, "
-        f"{sum(result['requests'].values())} req, check {result['ours_check']['wrong_or_missing']} wrong")
+def _postgres_django(cluster, database: str, base_env: dict[str, str]) -> Django:
+    cluster._create_database(database)
+    django = Django.__new__(Django)
+    django.db = None
+    django.env = {**os.environ, **base_env, "DATABASE_URL": cluster.url(database)}
+    return django
+
+
+def workers_scan(django: Django, distribution: Distribution, workers: list) -> dict:
+    """One whole-registry scan as the Refresh button starts it, timed from scan_enqueue until the job is
+    done; CPU and peak memory are the workers' (main and pool processes)."""
+    load = round(os.getloadavg()[0], 2)
+    start, registry_cpu = distribution.mark(), distribution.cpu_seconds()
+    worker_cpu = sum(w.cpu_seconds() for w in workers)
+    result = django.run("enqueue", "--name", REGISTRY_NAME)
+    result["registry_cpu_seconds"] = distribution.cpu_seconds() - registry_cpu
+    result["cpu_seconds"] = sum(w.cpu_seconds() for w in workers) - worker_cpu
+    result["loadavg_before"] = load
+    result["peak_rss_mib"] = [round(w.peak_rss_mib(), 1) for w in workers]
+    result["log"] = _log_summary(distribution.count(start, agent=OURS_AGENT))
+    if result["status"] != "succeeded":
+        log(f"  scan {result['status']}: {result.get('error')}")
     return result
+
+
+TOOLS = {
+    # What a script does to know a tag's platforms with each tool: read the manifest; for a single image
+    # (whose manifest names no platform), read it again with the config.
+    "docker manifest inspect": (["docker", "manifest", "inspect", "--insecure"],
+                                ["docker", "manifest", "inspect", "--insecure", "--verbose"]),
+    "skopeo inspect --raw": (["skopeo", "inspect", "--raw", "--tls-verify=false"],
+                             ["skopeo", "inspect", "--raw", "--config", "--tls-verify=false"]),
+}
+
+
+def tools_measure(args: argparse.Namespace, plan: generate.Plan, distribution: Distribution) -> dict:
+    """`docker manifest inspect` and `skopeo inspect --raw` per tag over one random sample of tags,
+    with the scan's concurrency; each CLI call is its own process with no cache, so the cost per tag
+    does not depend on the others and scales to every tag linearly."""
+    import random
+    from concurrent.futures import ThreadPoolExecutor
+
+    log("tools")
+    pairs = [(r, t) for r in plan.repositories for t in sorted(r.tags)]
+    sample = random.Random(f"tools {args.seed}").sample(pairs, min(args.tool_tags, len(pairs)))
+    host = distribution.url.split("://", 1)[1]
+    env = {**os.environ, "DOCKER_CONFIG": str(Path(tempfile.mkdtemp(prefix="bench-docker-")))}
+    runs: list[dict] = []
+    for tool, (first, image) in TOOLS.items():
+        if shutil.which(first[0]) is None:
+            runs.append({"tool": tool, "error": f"{first[0]} is not installed"})
+            continue
+        def one(pair, first=first, image=image) -> int:
+            repo, tag = pair
+            ref = f"{host}/{repo.name}:{tag}" if first[0] == "docker" else f"docker://{host}/{repo.name}:{tag}"
+            failures = 0
+            for argv in ([first] + ([image] if repo.manifest(repo.tags[tag]).kind == "image" else [])):
+                done = subprocess.run([*argv, ref], capture_output=True, env=env, timeout=120)
+                failures += done.returncode != 0
+            return failures
+
+        for index in range(args.repeat):
+            load = round(os.getloadavg()[0], 2)
+            start, cpu, registry_cpu = distribution.mark(), _children_cpu(), distribution.cpu_seconds()
+            started = time.monotonic()
+            with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
+                failures = sum(pool.map(one, sample))
+            seconds = time.monotonic() - started
+            count = distribution.count(start)
+            entry = {"tool": tool, "run": index + 1, "tags": len(sample), "seconds": seconds,
+                     "cpu_seconds": _children_cpu() - cpu, "registry_cpu_seconds": distribution.cpu_seconds() - registry_cpu,
+                     "requests": dict(count.kinds), "total": count.total, "failures": failures,
+                     "loadavg_before": load}
+            runs.append(entry)
+            log(f"  {tool} #{index + 1}: {len(sample)} tags in {seconds:.1f}s, {count.total} requests, "
+                f"{failures} failures")
+    return {"sample": len(sample), "total_tags": len(pairs), "concurrency": args.concurrency, "runs": runs}
+
+
+def synthetic_measure(args: argparse.Namespace, work: Path, base_env: dict[str, str], cluster) -> dict:
+    """A synthetic inventory of R x T tags written straight to the database (no registry), on SQLite and
+    on PostgreSQL; queries per page and latency with `clients` threads against gunicorn."""
+    out: dict = {"repos": args.synthetic_repos, "tags": args.synthetic_tags, "databases": []}
+    for database in ("sqlite", "postgresql"):
+        log(f"synthetic inventory, {database}")
+        if database == "sqlite":
+            django = Django(work / "synthetic.sqlite3", base_env)
+        else:
+            django = _postgres_django(cluster, "synthetic", base_env)
+        django.run("setup", "--name", REGISTRY_NAME, "--url", "http://127.0.0.1:9")
+        written = django.run("inventory", "--name", "synth", "--repos", str(args.synthetic_repos),
+                             "--tags", str(args.synthetic_tags), "--seed", str(args.seed))
+        log(f"  wrote {written['tags']:,} tags in {written['repositories']} repositories in "
+            f"{written['write_seconds']:.1f}s")
+        repo, tag = written["detail"]["repository"], written["detail"]["tag"]
+        word = repo.rsplit("-", 1)[-1][:2]
+        pages = [
+            ("registries", "/", "registries (home)"),
+            ("repositories", "/registries/synth/", f"repositories, {written['repositories']}"),
+            ("repositories", "/registries/synth/?page=5", "repositories, page 5"),
+            ("search", f"/registries/synth/?q=svc-{word}", "repository search box"),
+            ("tag list", f"/registries/synth/r/{repo}/", f"tag list, {args.synthetic_tags} tags"),
+            ("search", f"/registries/synth/r/{repo}/?q=1.", "tag search box"),
+            ("tag detail", f"/registries/synth/r/{repo}/t/{tag}", "tag detail, attested index"),
+            ("coverage", "/coverage?registry=synth", "coverage matrix"),
+            ("coverage", "/coverage?registry=synth&page=5", "coverage matrix, page 5"),
+            ("search", f"/coverage?registry=synth&q=svc-{word}", "coverage search box"),
+            ("search", f"/build/candidates?registry=synth&q=svc-{word}", "builder candidate search"),
+            ("jobs", "/jobs/", "jobs"),
+        ]
+        queries = django.run("queries", "--urls-json", json.dumps(
+            [{"page": key, "size": label, "url": path} for key, path, label in pages]))["pages"]
+        env = {**base_env, "DATABASE_URL": django.env["DATABASE_URL"], "ALLOWED_HOSTS": "127.0.0.1"}
+        server = gunicorn_start(work, env, workers=2)
+        load = []
+        try:
+            session = login(server.url, BENCH_USER, BENCH_PASSWORD)
+            cookies = session.cookies.get_dict()
+            for (key, path, label), counted in zip(pages, queries, strict=True):
+                result = page_load(server.url, cookies, path=path, clients=args.clients,
+                                   requests_total=args.page_requests, max_seconds=args.page_seconds)
+                result.update({"page": key, "label": label, "queries": counted["queries"],
+                               "loadavg_before": round(os.getloadavg()[0], 2)})
+                load.append(result)
+                log(f"  {label} x{args.clients}: p50 {result['p50_ms']:.0f} ms p95 {result['p95_ms']:.0f} ms "
+                    f"({result['requests']} req, {result['statuses']}, {counted['queries']} queries)")
+        finally:
+            server.stop()
+        out["databases"].append({"database": database, "written": written, "load": load})
+    return out
 
 
 def _page_targets(plan: generate.Plan) -> dict[str, str]:
@@ -318,7 +462,7 @@ def pages_measure(args: argparse.Namespace, plan: generate.Plan, main_db: Django
     try:
         session = login(server.url, BENCH_USER, BENCH_PASSWORD)
         cookies = session.cookies.get_dict()
-        for clients in sorted({1, args.clients}):
+        for clients in (args.clients,):
             for key, path, label in pages:
                 result = page_load(server.url, cookies, path=path, clients=clients,
                                    requests_total=args.page_requests, max_seconds=args.page_seconds)
@@ -339,30 +483,40 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--big-tags", type=int, default=1000, help="tags of the extra repository for the tag list page")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
-    parser.add_argument("--quick", action="store_true", help="10 x 20 and a 200-tag repository: a smoke run")
+    parser.add_argument("--quick", action="store_true", help="small sizes, one run each: a smoke run for development")
     parser.add_argument("--concurrency", type=int, default=4, help="the registry's concurrency setting (scan threads)")
     parser.add_argument("--push-threads", type=int, default=8)
-    parser.add_argument("--cold-repeat", type=int, default=2, help="cold scans (each on an empty database)")
-    parser.add_argument("--repeat", type=int, default=3, help="warm re-scans, and moved re-scans (1%% more each)")
-    parser.add_argument("--clients", type=int, default=4, help="load generator threads (also measured with 1)")
-    parser.add_argument("--page-requests", type=int, default=200, help="requests per page and client level")
-    parser.add_argument("--page-seconds", type=float, default=60.0, help="time bound per page and client level")
+    parser.add_argument("--repeat", type=int, default=3, help="cold scans (each on an empty database), warm "
+                                                             "re-scans and runs of each tool")
+    parser.add_argument("--moved-repeat", type=int, default=1, help="re-scans after 1%% of tags moved")
+    parser.add_argument("--tool-tags", type=int, default=600, help="tags sampled for the CLI tools")
+    parser.add_argument("--worker-counts", default="1,2,4", help="scale-out: workers (-c 1 each) on PostgreSQL")
+    parser.add_argument("--synthetic-repos", type=int, default=1000)
+    parser.add_argument("--synthetic-tags", type=int, default=100, help="tags per synthetic repository")
+    parser.add_argument("--clients", type=int, default=4, help="load generator threads")
+    parser.add_argument("--page-requests", type=int, default=120, help="requests per page")
+    parser.add_argument("--page-seconds", type=float, default=20.0, help="time bound per page")
+    parser.add_argument("--skip-tools", action="store_true")
     parser.add_argument("--skip-scaleout", action="store_true")
     parser.add_argument("--skip-pages", action="store_true")
     parser.add_argument("--work", default="", help="folder for the registry and databases (kept); default a temp folder")
     parser.add_argument("--keep", action="store_true", help="keep the temp work folder")
     args = parser.parse_args(argv)
-    if args.cold_repeat < 1:
-        parser.error("--cold-repeat must be at least 1: the re-scans and pages need a scanned database")
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1: the re-scans and pages need a scanned database")
     if args.big_tags < 1 and not args.skip_pages:
         parser.error("the tag list page is measured on the --big-tags repository: give it tags, or --skip-pages")
     if args.quick:
-        args.repos, args.tags, args.big_tags = 10, 20, 200
-        args.page_requests, args.page_seconds = min(args.page_requests, 40), min(args.page_seconds, 15.0)
+        args.repos, args.tags, args.big_tags, args.repeat = 10, 20, 200, 1
+        args.tool_tags, args.synthetic_repos, args.synthetic_tags = 20, 20, 50
+        args.worker_counts = "1,2"
+        args.page_requests, args.page_seconds = min(args.page_requests, 30), min(args.page_seconds, 10.0)
+    args.worker_counts = [int(n) for n in str(args.worker_counts).split(",") if n.strip()]
     started = time.monotonic()
     results = run(args)
     results["meta"]["total_seconds"] = time.monotonic() - started
     results["meta"]["commit_at_end"] = machine_info()["commit"]
+    results["meta"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     out = Path(args.out)
     report.write(results, out)
     log(f"wrote {out / 'results.md'}, results.json, scan.png, pages.png in {results['meta']['total_seconds']:.0f}s")

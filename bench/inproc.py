@@ -9,6 +9,12 @@ last line on stdout is the command's JSON result.
     python -m bench.inproc enqueue --name bench     (needs Celery workers on the same Redis)
     python -m bench.inproc tags    --name bench
     python -m bench.inproc queries --urls-json '[...]'
+    python -m bench.inproc inventory --name synth --repos 1000 --tags 100 [--seed 1]
+
+`scan` runs scan_job_run: the parts users' workers run, here one after
+another (used to set up a small second registry, never measured as ours).
+`inventory` writes a synthetic inventory straight to the database, through
+the scan's own writers, from a generated plan (no registry involved).
 """
 
 from __future__ import annotations
@@ -195,6 +201,64 @@ def cmd_enqueue(args: argparse.Namespace) -> dict:
             if job.finished_at else None}
 
 
+def cmd_inventory(args: argparse.Namespace) -> dict:
+    """R x T tags from bench.generate's plan, stored as a scan would store them (one transaction per
+    repository, through `_repository_write`), without a registry."""
+    import json as json_module
+
+    from django.utils import timezone
+
+    from bench import generate
+    from manifests.models import Registry
+    from manifests.services import scan
+    from registry.mediatypes import parse_manifest
+    from registry.platform import Platform
+
+    started = time.monotonic()
+    plan = generate.plan_build(repos=args.repos, tags=args.tags, seed=args.seed, big_tags=0)
+    plan_seconds = time.monotonic() - started
+    registry, _ = Registry.objects.update_or_create(name=args.name, defaults={
+        "url": "http://127.0.0.1:9", "insecure": True})
+    configs: dict[str, bytes] = {}
+    for repo in plan.repositories:
+        configs.update(repo.blobs)
+    now = timezone.now()
+    learned_cache: dict[str, scan.Learned] = {}
+
+    def learned(manifest) -> scan.Learned:
+        if manifest.digest in learned_cache:
+            return learned_cache[manifest.digest]
+        parsed = parse_manifest(manifest.raw, content_type=manifest.media_type, digest=manifest.digest)
+        item = scan.Learned(manifest=parsed)
+        if manifest.kind == "image":
+            config = json_module.loads(configs[manifest.blobs[0]])
+            item.platform = Platform.from_json(config)
+            item.created = scan._created(config.get("created"))
+            item.blob_size = sum(blob.size for blob in parsed.blobs)
+        learned_cache[manifest.digest] = item
+        return item
+
+    write_started = time.monotonic()
+    for repo in plan.repositories:
+        pool = {m.digest: learned(m) for m in repo.manifests}
+        fetches = []
+        first = True
+        for tag, digest in repo.tags.items():
+            fetch = scan.TagFetch(name=tag, digest=digest)
+            if first:  # the whole pool once per repository: tags_apply reads the rows back
+                fetch.learned = pool
+                first = False
+            fetches.append(fetch)
+        scan._repository_write(registry=registry, name=repo.name, fetches=fetches, now=now, missing=set(),
+                               note="", listed=None)
+    target = next(((r.name, t) for r in plan.repositories for t, d in sorted(r.tags.items())
+                   if b"attestation-manifest" in r.manifest(d).raw), (plan.repositories[0].name, "latest"))
+    return {"repositories": len(plan.repositories), "tags": plan.total_tags, "plan_seconds": plan_seconds,
+            "detail": {"repository": target[0], "tag": target[1]},
+            "write_seconds": time.monotonic() - write_started, "manifests": len(learned_cache),
+            "names": [r.name for r in plan.repositories[:3]]}
+
+
 def cmd_tags(args: argparse.Namespace) -> dict:
     from manifests.models import Manifest, Repository, Tag
 
@@ -249,9 +313,15 @@ def main(argv: list[str] | None = None) -> None:
     queries = sub.add_parser("queries")
     queries.add_argument("--urls-json", required=True)
     queries.add_argument("--keep-sql", action="store_true")
+    inventory = sub.add_parser("inventory")
+    inventory.add_argument("--name", required=True)
+    inventory.add_argument("--repos", type=int, default=1000)
+    inventory.add_argument("--tags", type=int, default=100)
+    inventory.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
     _setup()
-    commands = {"setup": cmd_setup, "scan": cmd_scan, "enqueue": cmd_enqueue, "tags": cmd_tags, "queries": cmd_queries}
+    commands = {"setup": cmd_setup, "scan": cmd_scan, "enqueue": cmd_enqueue, "tags": cmd_tags, "queries": cmd_queries,
+                "inventory": cmd_inventory}
     result = commands[args.command](args)
     _close_db()
     sys.stdout.write("\n" + json.dumps(result) + "\n")

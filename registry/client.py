@@ -56,6 +56,14 @@ class ManifestHead:
 
 
 @dataclass(frozen=True)
+class ManifestPut:
+    """What a manifest PUT answered: the digest stored, and whether the answer proves it."""
+
+    digest: str
+    confirmed: bool
+
+
+@dataclass(frozen=True)
 class RateLimit:
     limit: str
     remaining: str
@@ -975,6 +983,18 @@ class RegistryClient:
 
     def put_manifest(self, repository: str, reference: str, raw: bytes, media_type: str) -> str:
         """PUT /v2/<name>/manifests/<ref>; checks the digest the registry reports."""
+        return self.put_manifest_answer(repository, reference, raw, media_type).digest
+
+    def put_manifest_answer(self, repository: str, reference: str, raw: bytes, media_type: str) -> ManifestPut:
+        """PUT a manifest and say what the answer proves.
+
+        `confirmed` is true when the registry answered 201 (created) with a
+        Docker-Content-Digest equal to the digest of the bytes sent: it then
+        holds exactly these bytes under `reference`, and (Distribution checks
+        before it stores) everything they point at. A registry that reports
+        another digest raises DigestMismatch; one that reports none leaves the
+        push unconfirmed, to be read back.
+        """
         expected = sha256_digest(raw)
         if ":" in reference and reference != expected:
             self._valid_digest(reference)
@@ -994,7 +1014,7 @@ class RegistryClient:
         reported = response.headers.get("Docker-Content-Digest", "")
         if reported and reported != expected:
             raise errors.DigestMismatch(f"the registry stored {reported} but we sent {expected}")
-        return expected
+        return ManifestPut(digest=expected, confirmed=response.status_code == 201 and reported == expected)
 
 
 def _with_digest(location: str, digest: str) -> str:

@@ -326,10 +326,16 @@ def list_push(*, client: RegistryClient, plan: Plan, expect_digest: str | None =
 
     `expect_digest` is the digest the tag held when the user previewed ("" for
     a tag that did not exist); None skips the check (an explicit overwrite).
-    Safe to run again after an interruption: copies skip what exists, and a
-    tag that already holds the planned list counts as done (and is not
-    verified again here). `on_put` is called as soon as the registry accepted
-    the list, before the read-back: the tag has moved, whatever happens next.
+    Safe to run again after an interruption: a tag that already holds the
+    planned list counts as done (and is not verified again here), and copies
+    put again what is there already (a refused mount asks first, before it
+    streams). `on_put` is called as soon as the registry accepted the list,
+    before the read-back: the tag has moved, whatever happens next.
+
+    At the request floor: one HEAD of the tag, a mount per distinct blob, a
+    PUT per child and one for the list, then one HEAD of the tag reading it
+    back (list_confirm); no HEAD before a mount or a PUT, whose answers prove
+    what they made.
     """
     repository, tag = plan.target.repository, plan.target.tag
     current = tag_current_digest(client=client, repository=repository, tag=tag)
@@ -344,20 +350,45 @@ def list_push(*, client: RegistryClient, plan: Plan, expect_digest: str | None =
         progress({"event": "child", "digest": entry.descriptor.digest,
                   "platform": str(entry.descriptor.platform) if entry.descriptor.platform else "",
                   "attestation": entry.descriptor.is_attestation, "from": entry.source_repository})
+        if entry.source_repository == repository:
+            continue  # in the target already (read from there to plan): checked after the PUT
         copy_manifest(client, source=entry.source_repository, target=repository, manifest=entry.manifest,
-                      report=report, progress=progress, present=present)
+                      report=report, progress=progress, check_first=False, present=present)
     progress({"event": "put", "digest": plan.digest})
-    digest = client.put_manifest(repository, tag, plan.raw, plan.media_type)
-    result = PushResult(digest, current, plan.media_type, plan.raw, report)
+    answer = client.put_manifest_answer(repository, tag, plan.raw, plan.media_type)
+    result = PushResult(answer.digest, current, plan.media_type, plan.raw, report)
     if on_put is not None:
         on_put(result)
     if verify:
-        list_verify(client=client, repository=repository, tag=tag, digest=digest)
-    elif digest != plan.digest:
-        # A bulk push (rules) trusts the PUT's answer instead of reading every list back.
-        raise errors.DigestMismatch(f"{repository}:{tag} was stored as {digest}, not {plan.digest}")
-    progress({"event": "done", "digest": digest, **report.as_dict()})
+        unproven = [entry.descriptor.digest for entry in plan.entries
+                    if entry.descriptor.digest not in report.confirmed]
+        list_confirm(client=client, repository=repository, tag=tag, digest=answer.digest,
+                     put_confirmed=answer.confirmed, children=unproven)
+    elif answer.digest != plan.digest:
+        # A bulk push (rules) trusts the PUT's answer instead of reading every list back: Distribution
+        # stores a list only when every child is present, and the answer names the digest it stored.
+        raise errors.DigestMismatch(f"{repository}:{tag} was stored as {answer.digest}, not {plan.digest}")
+    progress({"event": "done", "digest": answer.digest, **report.as_dict()})
     return result
+
+
+def list_confirm(*, client: RegistryClient, repository: str, tag: str, digest: str, put_confirmed: bool,
+                 children: list[str]) -> None:
+    """The fewest reads that prove a push: the tag names `digest` and every child is present.
+
+    One HEAD of the tag (a registry whose answer to the PUT gave no digest is
+    read by GET when its HEAD gives none either), and one HEAD per child whose
+    own PUT answer did not prove it (`children`: those the push did not copy).
+    """
+    head = client.head_manifest(repository, tag)
+    actual = head.digest
+    if not actual and not put_confirmed:
+        actual = client.get_manifest(repository, tag).digest
+    if actual and actual != digest:
+        raise errors.DigestMismatch(f"after the push {repository}:{tag} holds {actual}, not {digest}")
+    for child in dict.fromkeys(children):
+        if not client.manifest_exists(repository, child):
+            raise errors.ManifestUnknown(f"child {child} is missing from {repository} after the push")
 
 
 def list_verify(*, client: RegistryClient, repository: str, tag: str, digest: str) -> None:

@@ -53,14 +53,19 @@ class InventoryClient:
         row = ManifestRow.objects.filter(config_digest=digest).first()
         if row is None:
             raise errors.BlobUnknown(f"config {digest} is not in the inventory")
-        config: dict = {"os": row.os, "architecture": row.architecture}
-        if row.variant:
-            config["variant"] = row.variant
-        if row.os_version:
-            config["os.version"] = row.os_version
-        if row.os_features:
-            config["os.features"] = list(row.os_features)
-        return config
+        return config_stored(row)
+
+
+def config_stored(row: ManifestRow) -> dict:
+    """An image config as far as the scan kept it (the platform fields), from the manifest row it came with."""
+    config: dict = {"os": row.os, "architecture": row.architecture}
+    if row.variant:
+        config["variant"] = row.variant
+    if row.os_version:
+        config["os.version"] = row.os_version
+    if row.os_features:
+        config["os.features"] = list(row.os_features)
+    return config
 
 
 def tag_digest_now(*, registry: Registry, reference: str) -> str:

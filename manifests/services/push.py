@@ -22,6 +22,7 @@ from .assemble import (
     list_verify,
     tag_current_digest,
 )
+from .inventory import InventoryClient
 from .registries import registry_client
 
 logger = logging.getLogger(__name__)
@@ -53,10 +54,47 @@ def push_job_create(*, registry: Registry, target: str, sources: list[SourceSpec
     return job
 
 
-def _inventory_refresh(client, registry: Registry, repository: str, tag: str) -> None:
-    """Record the pushed tag at once, so the pages show it without waiting for a scan."""
-    from .scan import repository_scan
+class _InventoryFirst:
+    """Plan from the scanned inventory, asking the registry only for what it does not hold.
 
+    The preview was computed from the inventory (builder, API), so planning
+    from it costs no request and gives the very bytes previewed. A digest's
+    content never changes; a tag read from the inventory may have moved since
+    the scan, and the list then holds what the user previewed, by digest.
+    A source the inventory does not hold (never scanned, or failed at the
+    last scan) is read from the registry.
+    """
+
+    def __init__(self, registry: Registry, client) -> None:
+        self._inventory = InventoryClient(registry)
+        self._client = client
+
+    def get_manifest(self, repository: str, reference: str):
+        try:
+            return self._inventory.get_manifest(repository, reference)
+        except errors.ManifestUnknown:
+            return self._client.get_manifest(repository, reference)
+
+    def get_json_blob(self, repository: str, digest: str, **kwargs) -> dict:
+        try:
+            return self._inventory.get_json_blob(repository, digest)
+        except errors.BlobUnknown:
+            return self._client.get_json_blob(repository, digest, **kwargs)
+
+
+def _inventory_refresh(client, registry: Registry, repository: str, tag: str, *, raw: bytes = b"",
+                       media_type: str = "", digest: str = "") -> None:
+    """Record the pushed tag at once, so the pages show it without waiting for a scan.
+
+    From the bytes just put (no request) when given; children the inventory
+    lacks are read from the registry.
+    """
+    from .scan import repository_scan, tag_record
+
+    if raw:
+        tag_record(client=client, registry=registry, repository=repository, tag=tag, raw=raw,
+                   media_type=media_type, digest=digest)
+        return
     repository_scan(client=client, registry=registry, name=repository, only_tags=[tag], concurrency=1)
 
 
@@ -115,7 +153,8 @@ def _after_put(*, client, job: Job, record: PushRecord, verify: Callable[[], Non
                              f"attestations failed: {message}", digest=record.new_digest,
                              result={"verified": True, "record": record.pk}) from exc
     try:
-        _inventory_refresh(client, job.registry, record.repository, record.tag)
+        _inventory_refresh(client, job.registry, record.repository, record.tag, raw=bytes(record.raw),
+                           media_type=record.media_type, digest=record.new_digest)
     except Exception as exc:
         logger.exception("job %s: recording %s in the inventory failed", job.pk, record.new_digest)
         message, _ = jobs.job_error(exc)
@@ -131,7 +170,7 @@ def _push(job: Job, progress: jobs.JobProgress) -> None:
         sources = [SourceSpec.from_json(s) for s in params.get("sources", [])]
         progress({"event": "plan", "sources": len(sources)})
         try:
-            plan = list_plan(client=client, target=job.target, sources=sources,
+            plan = list_plan(client=_InventoryFirst(job.registry, client), target=job.target, sources=sources,
                              fmt=params.get("format", "auto"), annotations=params.get("annotations") or {})
         except AssemblyInvalid as exc:
             raise jobs.JobFailed(str(exc), result={"errors": exc.errors}) from None

@@ -40,6 +40,7 @@ from ..models import Manifest as ManifestRow
 from . import events, jobs, queue
 from .assemble import AssemblyInvalid, Plan, SourceSpec, TagMoved, list_plan, list_push, tag_current_digest
 from .builder import diff_rows
+from .inventory import config_stored
 from .registries import registry_client
 from .rules_select import SelectionInvalid, selection_compile, semver_newest, semver_parse
 
@@ -220,14 +221,7 @@ class BulkInventory:
         row = self._configs.get(digest)
         if row is None:
             raise errors.BlobUnknown(f"config {digest} is not in the inventory")
-        config: dict = {"os": row.os, "architecture": row.architecture}
-        if row.variant:
-            config["variant"] = row.variant
-        if row.os_version:
-            config["os.version"] = row.os_version
-        if row.os_features:
-            config["os.features"] = list(row.os_features)
-        return config
+        return config_stored(row)
 
 
 # -- the dry run ----------------------------------------------------------------

@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import datetime
 import logging
+import os
+import secrets
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -34,6 +37,7 @@ from ..models import Job, ListCheck, ManifestChild, Registry, Repository, ScanPa
 from ..models import Manifest as ManifestRow
 from ..signals import TagMove, tags_moved
 from . import events, history, jobs, queue, signatures
+from .fetched import ScanShare
 from .registries import registry_client
 
 logger = logging.getLogger(__name__)
@@ -70,11 +74,24 @@ class _Known:
     The children of a repository's lists are looked up together, in one query.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, share: ScanShare | None = None) -> None:
         self._digests: set[str] = set()
         self._configs: dict[str, dict] = {}
         self._pending: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
+        # The scan job's other parts (other repositories, other processes): what they fetched.
+        self.share = share
+
+    def manifest(self, digest: str, fetch) -> Manifest:
+        """A claimed manifest by digest: from another part of the scan that fetched it, else fetched."""
+        if self.share is None:
+            return fetch()
+        return self.share.manifest(digest, fetch)
+
+    def published(self, manifest: Manifest) -> None:
+        """A manifest read by tag, for the other parts that meet its digest."""
+        if self.share is not None:
+            self.share.manifest_publish(manifest)
 
     def claim_many(self, digests: list[str]) -> list[str]:
         """Those of `digests` this caller should fetch, in order: not stored, and nobody else is fetching them."""
@@ -111,7 +128,7 @@ class _Known:
         try:
             config = _stored_config(digest)
             if config is None:
-                config = fetch()
+                config = self.share.config(digest, fetch) if self.share is not None else fetch()
             with self._lock:
                 self._configs[digest] = config
             return config
@@ -145,8 +162,36 @@ def _stored_config(digest: str) -> dict | None:
     return config
 
 
+_CONFIG_KEPT = ("os", "architecture", "variant", "os.version", "os.features", "created")
+
+
+def _config_kept(config: dict, *, size: int) -> dict:
+    """What a scan keeps of an image config (held in memory, and shared between parts): the whole
+    config when it is small enough to store for the image's page, else the fields the scan uses."""
+    if 0 <= size <= CONFIG_KEEP_MAX:
+        return config
+    return {key: config[key] for key in _CONFIG_KEPT if key in config}
+
+
+_pool_lock = threading.Lock()
+_pool: ThreadPoolExecutor | None = None
+_pool_pid = 0
+
+
+def _fetch_pool(workers: int) -> ThreadPoolExecutor:
+    """This process's fetching threads, kept between repositories: a fan-out worker scans one
+    repository after another, and starting threads for each costs more than its requests on a
+    busy machine."""
+    global _pool, _pool_pid
+    with _pool_lock:
+        if _pool is None or _pool_pid != os.getpid() or _pool._max_workers < workers:
+            _pool = ThreadPoolExecutor(max_workers=max(workers, 4), thread_name_prefix="scan-fetch")
+            _pool_pid = os.getpid()
+        return _pool
+
+
 def _thread_map(function, items: list, workers: int) -> list:
-    """`map` over threads that each close their database connection when done."""
+    """`map` over `workers` threads, each closing its database connection when done."""
     from django.db import connections
 
     results: list = [None] * len(items)
@@ -166,11 +211,14 @@ def _thread_map(function, items: list, workers: int) -> list:
         finally:
             connections.close_all()
 
-    threads = [threading.Thread(target=work, daemon=True) for _ in range(max(1, min(workers, len(items))))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    count = max(1, min(workers, len(items)))
+    if count == 1:
+        for index, item in enumerate(items):
+            results[index] = function(item)
+        return results
+    pool = _fetch_pool(count)
+    for future in [pool.submit(work) for _ in range(count)]:
+        future.result()
     return results
 
 
@@ -250,7 +298,8 @@ def _learn(client: RegistryClient, repository: str, manifest: Manifest, known: _
     fetch.learned[manifest.digest] = learned
     if manifest.kind == KIND_IMAGE and manifest.config is not None:
         config = known.config(manifest.config.digest,
-                              lambda: client.get_json_blob(repository, manifest.config.digest))
+                              lambda: _config_kept(client.get_json_blob(repository, manifest.config.digest),
+                                                   size=manifest.config.size))
         try:
             learned.platform = Platform.from_json(config)
         except ValueError:
@@ -281,7 +330,7 @@ def _learn_child(client: RegistryClient, repository: str, digest: str, known: _K
                  depth: int) -> None:
     """GET one claimed child and learn it; one that answers 404 is recorded as missing."""
     try:
-        manifest = client.get_manifest(repository, digest)
+        manifest = known.manifest(digest, lambda: client.get_manifest(repository, digest))
     except errors.NotFound:
         fetch.missing.append(digest)
         return
@@ -323,6 +372,7 @@ def tag_fetch(client: RegistryClient, repository: str, tag: str, *, stored_diges
                     return fetch
         manifest = client.get_manifest(repository, tag)
         fetch.digest = manifest.digest
+        known.published(manifest)
         # The tag may have moved again between the HEAD and the GET: claim what we got.
         if (claimed and manifest.digest == head.digest) or known.claim(manifest.digest):
             _learn(client, repository, manifest, known, fetch, deferred=deferred)
@@ -523,7 +573,7 @@ def repository_aggregate(repository: Repository) -> None:
 
 
 def repository_scan(*, client: RegistryClient, registry: Registry, name: str, only_tags: list[str] | None = None,
-                    concurrency: int = 4, verify_children: bool = False) -> dict:
+                    concurrency: int = 4, verify_children: bool = False, share: ScanShare | None = None) -> dict:
     """Scan one repository's tags (or only `only_tags`); returns counts.
 
     `verify_children` also checks that every child of the lists these tags
@@ -556,7 +606,7 @@ def repository_scan(*, client: RegistryClient, registry: Registry, name: str, on
     names, invalid = _grammar_split(listed, validate_tag)
     note = f"skipped {len(invalid)} tag names that break the grammar: {_shown(invalid)}" if invalid else ""
     stored = dict(repository.tags.values_list("name", "digest")) if repository is not None else {}
-    known = _Known()
+    known = _Known(share)
     deferred: list[tuple[TagFetch, Manifest]] = []
     fetches = _thread_map(lambda tag: tag_fetch(client, name, tag, stored_digest=stored.get(tag, ""), known=known,
                                                 deferred=deferred), names, concurrency)
@@ -579,22 +629,8 @@ def repository_scan(*, client: RegistryClient, registry: Registry, name: str, on
         if repository is None and not fetches:
             return {"tags": 0, "errors": len(errors_unstored),
                     "note": "; ".join(f.error for f in errors_unstored[:3])}
-    with transaction.atomic():
-        # One writer per repository at a time (scans and push refreshes run on
-        # several workers): the aggregate below then counts what committed
-        # before us, and is not overwritten by a writer that could not see our
-        # tags. The row may have gone meanwhile (a scan with an older catalog):
-        # what we just fetched says it exists.
-        repository, _ = Repository.objects.select_for_update().get_or_create(registry=registry, name=name)
-        # Manifests first: tags sharing a digest learned it through one fetch only.
-        manifests_store([learned for fetch in fetches for learned in fetch.learned.values()])
-        tags_apply(repository, fetches, now, missing)
-        if only_tags is None:
-            # Not a tag another job recorded after our listing (it is newer than our list).
-            repository.tags.exclude(name__in=names).filter(
-                Q(scanned_at__lt=now) | Q(scanned_at__isnull=True)).delete()
-        repository.error, repository.scanned_at = note, now
-        repository_aggregate(repository)
+    repository = _repository_write(registry=registry, name=name, fetches=fetches, now=now, missing=missing,
+                                   note=note, listed=names if only_tags is None else None)
     counts = {"tags": len(names), "errors": sum(1 for f in fetches if f.error) + len(errors_unstored),
               "changed": sum(1 for f in fetches if not f.unchanged and not f.error)}
     if invalid:
@@ -608,6 +644,48 @@ def repository_scan(*, client: RegistryClient, registry: Registry, name: str, on
                                          concurrency=concurrency))
     signatures.scan_referrers(client=client, repository=repository, new_digests=fetched)
     return counts
+
+
+def _repository_write(*, registry: Registry, name: str, fetches: list[TagFetch], now: datetime.datetime,
+                      missing: set[str], note: str, listed: list[str] | None) -> Repository:
+    """Store what was fetched for some tags of one repository; `listed`: the whole tag list, whose
+    other tags are gone."""
+    with transaction.atomic():
+        # One writer per repository at a time (scans and push refreshes run on
+        # several workers): the aggregate below then counts what committed
+        # before us, and is not overwritten by a writer that could not see our
+        # tags. The row may have gone meanwhile (a scan with an older catalog):
+        # what we just fetched says it exists.
+        repository, _ = Repository.objects.select_for_update().get_or_create(registry=registry, name=name)
+        # Manifests first: tags sharing a digest learned it through one fetch only.
+        manifests_store([learned for fetch in fetches for learned in fetch.learned.values()])
+        tags_apply(repository, fetches, now, missing)
+        if listed is not None:
+            # Not a tag another job recorded after our listing (it is newer than our list).
+            repository.tags.exclude(name__in=listed).filter(
+                Q(scanned_at__lt=now) | Q(scanned_at__isnull=True)).delete()
+        repository.error, repository.scanned_at = note, now
+        repository_aggregate(repository)
+    return repository
+
+
+def tag_record(*, client: RegistryClient, registry: Registry, repository: str, tag: str, raw: bytes,
+               media_type: str, digest: str) -> None:
+    """Record a tag this app has just put, from the bytes it put: no request for what the
+    inventory holds (the children and configs of a list assembled from scanned images).
+
+    What it lacks is fetched as a scan would; an error raises (the caller says the
+    inventory could not be updated, and the next scan records the tag).
+    """
+    validate_repository(repository)
+    validate_tag(tag)
+    manifest = parse_manifest(raw, content_type=media_type, digest=digest)
+    known = _Known()
+    fetch = TagFetch(name=tag, digest=manifest.digest)
+    if known.claim(manifest.digest):
+        _learn(client, repository, manifest, known, fetch)
+    _repository_write(registry=registry, name=repository, fetches=[fetch], now=timezone.now(),
+                      missing=set(fetch.missing), note="", listed=None)
 
 
 def children_check_due(*, client: RegistryClient, repository: Repository, present: set[str],
@@ -692,6 +770,7 @@ def scan_enqueue(*, registry: Registry, repository: str = "", tags: list[str] | 
     (a repository or its tags) also checks the children of their lists."""
     from ..tasks import scan_run
 
+    tags = tags if repository else None  # tags are named within a repository: without one, the registry
     target = registry.name + (f"/{repository}" if repository else "") + (f":{','.join(tags)}" if tags else "")
     if not queue.queue_available():
         raise queue.QueueUnavailable()
@@ -706,52 +785,37 @@ _TOTALS = ("tags", "errors", "changed", "children_checked", "children_missing", 
 
 
 def scan_job_run(*, job_id: int, worker: str = "") -> None:
-    jobs.job_run(job_id=job_id, runner=_scan_serial, worker=worker)
+    """Run a scan job to its end in this process (tests, the benchmark, a machine without a worker).
+
+    The same code the workers run: a repository or some tags in one go; a
+    whole registry listed, then one part per repository (scan_part_run), here
+    one after another instead of one task each.
+    """
+    scan_job_fanout(job_id=job_id, worker=worker, inline=True)
 
 
-def _scan_serial(job: Job, progress: jobs.JobProgress) -> None:
+def _scan_repository(job: Job, progress: jobs.JobProgress) -> None:
+    """A scan of one repository, or of some of its tags."""
     registry = job.registry
     repository, tags = job.params.get("repository") or "", job.params.get("tags")
     totals = {"repositories": 0, "tags": 0, "errors": 0, "changed": 0}
-    started = timezone.now()
     error = ""
-    skipped: dict[str, str] = {}
     try:
         with registry_client(registry=registry) as client:
-            try:
-                names = [repository] if repository else registry_repositories(client=client, registry=registry)
-            except errors.RegistryError as exc:
-                error = f"cannot list repositories: {exc}"
-                names = []
-            if not repository:
-                names, skipped = _grammar_split(names, validate_repository)
-                for name, reason in skipped.items():
-                    progress({"event": "skipped", "name": name, "note": reason})
-                totals["skipped"] = len(skipped)
-            for name in names:
-                counts = repository_scan(client=client, registry=registry, name=name, only_tags=tags,
-                                         concurrency=registry.concurrency,
-                                         verify_children=bool(job.params.get("verify")))
-                totals["repositories"] += 1
-                for key in _TOTALS:
-                    if key in counts:
-                        totals[key] = totals.get(key, 0) + counts[key]
-                progress({"event": "repository", "name": name, **counts})
-            if not repository and not error:
-                # Gone from the catalog, unless another job (a push, a newer scan)
-                # recorded it after we listed: a repository written since we
-                # started, or being written for the first time (scanned_at null).
-                Repository.objects.filter(registry=registry, scanned_at__lt=started).exclude(
-                    name__in=names).delete()
+            counts = repository_scan(client=client, registry=registry, name=repository, only_tags=tags,
+                                     concurrency=registry.concurrency,
+                                     verify_children=bool(job.params.get("verify")))
+            totals["repositories"] = 1
+            for key in _TOTALS:
+                if key in counts:
+                    totals[key] = totals.get(key, 0) + counts[key]
+            progress({"event": "repository", "name": repository, **counts})
             totals["requests"] = dict(client.counters)
     except Exception as exc:
         if not isinstance(exc, errors.RegistryError | jobs.CredentialsUndecryptable):
             logger.exception("scan job %s crashed", job.pk)
         error, _ = jobs.job_error(exc)
-    if not repository and not tags:
-        problem = error or _skipped_note(skipped)
-        Registry.objects.filter(pk=registry.pk).update(last_scan_at=timezone.now(), last_scan_error=problem)
-    if not tags and not error:
+    if repository and not tags and not error:
         history.scan_snapshot(job=job, repository=repository)
     jobs.job_finish(job=job, progress=progress, error=error, result=totals)
 
@@ -759,34 +823,40 @@ def _scan_serial(job: Job, progress: jobs.JobProgress) -> None:
 # -- a registry scan split into one task per repository ------------------------
 
 
-def scan_job_fanout(*, job_id: int, worker: str = "") -> None:
+def scan_job_fanout(*, job_id: int, worker: str = "", inline: bool = False) -> None:
     """The worker's entry point for a scan job.
 
     A whole-registry scan lists the repositories, then enqueues one task per
     repository, so that adding workers (on other machines, same Redis and
     database) shortens it; the last repository to finish closes the job.
-    Repository and tag scans run here and now.
+    Repository and tag scans run here and now. `inline` runs the parts here,
+    one after another (scan_job_run).
     """
     job = Job.objects.select_related("registry").filter(pk=job_id).first()
     if job is None or job.is_done:
         return
-    if job.params.get("repository") or job.params.get("tags") or job.registry is None:
-        scan_job_run(job_id=job_id, worker=worker)
+    if job.params.get("repository") or job.registry is None:
+        jobs.job_run(job_id=job_id, runner=_scan_repository, worker=worker)
         return
     if job.params.get("names") is not None:
         # Redelivered after the fan-out: the repository tasks are queued already.
         return
-    jobs.job_run(job_id=job_id, runner=_scan_fanout, worker=worker)
+    jobs.job_run(job_id=job_id, runner=lambda job, progress: _scan_fanout(job, progress, inline=inline),
+                 worker=worker)
+    if inline:
+        job = Job.objects.get(pk=job_id)
+        for name in job.params.get("names") or ():
+            scan_part_run(job_id=job_id, name=name, share=False)
 
 
-def _scan_fanout(job: Job, progress: jobs.JobProgress) -> object:
+def _scan_fanout(job: Job, progress: jobs.JobProgress, *, inline: bool = False) -> object:
     registry = job.registry
     try:
         with registry_client(registry=registry) as client:
             names = registry_repositories(client=client, registry=registry)
             listing_requests = dict(client.counters)
     except Exception as exc:
-        message, _ = jobs.job_error(exc)
+        message = str(exc) if isinstance(exc, errors.RegistryError) else jobs.job_error(exc)[0]
         error = f"cannot list repositories: {message}"
         Registry.objects.filter(pk=registry.pk).update(last_scan_at=timezone.now(), last_scan_error=error)
         raise jobs.JobFailed(error, result={"repositories": 0, "tags": 0, "errors": 0}) from exc
@@ -794,37 +864,48 @@ def _scan_fanout(job: Job, progress: jobs.JobProgress) -> object:
 
     names, skipped = _grammar_split(names, validate_repository)
     at = timezone.now().isoformat(timespec="milliseconds")
-    job.params = {**job.params, "names": names, "started": timezone.now().isoformat()}
+    job.params = {**job.params, "names": names, "started": timezone.now().isoformat(),
+                  "share": secrets.token_hex(8)}
     job.result = {"listing_requests": listing_requests, "skipped": skipped}
     job.steps = [*job.steps, *({"at": at, "event": "skipped", "name": name, "note": reason}
                                for name, reason in skipped.items()),
-                 {"at": at, "event": "fanout", "repositories": len(names)}]
+                 {"at": at, "event": "fanout", "name": registry.name, "repositories": len(names)}]
     job.save(update_fields=["params", "result", "steps"])
     progress.steps = list(job.steps)
     if not names:
         _scan_close(job)
         return None
-    for name in names:
-        scan_repository_run.delay(job.pk, name)
+    if not inline:
+        for name in names:
+            scan_repository_run.delay(job.pk, name)
     return jobs.CONTINUES  # the last repository task closes the job
 
 
-def scan_part_run(*, job_id: int, name: str) -> None:
-    """One repository of a fanned-out scan; idempotent."""
+def scan_part_run(*, job_id: int, name: str, share: bool = True) -> None:
+    """One repository of a fanned-out scan; idempotent. `share`: with the parts running
+    at the same time (fetched.py); parts run one after another need not."""
     job = Job.objects.select_related("registry").filter(pk=job_id).first()
     if job is None or job.is_done or job.registry is None:
         return
     if ScanPart.objects.filter(job=job, repository=name).exists():
         return
     registry = job.registry
+    share = (ScanShare.for_job(job_id, job.params["share"])
+             if share and job.params.get("share") and len(job.params.get("names") or ()) > 1 else None)
     try:
         with registry_client(registry=registry) as client:
-            counts = repository_scan(client=client, registry=registry, name=name, concurrency=registry.concurrency)
+            counts = repository_scan(client=client, registry=registry, name=name, concurrency=registry.concurrency,
+                                     share=share)
             counts["requests"] = dict(client.counters)
+            if share is not None and share.hits:
+                counts["shared_hits"] = share.hits
     except Exception as exc:  # one repository's failure must not stall the whole job
         if not isinstance(exc, errors.RegistryError | jobs.CredentialsUndecryptable):
             logger.exception("scan of %s in job %s crashed", name, job_id)
         counts = {"tags": 0, "errors": 1, "crash": type(exc).__name__, "note": jobs.job_error(exc)[0]}
+    finally:
+        if share is not None:
+            share.close()
     try:
         _, created = ScanPart.objects.get_or_create(job=job, repository=name, defaults={"counts": counts})
         if created and ScanPart.objects.filter(job=job).count() >= len(job.params.get("names") or ()):
@@ -845,13 +926,19 @@ def _scan_close(job: Job) -> None:
     skipped = job.result.get("skipped") or {}
     totals: dict = {"repositories": 0, "tags": 0, "errors": 0, "changed": 0, "skipped": len(skipped),
                     "requests": dict(job.result.get("listing_requests") or {})}
-    for part in ScanPart.objects.filter(job=job):
+    progress = jobs.JobProgress(job)
+    for part in ScanPart.objects.filter(job=job).order_by("finished_at", "pk"):
+        progress.steps.append({"at": part.finished_at.isoformat(timespec="milliseconds"), "event": "repository",
+                               "name": part.repository, **{k: v for k, v in part.counts.items()
+                                                           if k not in ("requests", "shared_hits")}})
         totals["repositories"] += 1
         for key in ("tags", "errors", "changed"):
             totals[key] += part.counts.get(key, 0)
         for key in ("children_checked", "children_missing", "children_unchecked"):
             if key in part.counts:
                 totals[key] = totals.get(key, 0) + part.counts[key]
+        if part.counts.get("shared_hits"):
+            totals["shared_hits"] = totals.get("shared_hits", 0) + part.counts["shared_hits"]
         for kind, count in (part.counts.get("requests") or {}).items():
             totals["requests"][kind] = totals["requests"].get(kind, 0) + count
     started = parse_datetime(job.params.get("started") or "") or job.started_at
@@ -859,7 +946,7 @@ def _scan_close(job: Job) -> None:
     Registry.objects.filter(pk=job.registry_id).update(last_scan_at=timezone.now(),
                                                        last_scan_error=_skipped_note(skipped))
     history.scan_snapshot(job=job)
-    jobs.job_finish(job=job, progress=None, result=totals)
+    jobs.job_finish(job=job, progress=progress, result=totals)
 
 
 def manifest_raw_parse(row: ManifestRow) -> Manifest:

@@ -105,3 +105,39 @@ def test_a_repository_part_that_cannot_be_recorded_fails_the_scan_instead_of_lea
     job.refresh_from_db()
     assert job.status == Job.STATUS_FAILED
     assert job.error == "recording the scan of close/app failed: database error (OperationalError): see the worker log"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_parts_scanning_side_by_side_fetch_a_digest_shared_by_repositories_once(fresh_registry, celery_worker,
+                                                                                 wait_job):
+    """Two repositories holding the same images (a mirror): their parts run at once on the worker's
+    two processes, through a registry slowed down so that they overlap; each config and each child
+    is fetched by one of them, the other reads what it fetched."""
+    from manifests.demo import index_push
+    from tests.harness.throttle import ThrottledProxy
+
+    running = fresh_registry("anonymous")
+    platforms = [Platform("linux", "amd64"), Platform("linux", "arm64"), Platform("linux", "386"),
+                 Platform("linux", "ppc64le")]
+    with running.client() as client:
+        for repository in ("share/a", "share/b"):
+            for index, platform in enumerate(platforms):
+                image_push(client, repository=repository, tag=f"v{index}", platform=platform,
+                           content=f"shared image {index}\n")
+            children = [image_push(client, repository=repository, tag=None, platform=platform,
+                                   content=f"shared child {platform.normalized}\n").descriptor()
+                        for platform in platforms[:2]]
+            index_push(client, repository=repository, tag="multi", children=children)
+    proxy = ThrottledProxy(running.port, bytes_per_second=24 * 1024).start()
+    try:
+        registry = Registry.objects.create(name="share", url=proxy.url, insecure=True)
+        job = wait_job(scan_enqueue(registry=registry).pk, timeout=120)
+    finally:
+        proxy.stop()
+    assert job.status == Job.STATUS_SUCCEEDED, job.error
+    assert job.result["tags"] == 10
+    requests = job.result["requests"]
+    # Every tag read by tag in its repository (10); the two children and the six configs once each.
+    assert requests["GET manifest"] == 10 + 2, requests
+    assert requests["GET blob"] == 6, requests
+    assert Tag.objects.get(repository__name="share/b", name="multi").platforms == ["linux/amd64", "linux/arm64"]
