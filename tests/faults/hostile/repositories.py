@@ -76,7 +76,9 @@ class Content:
 
     def _build(self) -> None:
         self._build_good()
+        self._build_oversize()
         self._build_unreliable()
+        self._build_loops()
         self._build_names()
         self._build_cross()
 
@@ -133,6 +135,8 @@ class Content:
                 fault="malformed JSON"))
             self._expect("bad/json", tag, "MANIFEST_INVALID")
 
+    def _build_oversize(self) -> None:
+        """Manifests and configs too big, not JSON, with fields too long, of unknown types."""
         # A manifest over 4 MiB: one says so in Content-Length, one streams without a length.
         self._repository("bad/huge", ["chunked", "declared", "ok"])
         self._ok("bad/huge")
@@ -188,7 +192,7 @@ class Content:
         self._expect("bad/unknown-type", "thing", "MANIFEST_INVALID")
 
     def _build_unreliable(self) -> None:
-        """Hangs, resets, 5xx and 429, and tag lists that never end."""
+        """Hangs, resets, 5xx and 429."""
         json_type = {"Content-Type": "application/json"}
         # A registry that hangs.
         self._repository("slow/hang", ["ok", "stuck"])
@@ -239,6 +243,9 @@ class Content:
             error_body("TOOMANYREQUESTS", "pull rate limit exceeded: come back in an hour"), fault="429"))
         self._expect("limited/app", "forever", "TOOMANYREQUESTS")
 
+    def _build_loops(self) -> None:
+        """Tag lists that never end."""
+        json_type = {"Content-Type": "application/json"}
         # Tag lists that never end: a Link to the same URL, and a Link to ever new URLs repeating the same page.
         self._repository("loop/tags", ["a", "b"])
         self.routes["/v2/loop/tags/tags/list"] = lambda query: Reply(
