@@ -20,7 +20,7 @@ HOSTILE_MARKUP = (SCRIPT, "<img src=x")
 # -- figures -------------------------------------------------------------------
 
 
-def _summary(cases: dict[str, dict]) -> dict:
+def summary(cases: dict[str, dict]) -> dict:
     faults: dict[str, int] = {}
     for case in cases.values():
         for kind, count in case["faults"].items():
@@ -44,7 +44,7 @@ def _summary(cases: dict[str, dict]) -> dict:
     }
 
 
-def _record(figures: dict, request, hostile: HostileRegistry, *, checked: list[Good], lost: list[str],
+def record(figures: dict, request, hostile: HostileRegistry, *, checked: list[Good], lost: list[str],
             client: RegistryClient | None = None) -> None:
     figures[request.node.name] = {"faults": dict(hostile.faults), "faults_injected": hostile.faults_sent,
                                   "good_checked": len(checked), "lost": lost,
@@ -52,7 +52,7 @@ def _record(figures: dict, request, hostile: HostileRegistry, *, checked: list[G
                                   "streams": [asdict(record) for record in hostile.streams]}
 
 
-def _read_at_most(client: RegistryClient, op: str, cap: int) -> int:
+def read_at_most(client: RegistryClient, op: str, cap: int) -> int:
     """The most bytes the client itself read of one `op` body: the cap and one read chunk, at most.
 
     Counted by the client, not by the server: what the kernels buffer between them is never read."""
@@ -61,7 +61,7 @@ def _read_at_most(client: RegistryClient, op: str, cap: int) -> int:
     return largest
 
 
-def _hung_up(record, timeout: float = 5.0):
+def hung_up(record, timeout: float = 5.0):
     """The stream record once its server thread has noticed the client hang up."""
     deadline = time.monotonic() + timeout
     while not record.hung_up and time.monotonic() < deadline:
@@ -72,7 +72,7 @@ def _hung_up(record, timeout: float = 5.0):
 # -- helpers -------------------------------------------------------------------
 
 
-def _registry(hostile: HostileRegistry, name: str = "hostile", *, auth: str = Registry.AUTH_ANONYMOUS) -> Registry:
+def registry_add(hostile: HostileRegistry, name: str = "hostile", *, auth: str = Registry.AUTH_ANONYMOUS) -> Registry:
     registry = Registry(name=name, url=hostile.url, insecure=True, auth=auth)
     if auth != Registry.AUTH_ANONYMOUS:
         registry.username = USER
@@ -81,16 +81,16 @@ def _registry(hostile: HostileRegistry, name: str = "hostile", *, auth: str = Re
     return registry
 
 
-def _scan_client(registry: Registry, repository: str, **client_options) -> tuple[dict, RegistryClient]:
+def scan_client(registry: Registry, repository: str, **client_options) -> tuple[dict, RegistryClient]:
     with registry_client(registry=registry, **client_options) as client:
         return repository_scan(client=client, registry=registry, name=repository), client
 
 
-def _scan(registry: Registry, repository: str, **client_options) -> dict:
-    return _scan_client(registry, repository, **client_options)[0]
+def scan(registry: Registry, repository: str, **client_options) -> dict:
+    return scan_client(registry, repository, **client_options)[0]
 
 
-def _no_credentials_reached_the_other_origin(hostile: HostileRegistry) -> list:
+def no_credentials_reached_the_other_origin(hostile: HostileRegistry) -> list:
     """What the second origin received: never an Authorization header, nor the password anywhere."""
     seen = hostile.seen_by("other")
     assert [s for s in seen if s.authorization] == [], seen
@@ -98,47 +98,47 @@ def _no_credentials_reached_the_other_origin(hostile: HostileRegistry) -> list:
     return seen
 
 
-def _credentials_were_sent_to_the_registry(hostile: HostileRegistry, path_part: str) -> None:
+def credentials_were_sent_to_the_registry(hostile: HostileRegistry, path_part: str) -> None:
     """The registry's own origin did get them: the case had credentials to leak."""
     assert any(path_part in s.path and s.authorization for s in hostile.seen_by("registry")), hostile.seen
 
 
-def _tag(registry: Registry, repository: str, tag: str) -> Tag | None:
+def tag_row(registry: Registry, repository: str, tag: str) -> Tag | None:
     return Tag.objects.filter(repository__registry=registry, repository__name=repository, name=tag).first()
 
 
-def _error(registry: Registry, repository: str, tag: str) -> str:
-    row = _tag(registry, repository, tag)
+def tag_error(registry: Registry, repository: str, tag: str) -> str:
+    row = tag_row(registry, repository, tag)
     assert row is not None, f"{repository}:{tag} was not recorded at all"
     assert row.error, f"{repository}:{tag} has no error"
     return row.error
 
 
-def _lost(registry: Registry, goods: list[Good]) -> list[str]:
+def lost_of(registry: Registry, goods: list[Good]) -> list[str]:
     """The good tags not stored exactly as the registry serves them."""
     lost = []
     for good in goods:
-        row = _tag(registry, good.repository, good.tag)
+        row = tag_row(registry, good.repository, good.tag)
         if row is None or row.error or row.digest != good.digest or row.kind != good.kind \
                 or tuple(row.platforms) != good.platforms:
             lost.append(f"{good.repository}:{good.tag}")
     return lost
 
 
-def _goods(hostile: HostileRegistry, *repositories: str) -> list[Good]:
+def goods_of(hostile: HostileRegistry, *repositories: str) -> list[Good]:
     return [good for good in hostile.good if good.repository in repositories]
 
 
-def _check_good(figures, request, hostile: HostileRegistry, registry: Registry, *repositories: str,
+def check_good(figures, request, hostile: HostileRegistry, registry: Registry, *repositories: str,
                 client: RegistryClient | None = None) -> None:
-    goods = _goods(hostile, *repositories)
+    goods = goods_of(hostile, *repositories)
     assert goods, "every case has good items beside its faults"
-    lost = _lost(registry, goods)
-    _record(figures, request, hostile, checked=goods, lost=lost, client=client)
+    lost = lost_of(registry, goods)
+    record(figures, request, hostile, checked=goods, lost=lost, client=client)
     assert lost == []
 
 
-def _pages_answer(client, registry: Registry, *, extra: tuple[str, ...] = ()) -> dict[str, str]:
+def pages_answer(client, registry: Registry, *, extra: tuple[str, ...] = ()) -> dict[str, str]:
     """Every page and API answer about `registry`: all 200, hostile markup never raw in HTML."""
     name = registry.name
     urls = ["/", f"/registries/{name}/", f"/coverage?registry={name}", f"/api/v1/registries/{name}/repositories",

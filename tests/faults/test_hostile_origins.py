@@ -18,17 +18,9 @@ from manifests.services.jobs import job_create
 from manifests.services.registries import registry_check_run, registry_client
 from manifests.services.scan import scan_job_run
 from registry import RegistryClient, errors
+from tests.faults import hostile_checks as checks
 from tests.faults.hostile.content import PASSWORD, USER
 from tests.faults.hostile.server import HostileRegistry
-from tests.faults.hostile_checks import (
-    _check_good,
-    _credentials_were_sent_to_the_registry,
-    _no_credentials_reached_the_other_origin,
-    _pages_answer,
-    _record,
-    _registry,
-    _scan,
-)
 from tests.harness.tls import certificate_authority
 
 # -- credentials stay with their origin -------------------------------------------
@@ -50,17 +42,17 @@ def basic_hostile():
 def test_case_cross_origin_tag_list_link_is_a_per_repository_error_and_the_other_origin_gets_nothing(
         basic_hostile, viewer, figures, request):
     hostile = basic_hostile
-    registry = _registry(hostile, auth=Registry.AUTH_BASIC)
-    counts = _scan(registry, "cross/link")
+    registry = checks.registry_add(hostile, auth=Registry.AUTH_BASIC)
+    counts = checks.scan(registry, "cross/link")
     row = Repository.objects.get(registry=registry, name="cross/link")
     assert row.error == (f"PAGINATION_CROSS_ORIGIN: the next page of /v2/cross/link/tags/list is on "
                          f"{hostile.other_url}, not on the registry's own origin {hostile.url}: not followed")
     assert counts["errors"] == 1 and not row.tags.exists()
-    _credentials_were_sent_to_the_registry(hostile, "/v2/cross/link/tags/list")
-    assert _no_credentials_reached_the_other_origin(hostile) == []  # not even asked
-    _scan(registry, "good/app")
-    _pages_answer(viewer, registry)
-    _check_good(figures, request, hostile, registry, "good/app")
+    checks.credentials_were_sent_to_the_registry(hostile, "/v2/cross/link/tags/list")
+    assert checks.no_credentials_reached_the_other_origin(hostile) == []  # not even asked
+    checks.scan(registry, "good/app")
+    checks.pages_answer(viewer, registry)
+    checks.check_good(figures, request, hostile, registry, "good/app")
 
 
 @pytest.mark.django_db
@@ -68,44 +60,44 @@ def test_case_cross_origin_catalog_link_fails_the_listing_and_the_other_origin_g
         basic_hostile, figures, request):
     hostile = basic_hostile
     hostile.link_catalog_to_other()
-    registry = _registry(hostile, auth=Registry.AUTH_BASIC)
+    registry = checks.registry_add(hostile, auth=Registry.AUTH_BASIC)
     job = job_create(kind=Job.KIND_SCAN, registry=registry, target=registry.name, params={})
     scan_job_run(job_id=job.pk)
     job.refresh_from_db()
     assert job.status == Job.STATUS_FAILED
     assert job.error.startswith("cannot list repositories: PAGINATION_CROSS_ORIGIN: the next page of /v2/_catalog "
                                 f"is on {hostile.other_url}"), job.error
-    _credentials_were_sent_to_the_registry(hostile, "/v2/_catalog")
-    assert _no_credentials_reached_the_other_origin(hostile) == []
-    _record(figures, request, hostile, checked=[], lost=[])
+    checks.credentials_were_sent_to_the_registry(hostile, "/v2/_catalog")
+    assert checks.no_credentials_reached_the_other_origin(hostile) == []
+    checks.record(figures, request, hostile, checked=[], lost=[])
 
 
 @pytest.mark.django_db
 def test_case_cross_origin_upload_location_is_followed_without_authorization(basic_hostile, figures, request):
     hostile = basic_hostile
-    registry = _registry(hostile, auth=Registry.AUTH_BASIC)
+    registry = checks.registry_add(hostile, auth=Registry.AUTH_BASIC)
     data = b"a blob to upload\n"
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
     with registry_client(registry=registry) as client:
         client.upload_blob("cross/upload", digest, data)
-    _credentials_were_sent_to_the_registry(hostile, "/v2/cross/upload/blobs/uploads/")
-    [put] = _no_credentials_reached_the_other_origin(hostile)
+    checks.credentials_were_sent_to_the_registry(hostile, "/v2/cross/upload/blobs/uploads/")
+    [put] = checks.no_credentials_reached_the_other_origin(hostile)
     assert (put.method, put.path) == ("PUT", "/upload/cross")
     assert put.query == f"state=1&digest={quote(digest)}"  # the Location kept as given, digest= appended
-    _record(figures, request, hostile, checked=[], lost=[])
+    checks.record(figures, request, hostile, checked=[], lost=[])
 
 
 @pytest.mark.django_db
 def test_case_cross_origin_blob_redirect_is_followed_without_authorization(basic_hostile, viewer, figures, request):
     hostile = basic_hostile
-    registry = _registry(hostile, auth=Registry.AUTH_BASIC)
-    _scan(registry, "cross/redirect")
+    registry = checks.registry_add(hostile, auth=Registry.AUTH_BASIC)
+    checks.scan(registry, "cross/redirect")
     assert hostile.faults["blob redirect to another origin"] == 1  # the config (a scan reads no layer)
-    _credentials_were_sent_to_the_registry(hostile, "/v2/cross/redirect/blobs/")
-    cdn = _no_credentials_reached_the_other_origin(hostile)
+    checks.credentials_were_sent_to_the_registry(hostile, "/v2/cross/redirect/blobs/")
+    cdn = checks.no_credentials_reached_the_other_origin(hostile)
     assert cdn and all(seen.path.startswith("/cdn/sha256:") for seen in cdn)
-    _pages_answer(viewer, registry)
-    _check_good(figures, request, hostile, registry, "cross/redirect")
+    checks.pages_answer(viewer, registry)
+    checks.check_good(figures, request, hostile, registry, "cross/redirect")
 
 
 def test_case_downgrade_redirect_from_https_to_http_is_refused_unless_insecure_and_never_with_credentials(
@@ -129,7 +121,7 @@ def test_case_downgrade_redirect_from_https_to_http_is_refused_unless_insecure_a
         assert [s.path for s in plain] == [f"/plain/{digest}"]
         assert not plain[0].authorization, plain
         assert any(s.authorization for s in hostile.seen if s.scheme == "https")
-        _record(figures, request, hostile, checked=[], lost=[])
+        checks.record(figures, request, hostile, checked=[], lost=[])
 
 
 def _check(registry: Registry) -> Job:
@@ -143,7 +135,7 @@ def _check(registry: Registry) -> Job:
 @pytest.mark.django_db
 def test_case_realm_change_fails_the_job_naming_both_origins_and_the_new_realm_gets_nothing(figures, request):
     with HostileRegistry(auth="bearer") as hostile:
-        registry = _registry(hostile, auth=Registry.AUTH_TOKEN)
+        registry = checks.registry_add(hostile, auth=Registry.AUTH_TOKEN)
         first = _check(registry)
         assert first.status == Job.STATUS_SUCCEEDED, first.error
         assert registry.token_realm_origin == hostile.url  # recorded by the first check
@@ -169,7 +161,7 @@ def test_case_realm_change_fails_the_job_naming_both_origins_and_the_new_realm_g
         assert _check(registry).status == Job.STATUS_SUCCEEDED
         assert registry.token_realm_origin == hostile.other_url
         assert {s.path for s in hostile.seen_by("other")} == {"/token"}  # now the realm: the token requests
-        _record(figures, request, hostile, checked=[], lost=[])
+        checks.record(figures, request, hostile, checked=[], lost=[])
 
 
 @pytest.mark.django_db
@@ -177,7 +169,7 @@ def test_a_token_realm_on_another_origin_is_recorded_at_the_first_check_and_trus
     # Docker Hub's realm (auth.docker.io) is not its registry's host: that is fine, once recorded.
     with HostileRegistry(auth="bearer") as hostile:
         hostile.realm = f"{hostile.other_url}/token"
-        registry = _registry(hostile, auth=Registry.AUTH_TOKEN)
+        registry = checks.registry_add(hostile, auth=Registry.AUTH_TOKEN)
         assert _check(registry).status == Job.STATUS_SUCCEEDED
         assert registry.token_realm_origin == hostile.other_url
         tokens = hostile.seen_by("other")

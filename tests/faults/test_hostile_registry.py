@@ -28,9 +28,9 @@ from manifests.services.assemble import SourceSpec
 from manifests.services.push import push_job_create
 from manifests.services.scan import scan_enqueue
 from registry.client import MAX_PAGE_BYTES, READ_CHUNK
+from tests.faults import hostile_checks as checks
 from tests.faults.hostile.content import BAD_NAMES, SCRIPT
 from tests.faults.hostile.server import HostileRegistry
-from tests.faults.hostile_checks import _check_good, _error, _pages_answer, _registry, _summary
 
 # -- the whole registry, through the real worker -----------------------------------
 
@@ -41,7 +41,7 @@ def test_the_whole_hostile_registry_through_the_worker_loses_nothing_and_the_wor
     # The worker reads REGISTRY_TIMEOUT_SECONDS at start, as this process did: slow/hang:stuck holds its
     # first request past that timeout, and answers the retry.
     with HostileRegistry(hang_seconds=settings.REGISTRY_TIMEOUT_SECONDS + 2, hang_times=1) as hostile:
-        registry = _registry(hostile)
+        registry = checks.registry_add(hostile)
         job = wait_job(scan_enqueue(registry=registry).pk, timeout=150)
         assert celery_worker.process.poll() is None, celery_worker.log()[-3000:]
         assert job.status == Job.STATUS_SUCCEEDED, (job.error, celery_worker.log()[-3000:])
@@ -53,33 +53,33 @@ def test_the_whole_hostile_registry_through_the_worker_loses_nothing_and_the_wor
             if repository not in listed:
                 continue
             if tag:
-                error = _error(registry, repository, tag)
+                error = checks.tag_error(registry, repository, tag)
             else:
                 error = Repository.objects.get(registry=registry, name=repository).error
             assert error.startswith(f"{code}: ") or (code == "UNAVAILABLE" and "storage backend on fire" in error), \
                 (repository, tag, error)
-        assert _error(registry, "flaky/5xx", "always") == f"storage backend on fire {SCRIPT}"
-        assert _error(registry, "limited/app", "forever").endswith("pull rate limit exceeded: come back in an hour")
+        assert checks.tag_error(registry, "flaky/5xx", "always") == f"storage backend on fire {SCRIPT}"
+        assert checks.tag_error(registry, "limited/app", "forever").endswith("pull rate limit exceeded: come back in an hour")
         assert hostile.count("GET", "/v2/slow/hang/manifests/stuck") == 2  # timed out once, then answered
         assert {step["name"] for step in job.steps if step["event"] == "skipped"} == set(BAD_NAMES), job.steps[:8]
         assert hostile.escaped == []
         assert job.result["errors"] == sum(1 for (r, _) in hostile.expected_errors if r in listed)
 
         # Pages and API answers: 200 everywhere, hostile markup escaped.
-        _pages_answer(viewer, registry, extra=(f"/jobs/{job.pk}/", f"/api/v1/jobs/{job.pk}"))
+        checks.pages_answer(viewer, registry, extra=(f"/jobs/{job.pk}/", f"/api/v1/jobs/{job.pk}"))
 
         # The worker is alive and runs another job.
         again = wait_job(scan_enqueue(registry=registry, repository="good/app").pk, timeout=60)
         assert again.status == Job.STATUS_SUCCEEDED, again.error
         assert celery_worker.process.poll() is None
-        _check_good(figures, request, hostile, registry, *listed)
+        checks.check_good(figures, request, hostile, registry, *listed)
 
 
 @pytest.mark.django_db(transaction=True)
 def test_a_push_whose_source_is_on_the_hostile_registry_fails_clearly_and_the_worker_lives_on(
         celery_worker, wait_job, viewer, figures, request):
     with HostileRegistry(catalog=["good/app", "good/other", "bad/digest"]) as hostile:
-        registry = _registry(hostile)
+        registry = checks.registry_add(hostile)
         lying = push_job_create(registry=registry, target="good/list:v1", fmt="auto", annotations={},
                                 sources=[SourceSpec("good/app:v1"), SourceSpec("bad/digest:lying")],
                                 expect_digest="")
@@ -91,10 +91,10 @@ def test_a_push_whose_source_is_on_the_hostile_registry_fails_clearly_and_the_wo
         scan = wait_job(scan_enqueue(registry=registry).pk)
         assert scan.status == Job.STATUS_SUCCEEDED, scan.error
         for job in (lying,):
-            answers = _pages_answer(viewer, registry, extra=(f"/jobs/{job.pk}/", f"/api/v1/jobs/{job.pk}"))
+            answers = checks.pages_answer(viewer, registry, extra=(f"/jobs/{job.pk}/", f"/api/v1/jobs/{job.pk}"))
             assert job.error.split(": ")[1] in answers[f"/jobs/{job.pk}/"]
         assert not Tag.objects.filter(repository__name="good/list").exists()
-        _check_good(figures, request, hostile, registry, "good/app", "good/other", "bad/digest")
+        checks.check_good(figures, request, hostile, registry, "good/app", "good/other", "bad/digest")
 
 
 # -- the figures the README states ------------------------------------------------------
@@ -102,7 +102,7 @@ def test_a_push_whose_source_is_on_the_hostile_registry_fails_clearly_and_the_wo
 
 def test_the_fault_suite_figures_hold_and_are_written_for_the_readme(figures, artifacts_dir):
     """Runs last in the module: what the README states of the cases above is asserted, then written."""
-    summary = _summary(figures)
+    summary = checks.summary(figures)
     assert summary["cases_tried"] >= 1, "run with the module's other tests"
     assert summary["items_lost"] == 0, {name: case["lost"] for name, case in figures.items() if case["lost"]}
     assert all(case["faults_injected"] >= 1 for case in figures.values()), \
