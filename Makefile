@@ -46,7 +46,7 @@ run: system-run venv keys
 	$(PY) manage.py runstack
 
 # The whole suite on SQLite, then again on PostgreSQL (TEST_DATABASE=postgres:
-# tests/harness/postgres.py runs a throwaway cluster of the Debian package on
+# manifests/stack/postgres.py runs a throwaway cluster of the Debian package on
 # 127.0.0.1). The second run covers everything that reaches the database: pages,
 # API, scans, pushes, jobs, the workers, faults and browser tests. It leaves
 # out tests/registry/: the registry client, references, platforms and media

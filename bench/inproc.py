@@ -1,8 +1,7 @@
 """Django work for the benchmark, one command per subprocess.
 
 Each command runs in its own interpreter so DATABASE_URL is set before
-`django.setup()`, and so a scan's peak memory (ru_maxrss) is its own. The
-last line on stdout is the command's JSON result.
+`django.setup()`. The last line on stdout is the command's JSON result.
 
     python -m bench.inproc setup   --name bench --url http://127.0.0.1:P [--watch a,b] [--concurrency 4]
     python -m bench.inproc scan    --name bench [--concurrency 8]
@@ -22,9 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import sys
-import threading
 import time
 
 
@@ -35,15 +32,6 @@ def _setup() -> None:
     django.setup()
 
 
-def _maxrss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-
-
-def _cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 def _close_db() -> None:
     """Checkpoint the WAL so the file can be copied as one, then close."""
     from django.db import connection
@@ -52,52 +40,6 @@ def _close_db() -> None:
         with connection.cursor() as cursor:
             cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     connection.close()
-
-
-class _SqlMeter:
-    """Counts and times every statement, on every thread's connection (the fetching threads query too)."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.seconds = 0.0
-        self.other_threads = 0
-        self._main = threading.get_ident()
-        self._lock = threading.Lock()
-        self.by_statement: dict[str, list] = {}  # statement shape -> [count, seconds]
-
-    def __call__(self, execute, sql, params, many, context):
-        started = time.perf_counter()
-        try:
-            return execute(sql, params, many, context)
-        finally:
-            elapsed = time.perf_counter() - started
-            shape = " ".join(sql.split())[:110]
-            with self._lock:
-                self.seconds += elapsed
-                self.count += 1
-                entry = self.by_statement.setdefault(shape, [0, 0.0])
-                entry[0] += 1
-                entry[1] += elapsed
-                if threading.get_ident() != self._main:
-                    self.other_threads += 1
-
-    def top(self, count: int = 6) -> list[dict]:
-        ranked = sorted(self.by_statement.items(), key=lambda item: -item[1][1])[:count]
-        return [{"sql": sql, "count": n, "seconds": round(seconds, 3)} for sql, (n, seconds) in ranked]
-
-    def install(self) -> None:
-        from django.db import connection
-        from django.db.backends.signals import connection_created
-
-        def on_connection(sender, connection, **kwargs) -> None:
-            if self not in connection.execute_wrappers:
-                connection.execute_wrappers.append(self)
-
-        self._receiver = on_connection  # the signal keeps a weak reference
-        connection_created.connect(on_connection, weak=False)
-        connection.ensure_connection()
-        if self not in connection.execute_wrappers:
-            connection.execute_wrappers.append(self)
 
 
 BENCH_USER, BENCH_PASSWORD = "bench", "bench-password-not-secret"
@@ -123,60 +65,25 @@ def cmd_setup(args: argparse.Namespace) -> dict:
     return {"django": django.get_version(), "sqlite": sqlite3.sqlite_version}
 
 
-class _Timed:
-    """Wall time spent inside some functions of a module (instrumentation only, nothing else changes)."""
-
-    def __init__(self, module, names: tuple[str, ...]) -> None:
-        self.seconds = 0.0
-        self.calls = 0
-        self.wrapped = [name for name in names if hasattr(module, name)]  # the scan code changes; time what exists
-        for name in self.wrapped:
-            setattr(module, name, self._wrap(getattr(module, name)))
-
-    def _wrap(self, function):
-        def timed(*args, **kwargs):
-            started = time.perf_counter()
-            try:
-                return function(*args, **kwargs)
-            finally:
-                self.seconds += time.perf_counter() - started
-                self.calls += 1
-
-        return timed
-
-
 def cmd_scan(args: argparse.Namespace) -> dict:
-
+    """A whole-registry scan run to its end in this process (not measured: it sets up a second registry)."""
     from manifests.models import Job, Registry
-    from manifests.services import jobs, scan
+    from manifests.services import jobs
     from manifests.services.scan import scan_job_run
-
-    # The database is written from the scanning thread only, after each repository's fetches: the time in
-    # these functions (whichever this version of the scan has) is wall time with no request in flight.
-    writes = _Timed(scan, ("_store_manifest", "_apply", "manifests_store", "tags_apply", "repository_aggregate"))
 
     registry = Registry.objects.get(name=args.name)
     if args.concurrency and registry.concurrency != args.concurrency:
         registry.concurrency = args.concurrency
         registry.save(update_fields=["concurrency"])
-    baseline = _maxrss_mib()
-    cpu_started = _cpu_seconds()
-    meter = _SqlMeter()
-    meter.install()
     started = time.monotonic()
     job = jobs.job_create(kind=Job.KIND_SCAN, registry=registry, target=registry.name,
                           params={"repository": "", "tags": None})
     scan_job_run(job_id=job.pk)
     seconds = time.monotonic() - started
-    cpu_seconds = _cpu_seconds() - cpu_started
     job.refresh_from_db()
-    return {"seconds": seconds, "cpu_seconds": cpu_seconds, "requests": job.result.get("requests") or {},
+    return {"seconds": seconds, "requests": job.result.get("requests") or {},
             "totals": {k: job.result.get(k, 0) for k in ("repositories", "tags", "errors", "changed")},
-            "failures": [] if job.status == Job.STATUS_SUCCEEDED else [f"{job.status}: {job.error}"],
-            "concurrency": registry.concurrency, "maxrss_mib": _maxrss_mib(), "baseline_rss_mib": baseline,
-            "sql_queries": meter.count, "sql_seconds": meter.seconds, "sql_queries_other_threads": meter.other_threads,
-            "sql_top": meter.top(),
-            "db_write_seconds": writes.seconds, "db_write_functions": writes.wrapped}
+            "failures": [] if job.status == Job.STATUS_SUCCEEDED else [f"{job.status}: {job.error}"]}
 
 
 def cmd_enqueue(args: argparse.Namespace) -> dict:

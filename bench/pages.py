@@ -19,8 +19,8 @@ from pathlib import Path
 
 import requests
 
-from tests.harness.ports import free_port, wait_for_port
-from tests.harness.services import stop_process
+from manifests.stack.ports import free_port, wait_for_port
+from manifests.stack.processes import stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,18 +37,6 @@ class Server:
 
     def stop(self) -> None:
         stop_process(self.process, timeout=20)
-
-
-def redis_start(folder: Path) -> tuple[subprocess.Popen, int]:
-    """A private Redis, so the pages' queue check (a PING, cached 3 s) answers as in production."""
-    folder.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    process = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(folder), "--daemonize", "no", "--logfile", str(folder / "redis.log")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
-    wait_for_port(port, process=process)
-    return process, port
 
 
 def gunicorn_start(folder: Path, env: dict[str, str], *, workers: int = 2) -> Server:

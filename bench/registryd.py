@@ -8,15 +8,15 @@ client's own counters.
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.harness.ports import free_port
-from tests.harness.services import RunningRegistry
+from manifests.stack.distribution import RunningRegistry
+from manifests.stack.ports import free_port
+from manifests.stack.processes import process_cpu_seconds
 
 # 127.0.0.1 - - [28/Nov/2026:05:54:11 +0000] "GET /v2/a/b/tags/list?n=1000 HTTP/1.1" 200 6922 "" "ua"
 _LINE = re.compile(r'^\S+ \S+ \S+ \[[^\]]+\] "(?P<method>[A-Z]+) (?P<path>\S+) [^"]*" (?P<status>\d{3}) \S+ '
@@ -60,7 +60,7 @@ class LogCount:
 
 
 class Distribution(RunningRegistry):
-    """The test harness's Distribution (anonymous, logging at warn) with its access log read back."""
+    """A Distribution (anonymous, logging at warn) with its access log read back."""
 
     def __init__(self, folder: Path) -> None:
         super().__init__(mode="anonymous", port=free_port(), folder=folder, log_level="warn")
@@ -79,13 +79,7 @@ class Distribution(RunningRegistry):
 
     def cpu_seconds(self) -> float:
         """User plus system CPU time the registry process has used so far."""
-        if self.process is None:
-            return 0.0
-        try:
-            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except (OSError, IndexError, ValueError):
-            return 0.0
+        return process_cpu_seconds(self.process.pid) if self.process is not None else 0.0
 
     def mark(self) -> int:
         """A position in the access log; Go writes os.Stdout unbuffered, so it is current."""

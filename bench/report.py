@@ -6,167 +6,22 @@ import json
 import statistics
 from pathlib import Path
 
-PAGINATION = ("GET catalog", "GET tags")
-P95_TARGET_MS = 200.0
-COLD_TARGET, WARM_TARGET, CPU_TARGET = 1.15, 1.10, 1.30
-MEMORY_TARGET_MIB = 150.0
-
-
-def _kinds(requests: dict[str, int]) -> str:
-    return ", ".join(f"{k} {v:,}" for k, v in sorted(requests.items())) or "none"
-
-
-def _spread(values: list[float], unit: str = "", digits: int = 2) -> str:
-    """median [min-max] (n runs)."""
-    if not values:
-        return "?"
-    med = statistics.median(values)
-    if len(values) == 1:
-        return f"{med:.{digits}f}{unit} (1 run)"
-    return f"{med:.{digits}f}{unit} [{min(values):.{digits}f}-{max(values):.{digits}f}] ({len(values)} runs)"
-
-
-def _by_kind(results: dict) -> dict[str, list[dict]]:
-    kinds: dict[str, list[dict]] = {}
-    for scan in results.get("scans", []):
-        kinds.setdefault(scan["kind"], []).append(scan)
-    return kinds
-
-
-def _ratio(scan: dict, key: str = "seconds") -> float:
-    return scan["ours"][key] / scan["floor"][key] if scan["floor"][key] else float("inf")
+from .goals import (
+    P95_TARGET_MS,
+    goals_evaluate,
+    kinds_text,
+    ratio,
+    spread,
+    tool_medians,
+)
 
 
 def _mark(ok: bool | None) -> str:
     return "n/a" if ok is None else ("yes" if ok else "**no**")
 
 
-def _tool_medians(results: dict) -> dict[str, dict]:
-    tools = results.get("tools") or {}
-    out: dict[str, dict] = {}
-    for run in tools.get("runs", []):
-        if "error" in run:
-            out[run["tool"]] = {"error": run["error"]}
-            continue
-        out.setdefault(run["tool"], {"runs": []})["runs"].append(run)
-    scale = tools.get("total_tags", 0) / tools["sample"] if tools.get("sample") else 0
-    for entry in out.values():
-        runs = entry.get("runs")
-        if not runs:
-            continue
-        entry["seconds"] = [r["seconds"] for r in runs]
-        entry["per_tag_ms"] = statistics.median(1000 * r["seconds"] / r["tags"] for r in runs)
-        entry["requests_per_tag"] = statistics.median(r["total"] / r["tags"] for r in runs)
-        entry["all_seconds"] = statistics.median(entry["seconds"]) * scale
-        entry["all_requests"] = round(entry["requests_per_tag"] * tools["total_tags"])
-        entry["cpu_per_tag_ms"] = statistics.median(1000 * r["cpu_seconds"] / r["tags"] for r in runs)
-        entry["failures"] = sum(r["failures"] for r in runs)
-    return out
-
-
-def goals_evaluate(results: dict) -> list[dict]:
-    rows: list[dict] = []
-
-    def add(goal: str, measured: str, ok: bool | None) -> None:
-        rows.append({"goal": goal, "measured": measured, "ok": ok})
-
-    kinds = _by_kind(results)
-    for kind, target in (("cold", COLD_TARGET), ("warm", WARM_TARGET)):
-        scans = kinds.get(kind, [])
-        if not scans:
-            continue
-        ratios = [_ratio(s) for s in scans]
-        add(f"{kind.capitalize()} scan through the fan-out at most {target}x the floor",
-            f"ratio {_spread(ratios, 'x')}; ours {_spread([s['ours']['seconds'] for s in scans], ' s')}, "
-            f"floor {_spread([s['floor']['seconds'] for s in scans], ' s')}",
-            statistics.median(ratios) <= target)
-        cpu = [_ratio(s, "cpu_seconds") for s in scans]
-        add(f"{kind.capitalize()} scan: client CPU at most {CPU_TARGET}x the floor's",
-            f"ratio {_spread(cpu, 'x')}; worker {_spread([s['ours']['cpu_seconds'] for s in scans], ' s', 1)}, "
-            f"floor {_spread([s['floor']['cpu_seconds'] for s in scans], ' s', 1)}",
-            statistics.median(cpu) <= CPU_TARGET)
-    for scan in kinds.get("cold", [])[:1]:
-        ours = {k: v for k, v in scan["ours"]["requests"].items() if k not in PAGINATION}
-        floor = {k: v for k, v in scan["floor"]["requests"].items() if k not in PAGINATION}
-        add("Cold scan: requests at the floor (pagination aside)",
-            f"ours {sum(ours.values()):,} ({_kinds(ours)}) vs floor {sum(floor.values()):,}",
-            sum(ours.values()) <= sum(floor.values()))
-    repeated = {s["name"]: sum(s["ours_log"]["repeated_digest_gets"].values()) for s in results.get("scans", [])}
-    for run in (results.get("scaleout") or {}).get("runs", []):
-        repeated[f"PostgreSQL {run['name']}"] = sum(run["ours_log"]["repeated_digest_gets"].values())
-    if repeated:
-        add("No GET of a digest already fetched in the same scan, across repositories too (access log)",
-            "; ".join(f"{k}: {v}" for k, v in repeated.items()), not any(repeated.values()))
-    for kind in ("warm", "moved"):
-        for scan in kinds.get(kind, [])[:1]:
-            ours = scan["ours"]["requests"]
-            others = {k: v for k, v in ours.items() if k not in PAGINATION and k != "HEAD manifest"}
-            add(f"{scan['name']}: one HEAD per tag, a GET only for a digest never seen",
-                f"{ours.get('HEAD manifest', 0):,} HEAD for {scan['ours']['totals']['tags']:,} tags; other "
-                f"{_kinds(others)} (floor: {_kinds({k: v for k, v in scan['floor']['requests'].items() if k not in PAGINATION and k != 'HEAD manifest'})})",
-                ours.get("HEAD manifest", 0) == scan["ours"]["totals"]["tags"]
-                and sum(others.values()) <= sum(v for k, v in scan["floor"]["requests"].items()
-                                                if k not in PAGINATION and k != "HEAD manifest"))
-    peaks = [max(s["ours"]["peak_rss_mib"]) for s in kinds.get("cold", [])]
-    if peaks:
-        add(f"Worker peak memory during a cold scan under {MEMORY_TARGET_MIB:.0f} MB",
-            f"{_spread(peaks, ' MiB', 0)} at {results['generation']['plan']['tags']:,} tags (VmHWM of the "
-            "worker's pool process); 100,000 tags not scanned here: see the note under Scans",
-            max(peaks) < MEMORY_TARGET_MIB)
-    tools = _tool_medians(results)
-    cold = kinds.get("cold", [])
-    if tools and cold:
-        ours_cold = statistics.median(s["ours"]["seconds"] for s in cold)
-        for tool, entry in tools.items():
-            if "error" in entry:
-                add(f"Ahead of `{tool}` per tag", entry["error"], None)
-                continue
-            add(f"Ahead of `{tool}` per tag (every tag's platforms, same concurrency)",
-                f"ours cold {ours_cold:.1f} s vs {entry['all_seconds']:.0f} s for all tags (from a sample of "
-                f"{results['tools']['sample']}: {entry['per_tag_ms']:.0f} ms and {entry['requests_per_tag']:.2f} "
-                f"requests a tag); {entry['failures']} failed calls", ours_cold < entry["all_seconds"])
-    for database in (results.get("synthetic") or {}).get("databases", []):
-        for item in database["load"]:
-            add(f"p95 under {P95_TARGET_MS:.0f} ms at {database['written']['tags']:,} tags, {database['database']}: "
-                f"{item['label']} ({item['clients']} clients)",
-                f"p95 {item['p95_ms']:.0f} ms, p50 {item['p50_ms']:.0f} ms, {item['queries']} queries, "
-                f"statuses {item['statuses']}",
-                item["p95_ms"] < P95_TARGET_MS and set(item["statuses"]) == {200})
-    constant = _queries_by_page(results)
-    for page, counts in constant.items():
-        values = {c for c, _ in counts}
-        add(f"Constant SQL queries per page: {page}", " / ".join(f"{c} ({size})" for c, size in counts),
-            len(values) == 1)
-    add("A rule's dry run of 1,000 tags", "rules do not exist on this branch's main: not measured", None)
-    add("Coverage matrix across all registries",
-        "the matrix shows one registry at a time on this branch's main: measured per registry", None)
-    scale = results.get("scaleout")
-    if scale and scale.get("runs"):
-        runs = {(r["kind"], r["workers"]): r for r in scale["runs"]}
-        for kind in ("cold", "warm"):
-            one = runs.get((kind, 1))
-            if one:
-                text = "; ".join(f"{n} worker{'s' if n > 1 else ''} {runs[(kind, n)]['seconds']:.1f} s "
-                                 f"({one['seconds'] / runs[(kind, n)]['seconds']:.2f}x)"
-                                 for n in sorted({w for k, w in runs if k == kind}))
-                add(f"Scale-out on PostgreSQL, {kind}", text, None)
-    return rows
-
-
-def _queries_by_page(results: dict) -> dict[str, list[tuple[int, str]]]:
-    """Queries per page kind at every size measured: the scanned registry and the synthetic inventories."""
-    out: dict[str, list[tuple[int, str]]] = {}
-    for item in (results.get("pages") or {}).get("queries", []):
-        out.setdefault(item["page"], []).append((item["queries"], item["size"]))
-    for database in (results.get("synthetic") or {}).get("databases", []):
-        for item in database["load"]:
-            if item["page"] in ("repositories", "tag list", "tag detail", "coverage"):
-                out.setdefault(item["page"], []).append(
-                    (item["queries"], f"{item['label']}, {database['written']['tags']:,} tags, {database['database']}"))
-    return out
-
-
-def markdown(results: dict) -> str:
+def _header_section(results: dict) -> list[str]:
+    """The run, the machine, the generated registry and the goals table."""
     meta = results["meta"]
     machine = meta["machine"]
     gen = results["generation"]
@@ -188,7 +43,7 @@ def markdown(results: dict) -> str:
         f"Seed {meta['seed']}: {meta['repos']} repositories x {meta['tags']} tags + 1 repository of "
         f"{meta['big_tags']} tags = **{plan['tags']:,} tags** in {plan['repositories']} repositories "
         f"({plan['mirrors']} mirrors of others), {plan['distinct_manifests']:,} distinct manifests "
-        f"({_kinds(plan['distinct_manifests_by_kind'])}), {plan['distinct_configs']:,} distinct configs. "
+        f"({kinds_text(plan['distinct_manifests_by_kind'])}), {plan['distinct_configs']:,} distinct configs. "
         f"Generated in {gen['push']['seconds']:.0f} s.",
         "",
         "## Goals",
@@ -198,6 +53,13 @@ def markdown(results: dict) -> str:
     ]
     for row in goals_evaluate(results):
         lines.append(f"| {row['goal']} | {row['measured']} | {_mark(row['ok'])} |")
+    return lines
+
+
+def _scans_section(results: dict) -> list[str]:
+    """The scans table, after the note on pushes."""
+    meta = results["meta"]
+    lines: list[str] = []
     lines += [
         "",
         "Pushes are counted in tests, not here (counts do not depend on the machine): the seed push (two "
@@ -221,8 +83,8 @@ def markdown(results: dict) -> str:
         ours, floor, check = scan["ours"], scan["floor"], scan["ours_check"]
         lines.append(
             f"| {scan['name']}{' (' + str(scan['moved']) + ' moved)' if 'moved' in scan else ''} "
-            f"| {ours['seconds']:.2f} | {floor['seconds']:.2f} | {_ratio(scan):.2f}x "
-            f"| {ours['total']:,}: {_kinds(ours['requests'])} | {floor['total']:,}: {_kinds(floor['requests'])} "
+            f"| {ours['seconds']:.2f} | {floor['seconds']:.2f} | {ratio(scan):.2f}x "
+            f"| {ours['total']:,}: {kinds_text(ours['requests'])} | {floor['total']:,}: {kinds_text(floor['requests'])} "
             f"| {sum(scan['ours_log']['repeated_digest_gets'].values())} "
             f"| {ours['cpu_seconds']:.1f} / {floor['cpu_seconds']:.1f} "
             f"| {ours['registry_cpu_seconds']:.1f} / {floor['registry_cpu_seconds']:.1f} "
@@ -237,7 +99,14 @@ def markdown(results: dict) -> str:
         "peak measured here; one repository of 100,000 tags was not generated (pushing it takes most of an "
         "hour on this machine).",
     ]
-    tools = _tool_medians(results)
+    return lines
+
+
+def _tools_section(results: dict) -> list[str]:
+    """Ours and the floor beside the CLI tools, for every tag."""
+    meta = results["meta"]
+    lines: list[str] = []
+    tools = tool_medians(results)
     if tools:
         cold = [s for s in results.get("scans", []) if s["kind"] == "cold"]
         warm = [s for s in results.get("scans", []) if s["kind"] == "warm"]
@@ -259,13 +128,13 @@ def markdown(results: dict) -> str:
         ]
         for label, scans in (("ours, cold (fan-out, 1 worker)", cold), ("ours, warm", warm)):
             if scans:
-                lines.append(f"| {label} | {_spread([s['ours']['seconds'] for s in scans], '', 1)} "
+                lines.append(f"| {label} | {spread([s['ours']['seconds'] for s in scans], '', 1)} "
                              f"| {statistics.median(s['ours']['total'] for s in scans):,.0f} "
                              f"| {1000 * statistics.median(s['ours']['seconds'] for s in scans) / total:.1f} ms "
                              f"| {statistics.median(s['ours']['cpu_seconds'] for s in scans):.1f} s |")
         for label, scans in (("floor, cold", cold), ("floor, warm", warm)):
             if scans:
-                lines.append(f"| {label} | {_spread([s['floor']['seconds'] for s in scans], '', 1)} "
+                lines.append(f"| {label} | {spread([s['floor']['seconds'] for s in scans], '', 1)} "
                              f"| {statistics.median(s['floor']['total'] for s in scans):,.0f} "
                              f"| {1000 * statistics.median(s['floor']['seconds'] for s in scans) / total:.1f} ms "
                              f"| {statistics.median(s['floor']['cpu_seconds'] for s in scans):.1f} s |")
@@ -274,9 +143,15 @@ def markdown(results: dict) -> str:
                 lines.append(f"| `{tool}` | {entry['error']} | | | |")
                 continue
             lines.append(f"| `{tool}` per tag | {entry['all_seconds']:,.0f} (sample: "
-                         f"{_spread(entry['seconds'], ' s', 1)}) | {entry['all_requests']:,} "
+                         f"{spread(entry['seconds'], ' s', 1)}) | {entry['all_requests']:,} "
                          f"| {entry['per_tag_ms']:.0f} ms, {entry['requests_per_tag']:.2f} requests "
                          f"| {entry['cpu_per_tag_ms'] * total / 1000:,.0f} s ({entry['cpu_per_tag_ms']:.0f} ms a tag) |")
+    return lines
+
+
+def _scaleout_section(results: dict) -> list[str]:
+    """The same scans with more workers on PostgreSQL."""
+    lines: list[str] = []
     scale = results.get("scaleout")
     if scale and scale.get("runs"):
         lines += [
@@ -301,6 +176,14 @@ def markdown(results: dict) -> str:
                          f"{run['registry_cpu_seconds']:.1f} | {100 * share:.0f}% "
                          f"| {', '.join(f'{p:.0f}' for p in run['peak_rss_mib'])} | {run['loadavg_before']} "
                          f"| {check['expected'] - check['wrong_or_missing']:,}/{check['expected']:,} |")
+    return lines
+
+
+def _pages_section(results: dict) -> list[str]:
+    """Latency and queries per page of the scanned registry."""
+    meta = results["meta"]
+    plan = results["generation"]["plan"]
+    lines: list[str] = []
     pages = results.get("pages")
     if pages:
         lines += [
@@ -319,6 +202,13 @@ def markdown(results: dict) -> str:
         lines += ["", "| Page | Size | SQL queries | Status |", "|---|---|---|---|"]
         for item in pages["queries"]:
             lines.append(f"| {item['page']} | {item['size']} | {item['queries']} | {item['status']} |")
+    return lines
+
+
+def _synthetic_section(results: dict) -> list[str]:
+    """Latency and queries per page of the synthetic inventories."""
+    meta = results["meta"]
+    lines: list[str] = []
     synthetic = results.get("synthetic")
     if synthetic:
         lines += [
@@ -340,6 +230,13 @@ def markdown(results: dict) -> str:
                 lines.append(f"| {database['database']} | {item['label']} | `{item['path']}` | {item['queries']} "
                              f"| {item['requests']} | {item['p50_ms']:.0f} | {item['p95_ms']:.0f} | {item['max_ms']:.0f} "
                              f"| {item['throughput_rps']:.1f} | {item['loadavg_before']} |")
+    return lines
+
+
+def _method_section(results: dict) -> list[str]:
+    """How this was measured."""
+    meta = results["meta"]
+    lines: list[str] = []
     lines += [
         "",
         "## How this was measured",
@@ -357,6 +254,14 @@ def markdown(results: dict) -> str:
         "registry's access log between two marks, by user agent (repeated digest GETs come from the log).",
         f"- Total run time {meta.get('total_seconds', 0):.0f} s.",
     ]
+    return lines
+
+
+def markdown(results: dict) -> str:
+    lines: list[str] = []
+    for section in (_header_section, _scans_section, _tools_section, _scaleout_section, _pages_section,
+                    _synthetic_section, _method_section):
+        lines += section(results)
     return "\n".join(lines) + "\n"
 
 
@@ -400,7 +305,7 @@ def _plot_tools(results: dict, path: Path) -> None:
         if scans:
             bars.append((label, statistics.median(s[side]["seconds"] for s in scans),
                          statistics.median(s[side]["total"] for s in scans)))
-    for tool, entry in _tool_medians(results).items():
+    for tool, entry in tool_medians(results).items():
         if "all_seconds" in entry:
             bars.append((tool.replace(" inspect", "\ninspect"), entry["all_seconds"], entry["all_requests"]))
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 5))

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from manifests.stack.distribution import RunningRegistry, registry_start
+from manifests.stack.redis import redis_start
+from manifests.stack.workers import worker_start
 from tests.harness import plugin
-from tests.harness.services import RunningRegistry, redis_start, registry_start, worker_start
 
 SESSION_DIR = Path(plugin.SESSION_DIR)
 

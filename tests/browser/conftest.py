@@ -16,7 +16,7 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Response, expect, sync_playwright
 
 from manifests.management.commands.seed_demo import seed
-from tests.harness.services import RunningRegistry, registry_start
+from manifests.stack.distribution import RunningRegistry, registry_start
 
 # Assertions wait for htmx round trips to a live server and a worker: 5 s (the
 # default) is short on a loaded machine.

@@ -9,9 +9,9 @@ from playwright.sync_api import expect
 from manifests.models import Job, Registry
 from manifests.services.jobs import job_create
 from manifests.services.scan import scan_job_run
+from manifests.stack.distribution import ADMIN_PASSWORD, ADMIN_USER
 from tests.browser.conftest import PASSWORD, USERNAME
 from tests.browser.test_a11y import AXE, AXE_RUN
-from tests.harness.services import ADMIN_PASSWORD, ADMIN_USER
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -14,8 +14,8 @@ import urllib.request
 
 import pytest
 
-from tests.harness.ports import free_port, wait_for_port
-from tests.harness.services import stop_process
+from manifests.stack.ports import free_port, wait_for_port
+from manifests.stack.processes import stop_process
 from tests.harness.venv import ROOT, clean_env, production_venv
 
 

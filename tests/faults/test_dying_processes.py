@@ -15,11 +15,12 @@ from manifests.services.assemble import SourceSpec
 from manifests.services.jobs import job_create
 from manifests.services.push import push_job_create, push_job_run
 from manifests.services.scan import repository_scan, scan_enqueue, scan_job_run
+from manifests.stack.distribution import NARROW_USER
+from manifests.stack.ports import free_port
+from manifests.stack.workers import worker_start
 from manifests.tasks import push_run
 from registry.platform import Platform
 from tests.conftest import SESSION_DIR
-from tests.harness.ports import free_port
-from tests.harness.services import NARROW_USER, worker_start
 from tests.harness.throttle import ThrottledProxy
 
 PLATFORMS = [Platform("linux", "amd64"), Platform("linux", "arm64", "v8"), Platform("linux", "arm", "v7")]

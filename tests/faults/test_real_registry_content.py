@@ -7,7 +7,7 @@ exist, never annotations, dates or architectures), and has a read-only mode.
 So they are pushed here with the project's own registry client into the
 harness's real registry and scanned or pushed to from there. What only the
 scripted server can do (lie about digests, trickle, hang, loop its Links,
-list names that break the grammar) stays in tests/faults/hostile.py, which
+list names that break the grammar) stays in tests/faults/hostile/, which
 says why per case.
 """
 
@@ -24,11 +24,11 @@ from manifests.services.assemble import SourceSpec
 from manifests.services.push import push_job_create
 from manifests.services.registries import registry_client
 from manifests.services.scan import repository_scan
+from manifests.stack.distribution import RunningRegistry
+from manifests.stack.ports import free_port
 from registry.platform import Platform
-from tests.faults.hostile import SCRIPT
-from tests.faults.test_hostile_registry import HOSTILE_MARKUP
-from tests.harness.ports import free_port
-from tests.harness.services import RunningRegistry
+from tests.faults.hostile.content import SCRIPT
+from tests.faults.hostile_checks import HOSTILE_MARKUP
 
 AMD64 = Platform("linux", "amd64")
 ARM64 = Platform("linux", "arm64")

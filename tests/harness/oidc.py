@@ -8,9 +8,10 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .ports import free_port, wait_for_port
-from .services import ROOT, stop_process
+from manifests.stack.ports import free_port, wait_for_port
+from manifests.stack.processes import stop_process
 
+ROOT = Path(__file__).resolve().parents[2]
 CLIENT_ID, CLIENT_SECRET = "dashboard", "oidc-client-secret-for-tests"
 
 _SETUP = """

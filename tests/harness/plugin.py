@@ -5,7 +5,7 @@ a free port (started by a fixture), a test database with a file name the
 worker can open, a credentials key shared with the worker.
 
 With TEST_DATABASE=postgres the session runs on PostgreSQL instead: a
-throwaway cluster (tests/harness/postgres.py) is started here, at import,
+throwaway cluster (manifests/stack/postgres.py) is started here, at import,
 since the settings read DATABASE_URL once; it is stopped at the end.
 """
 
@@ -18,7 +18,7 @@ import tempfile
 
 from cryptography.fernet import Fernet
 
-from .ports import free_port
+from manifests.stack.ports import free_port
 
 SESSION_DIR = tempfile.mkdtemp(prefix="mdb-test-")
 REDIS_PORT = free_port()
@@ -41,7 +41,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 TEST_DATABASE = os.environ.get("TEST_DATABASE", "").lower()
 POSTGRES = None
 if TEST_DATABASE == "postgres":
-    from .postgres import postgres_start
+    from manifests.stack.postgres import postgres_start
 
     POSTGRES = postgres_start()
     atexit.register(POSTGRES.stop)  # also if the session dies before pytest_unconfigure

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .services import RunningRegistry
+from manifests.stack.distribution import RunningRegistry
 
 
 def registry_secrets(running: RunningRegistry) -> list[str]:

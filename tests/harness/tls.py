@@ -20,8 +20,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from .ports import free_port, wait_for_port
-from .tokenserver import ISSUER, TokenServer
+from manifests.stack.ports import free_port, wait_for_port
+from manifests.stack.tokenserver import ISSUER, TokenServer
 
 
 @dataclass(frozen=True)

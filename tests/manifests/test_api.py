@@ -16,8 +16,8 @@ from manifests.management.commands.seed_demo import seed
 from manifests.models import ApiToken, Job, Registry, Repository, Tag
 from manifests.services.jobs import job_create
 from manifests.services.scan import repository_scan, scan_job_run
+from manifests.stack.distribution import RunningRegistry
 from registry.platform import Platform
-from tests.harness.services import RunningRegistry
 
 pytestmark = pytest.mark.django_db
 

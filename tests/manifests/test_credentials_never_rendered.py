@@ -15,8 +15,8 @@ from django.contrib.auth.models import User
 
 from manifests.demo import image_push
 from manifests.models import Job, Registry
+from manifests.stack.distribution import ADMIN_PASSWORD, ADMIN_USER
 from registry.platform import Platform
-from tests.harness.services import ADMIN_PASSWORD, ADMIN_USER
 
 WRONG_SECRET = "wrong-stored-secret-4d1f"
 

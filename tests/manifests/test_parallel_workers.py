@@ -19,11 +19,11 @@ from manifests.services.assemble import SourceSpec
 from manifests.services.jobs import job_create
 from manifests.services.push import push_job_create
 from manifests.services.scan import scan_enqueue
+from manifests.stack.workers import worker_start
 from registry import RegistryClient
 from registry.mediatypes import parse_manifest
 from registry.platform import Platform
 from tests.conftest import SESSION_DIR
-from tests.harness.services import worker_start
 
 # Distinct targets; some share a repository that does not exist yet (several
 # first writes of one repository at once), some land in seeded repositories

@@ -10,12 +10,12 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from manifests.demo import attested_index_push, image_push
+from manifests.stack.distribution import NARROW_USER
+from manifests.stack.ports import free_port
 from registry import RegistryClient, errors
 from registry.copy import copy_manifest
 from registry.mediatypes import OCI_INDEX
 from registry.platform import Platform
-from tests.harness.ports import free_port
-from tests.harness.services import NARROW_USER
 from tests.harness.throttle import ThrottledProxy
 
 AMD64 = Platform("linux", "amd64")

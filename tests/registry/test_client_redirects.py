@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 
 from manifests.demo import image_push
+from manifests.stack.distribution import RunningRegistry
+from manifests.stack.ports import free_port
 from registry import errors
 from registry.mediatypes import sha256_digest
 from registry.platform import Platform
-from tests.harness.ports import free_port
-from tests.harness.services import RunningRegistry
 
 AMD64 = Platform("linux", "amd64")
 CDN_HOST = "127.0.0.2"

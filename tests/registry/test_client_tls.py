@@ -10,11 +10,11 @@ from __future__ import annotations
 import pytest
 
 from manifests.demo import image_push
+from manifests.stack.distribution import ADMIN_PASSWORD, ADMIN_USER
+from manifests.stack.tokenserver import TokenServer
 from registry import RegistryClient, errors
 from registry.platform import Platform
-from tests.harness.services import ADMIN_PASSWORD, ADMIN_USER
 from tests.harness.tls import TlsRegistry, certificate_authority
-from tests.harness.tokenserver import TokenServer
 
 AMD64 = Platform("linux", "amd64")
 

@@ -1,7 +1,7 @@
 """Origins as credentials see them: scheme, host and port, the port made explicit (RFC 6454).
 
 Pure functions of URLs: the registry-facing behaviour is tested against the
-hostile registry's second origin in tests/faults/test_hostile_registry.py.
+hostile registry's second origin in tests/faults/test_hostile_origins.py.
 """
 
 from __future__ import annotations

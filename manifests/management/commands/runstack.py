@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,25 +22,19 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from manifests.models import Registry
+from manifests.stack.distribution import RunningRegistry
+from manifests.stack.ports import port_listening, wait_for_port
+from manifests.stack.redis import redis_start
+from manifests.stack.workers import worker_start
 
 VAR = Path(settings.BASE_DIR) / "var"
 
 
-def _listening(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.3)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _wait(port: int, process: subprocess.Popen, what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise CommandError(f"{what} exited with {process.returncode}; see its log under var/")
-        if _listening(port):
-            return
-        time.sleep(0.1)
-    raise CommandError(f"{what} is not listening on {port} after {timeout}s")
+def _started(port: int, process: subprocess.Popen, what: str, timeout: float = 30) -> None:
+    try:
+        wait_for_port(port, timeout=timeout, process=process)
+    except (RuntimeError, TimeoutError) as exc:
+        raise CommandError(f"{what}: {exc}; see its log under var/") from None
 
 
 class Command(BaseCommand):
@@ -78,53 +71,48 @@ class Command(BaseCommand):
         return process
 
     def _start(self, port: int, registry_port: int) -> None:
-        if _listening(port):
+        if port_listening(port):
             raise CommandError(f"port {port} is taken: is `make run` already running? (PORT=... to choose another)")
-        redis = urlsplit(settings.REDIS_URL)
-        redis_port = redis.port or 6379
-        if _listening(redis_port):
+        redis_port = urlsplit(settings.REDIS_URL).port or 6379
+        if port_listening(redis_port):
             self.stdout.write(f"redis: using the server already on {redis_port}")
         else:
-            process = self._spawn("redis", ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1",
-                                            "--dir", str(VAR), "--save", "60 1", "--dbfilename", "redis.rdb"])
-            _wait(redis_port, process, "redis-server")
+            try:
+                self.processes.append(("redis", redis_start(VAR, redis_port, persist=True)))
+            except (RuntimeError, TimeoutError) as exc:
+                raise CommandError(f"redis-server: {exc}; see var/redis.log") from None
             self.stdout.write(f"redis: started on 127.0.0.1:{redis_port}")
 
-        if _listening(registry_port):
+        if port_listening(registry_port):
             raise CommandError(f"port {registry_port} is taken; set DEMO_REGISTRY_PORT to a free port")
-        folder = VAR / "demo-registry"
-        (folder / "data").mkdir(parents=True, exist_ok=True)
         # The demo registry's own webhook token (var/webhook.key, made by `make
         # run`), set on its row once seed_demo has registered it.
         webhook_key = VAR / "webhook.key"
         webhook = webhook_key.read_text().strip() if webhook_key.exists() else secrets.token_urlsafe(24)
-        config = [
-            "version: 0.1", "log:", "  level: info", "  formatter: text",
-            "storage:", "  filesystem:", f"    rootdirectory: {folder / 'data'}", "  delete:", "    enabled: true",
-            "http:", f"  addr: 127.0.0.1:{registry_port}", f"  secret: {secrets.token_hex(16)}",
-            "notifications:", "  endpoints:", "    - name: dashboard",
-            f"      url: http://127.0.0.1:{port}/hooks/registry/demo",
-            "      headers:", f"        Authorization: [Bearer {webhook}]",
-            "      timeout: 2s", "      threshold: 5", "      backoff: 2s",
-        ]
-        (folder / "config.yml").write_text("\n".join(config) + "\n")
-        process = self._spawn("registry", ["docker-registry", "serve", str(folder / "config.yml")])
-        _wait(registry_port, process, "docker-registry")
-        registry_url = f"http://127.0.0.1:{registry_port}"
-        self.stdout.write(f"registry: demo Docker Distribution on {registry_url}")
-        call_command("seed_demo", registry_url, "--insecure", "--name", "demo")
+        registry = RunningRegistry(mode="anonymous", port=registry_port, folder=VAR / "demo-registry",
+                                   log_file=VAR / "logs" / "registry.log",
+                                   notify_url=f"http://127.0.0.1:{port}/hooks/registry/demo", notify_token=webhook,
+                                   notify_threshold=5, notify_backoff="2s")
+        try:
+            registry.start()
+        except (RuntimeError, TimeoutError) as exc:
+            registry.stop()
+            raise CommandError(f"docker-registry: {exc}; see var/logs/registry.log") from None
+        self.processes.append(("registry", registry.process))
+        self.stdout.write(f"registry: demo Docker Distribution on {registry.url}")
+        call_command("seed_demo", registry.url, "--insecure", "--name", "demo")
         Registry.objects.get(name="demo").webhook_token_set(webhook)
 
         password = self._admin()
         python = sys.executable
         bin_dir = Path(python).parent
-        self._spawn("worker", [str(bin_dir / "celery"), "-A", "config", "worker", "-l", "INFO", "-c", "2",
-                               "-n", "worker@%h"])
+        worker = worker_start(VAR, {}, name="worker", log_path=VAR / "logs" / "worker.log", wait=False)
+        self.processes.append(("worker", worker.process))
         self._spawn("beat", [str(bin_dir / "celery"), "-A", "config", "beat", "-l", "INFO",
                              "-s", str(VAR / "celerybeat-schedule")])
         web = self._spawn("web", [str(bin_dir / "gunicorn"), "config.wsgi", "-b", f"127.0.0.1:{port}", "-w", "3",
                                   "--access-logfile", "-"])
-        _wait(port, web, "gunicorn")
+        _started(port, web, "gunicorn")
         from manifests.services.scan import scan_enqueue
 
         try:

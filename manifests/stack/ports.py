@@ -1,3 +1,5 @@
+"""Free loopback ports, and waiting for a service to listen on one."""
+
 from __future__ import annotations
 
 import random
@@ -37,14 +39,20 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def port_listening(port: int, *, timeout: float = 0.2) -> bool:
+    """Whether something accepts connections on 127.0.0.1:`port`."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
 def wait_for_port(port: int, *, timeout: float = 15.0, process=None) -> None:
+    """Until 127.0.0.1:`port` accepts connections; RuntimeError if `process` exits first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"process exited with {process.returncode} before listening on {port}")
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.settimeout(0.2)
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
+        if port_listening(port):
+            return
         time.sleep(0.05)
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")

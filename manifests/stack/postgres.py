@@ -1,4 +1,4 @@
-"""A throwaway PostgreSQL cluster for one test session (TEST_DATABASE=postgres).
+"""A throwaway PostgreSQL cluster: a test session's (TEST_DATABASE=postgres), the benchmark's.
 
 Debian's `postgresql` package gives the binaries; nothing of the system's own
 clusters is used. The cluster lives in a temp dir owned by the `postgres`
