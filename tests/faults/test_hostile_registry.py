@@ -36,14 +36,8 @@ from manifests.services.registries import registry_check_run, registry_client
 from manifests.services.scan import repository_scan, scan_enqueue, scan_job_run
 from registry import RegistryClient, errors
 from registry import client as client_module
-from registry.client import (
-    MAX_CONFIG_BYTES,
-    MAX_ERROR_BYTES,
-    MAX_MANIFEST_BYTES,
-    MAX_PAGE_BYTES,
-    MAX_TOKEN_BYTES,
-    READ_CHUNK,
-)
+from registry.client import MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES
+from registry.transport import MAX_ERROR_BYTES, MAX_PAGE_BYTES, MAX_TOKEN_BYTES, READ_CHUNK
 from tests.faults.hostile import (
     BAD_NAMES,
     BAD_TAGS,
