@@ -11,11 +11,11 @@ from django.contrib.auth.models import Group, User
 from manifests.demo import image_push
 from manifests.models import Job, PushRecord, Registry, Repository, Tag
 from manifests.services import jobs, queue
-from manifests.services.assemble import SourceSpec
 from manifests.services.jobs import job_create
 from manifests.services.push import push_job_create, push_job_run
 from manifests.services.scan import repository_scan, scan_enqueue, scan_job_run
 from manifests.tasks import push_run
+from registry.assemble import SourceSpec
 from registry.platform import Platform
 from tests.conftest import SESSION_DIR
 from tests.harness.ports import free_port

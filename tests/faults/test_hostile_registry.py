@@ -29,13 +29,13 @@ import pytest
 from django.core.management import call_command
 
 from manifests.models import Job, Registry, Repository, Tag
-from manifests.services.assemble import SourceSpec
 from manifests.services.jobs import job_create
 from manifests.services.push import push_job_create
 from manifests.services.registries import registry_check_run, registry_client
 from manifests.services.scan import repository_scan, scan_enqueue, scan_job_run
 from registry import RegistryClient, errors
 from registry import client as client_module
+from registry.assemble import SourceSpec
 from registry.client import MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES
 from registry.transport import MAX_ERROR_BYTES, MAX_PAGE_BYTES, MAX_TOKEN_BYTES, READ_CHUNK
 from tests.faults.hostile import (

@@ -20,10 +20,10 @@ import pytest
 
 from manifests.demo import image_push, index_push
 from manifests.models import Job, Registry, Repository, Tag
-from manifests.services.assemble import SourceSpec
 from manifests.services.push import push_job_create
 from manifests.services.registries import registry_client
 from manifests.services.scan import repository_scan
+from registry.assemble import SourceSpec
 from registry.platform import Platform
 from tests.faults.hostile import SCRIPT
 from tests.faults.test_hostile_registry import HOSTILE_MARKUP

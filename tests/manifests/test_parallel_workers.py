@@ -15,11 +15,11 @@ from manifests.demo import image_push
 from manifests.management.commands.seed_demo import seed
 from manifests.models import Job, Manifest, ManifestChild, PushRecord, Registry, Repository, Tag, TagPlatform
 from manifests.services import scan
-from manifests.services.assemble import SourceSpec
 from manifests.services.jobs import job_create
 from manifests.services.push import push_job_create
 from manifests.services.scan import scan_enqueue
 from registry import RegistryClient
+from registry.assemble import SourceSpec
 from registry.mediatypes import parse_manifest
 from registry.platform import Platform
 from tests.conftest import SESSION_DIR

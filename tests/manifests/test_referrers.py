@@ -198,9 +198,9 @@ def test_a_childs_signature_survives_into_an_assembled_list(fresh_registry, db, 
     """Assembling copies each kept child into the target repository; its cosign signature goes with it,
     so `cosign verify target@<child digest>` finds it there."""
     from manifests.models import Job
-    from manifests.services.assemble import SourceSpec
     from manifests.services.jobs import job_create
     from manifests.services.push import push_job_run
+    from registry.assemble import SourceSpec
 
     running = fresh_registry("anonymous")
     with running.client() as rc:
