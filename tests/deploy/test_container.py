@@ -18,7 +18,7 @@ import urllib.request
 import pytest
 from cryptography.fernet import Fernet
 
-from manifests.demo import image_push
+from registry.images import image_push
 from registry.platform import Platform
 from tests.harness.podman import base_image_ensure, image_build, podman, podman_available
 from tests.harness.ports import free_port

@@ -18,12 +18,12 @@ from dataclasses import dataclass
 
 import pytest
 
-from manifests.demo import image_push, index_push
 from manifests.models import Job, Registry, Repository, Tag
 from manifests.services.push import push_job_create
 from manifests.services.registries import registry_client
 from manifests.services.scan import repository_scan
 from registry.assemble import SourceSpec
+from registry.images import image_push, index_push
 from registry.platform import Platform
 from tests.faults.hostile import SCRIPT
 from tests.faults.test_hostile_registry import HOSTILE_MARKUP

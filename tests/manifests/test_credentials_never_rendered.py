@@ -13,8 +13,8 @@ import re
 import pytest
 from django.contrib.auth.models import User
 
-from manifests.demo import image_push
 from manifests.models import Job, Registry
+from registry.images import image_push
 from registry.platform import Platform
 from tests.harness.services import ADMIN_PASSWORD, ADMIN_USER
 

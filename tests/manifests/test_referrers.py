@@ -8,9 +8,9 @@ import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from manifests.demo import image_push, index_push
 from manifests.models import Event, Referrer, Registry, Tag
 from manifests.services.scan import repository_scan
+from registry.images import image_push, index_push
 from registry.mediatypes import OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, sha256_digest
 from registry.platform import Platform
 from registry.referrers import classify, referrer_tag, referrers_get, tag_subject

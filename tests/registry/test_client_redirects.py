@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from manifests.demo import image_push
 from registry import errors
+from registry.images import image_push
 from registry.mediatypes import sha256_digest
 from registry.platform import Platform
 from tests.harness.ports import free_port

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from manifests.demo import image_push
 from registry import RegistryClient, errors
+from registry.images import image_push
 from registry.platform import Platform
 from tests.harness.services import ADMIN_PASSWORD, ADMIN_USER
 from tests.harness.tls import TlsRegistry, certificate_authority
