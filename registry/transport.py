@@ -371,23 +371,13 @@ class Transport:
                     finally:
                         deadline.finish()
                     return response
-                try:
-                    self._read_body(response, MAX_ERROR_BYTES, op=op, what="error body", deadline=deadline,
-                                    truncate=True)
-                except errors.RegistryError as exc:
-                    if exc.code == "DEADLINE":
-                        raise
-                finally:
-                    deadline.finish()
-                if response.status_code == 401 and not authenticated_retry and own:
-                    challenge = self._pick_challenge(response)
-                    if challenge is not None and not self._static_token:
-                        self._challenge = challenge
-                        self._tokens.drop(scope_set)
-                        authenticated_retry = True
-                        if not hasattr(data, "read"):
-                            attempt -= 1
-                            continue
+                self._error_body_read(response, op=op, deadline=deadline)
+                if (response.status_code == 401 and not authenticated_retry and own
+                        and self._challenge_adopt(response, scope_set)):
+                    authenticated_retry = True
+                    if not hasattr(data, "read"):
+                        attempt -= 1
+                        continue
                 error = errors.from_response(response)
                 if response.status_code == 401:
                     error = self._explain_unauthorized(response, error, scopes)
@@ -397,6 +387,25 @@ class Transport:
                 raise error
             logger.info("registry %s: %s, retrying in %.1fs", self.host, error.code, wait)
             self._sleep(wait)
+
+    def _error_body_read(self, response: requests.Response, *, op: str, deadline: Deadline) -> None:
+        """Read enough of an error body for the registry's message; only a passed deadline is raised."""
+        try:
+            self._read_body(response, MAX_ERROR_BYTES, op=op, what="error body", deadline=deadline, truncate=True)
+        except errors.RegistryError as exc:
+            if exc.code == "DEADLINE":
+                raise
+        finally:
+            deadline.finish()
+
+    def _challenge_adopt(self, response: requests.Response, scopes: frozenset[str]) -> bool:
+        """Take a 401's challenge to authenticate the next try; False when there is nothing to answer it with."""
+        challenge = self._pick_challenge(response)
+        if challenge is None or self._static_token:
+            return False
+        self._challenge = challenge
+        self._tokens.drop(scopes)
+        return True
 
     def _exchange_error(self, exc: requests.RequestException, deadline: Deadline) -> errors.RegistryError:
         """The typed error for a request that got no answer: timed out, refused, or its TLS refused."""
