@@ -9,7 +9,7 @@ one base layer per platform uploaded once and mounted everywhere, one config
 upload and one manifest PUT per image, and one PUT by tag per tag (a PUT of a
 manifest the registry already holds is a single request), all in threads.
 
-The image shapes follow manifests/demo.py (gzip'd tar layers, configs with
+The image shapes follow registry/images.py (gzip'd tar layers, configs with
 diff_ids, attestations as `attestation_push` makes them: an in-toto layer and
 the empty `{}` config).
 """
@@ -26,8 +26,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from manifests.demo import layer
 from registry import RegistryClient
+from registry.images import layer
 from registry.mediatypes import (
     ATTESTATION_MANIFEST,
     ATTESTATION_REFERENCE_DIGEST,

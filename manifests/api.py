@@ -19,11 +19,11 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
+from registry.assemble import FORMAT_AUTO, AssemblyInvalid, SourceSpec, list_plan
 from registry.errors import InvalidPlatform, InvalidReference
 from registry.platform import normalize_platform_string
 
 from .models import ApiToken, Job, Manifest, ManifestChild, Registry, Repository, Tag
-from .services.assemble import FORMAT_AUTO, AssemblyInvalid, SourceSpec, list_plan
 from .services.coverage import (
     NewestInvalid,
     PatternInvalid,

@@ -10,12 +10,12 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from registry.assemble import FORMAT_DOCKER, FORMATS
 from registry.errors import InvalidPlatform, InvalidReference
 from registry.platform import Platform
 from registry.reference import validate_repository, validate_tag
 
 from .models import Registry, Rule, RuleSource
-from .services.assemble import FORMAT_DOCKER, FORMATS
 from .services.rules import PLACEHOLDER, annotations_check, target_validate, template_render
 from .services.rules_select import SelectionInvalid, selection_compile
 

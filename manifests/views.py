@@ -26,6 +26,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseStopPolling
 
+from registry.assemble import SourceSpec
 from registry.errors import InvalidPlatform, RegistryError
 from registry.mediatypes import parse_manifest
 from registry.platform import Platform, platform_sort_key
@@ -33,7 +34,6 @@ from registry.platform import Platform, platform_sort_key
 from .forms import RegistryForm
 from .models import Job, Manifest, ManifestChild, PushRecord, Registry, Repository, Tag, WebhookEvent
 from .services import builder, coverage, push, queue, registries, signatures
-from .services.assemble import SourceSpec
 from .services.scan import scan_enqueue
 from .services.sizes import coverage_sizes
 

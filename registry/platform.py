@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 from .errors import InvalidPlatform
 
-_ARCH_ALIASES = {"x86_64": "amd64", "x86-64": "amd64", "i386": "386", "aarch64": "arm64",
-                 "armhf": "arm", "armel": "arm"}
+# armhf and armel carry their variant: normalize_arch answers them before this table.
+_ARCH_ALIASES = {"x86_64": "amd64", "x86-64": "amd64", "i386": "386", "aarch64": "arm64"}
 _OS_ALIASES = {"macos": "darwin"}
 # What an os, architecture or variant may be, typed or from a registry (checked
 # at scan time): every one of containerd and the OCI spec has this shape, and a

@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 
 from django.db.models import F
 
+from registry.assemble import FORMAT_AUTO, FORMATS, AssemblyInvalid, Plan, SourceSpec, list_plan
 from registry.errors import InvalidPlatform, InvalidReference
 from registry.platform import Platform, platform_sort_key
 from registry.reference import Reference
 
 from ..models import ManifestChild, Registry, Tag
-from .assemble import FORMAT_AUTO, FORMATS, AssemblyInvalid, Plan, SourceSpec, list_plan
 from .inventory import InventoryClient, tag_digest_now
 
 ENTRY_FIELDS = ("key", "ref", "select", "label", "os", "arch", "variant", "os_version", "os_features", "annotations")

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from django.db import transaction
 
 from registry import errors
+from registry.assemble import TagMoved, tag_current_digest
 from registry.errors import InvalidPlatform, InvalidReference
 from registry.mediatypes import Manifest, parse_manifest, sha256_digest
 from registry.platform import Platform
@@ -25,7 +26,6 @@ from registry.upload import DEFAULT_CHUNK_SIZE, TransferStats, manifest_transfer
 
 from ..models import Job, PushRecord, Registry, Tag
 from . import jobs, queue
-from .assemble import TagMoved, tag_current_digest
 from .registries import registry_client
 
 logger = logging.getLogger(__name__)

@@ -8,11 +8,7 @@ from collections.abc import Callable
 from django.db import transaction
 
 from registry import errors
-from registry.mediatypes import parse_manifest
-
-from ..models import Job, PushRecord, Registry
-from . import jobs, queue, signatures
-from .assemble import (
+from registry.assemble import (
     AssemblyInvalid,
     PushResult,
     SourceSpec,
@@ -22,6 +18,10 @@ from .assemble import (
     list_verify,
     tag_current_digest,
 )
+from registry.mediatypes import parse_manifest
+
+from ..models import Job, PushRecord, Registry
+from . import jobs, queue, signatures
 from .inventory import InventoryClient
 from .registries import registry_client
 

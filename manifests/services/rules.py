@@ -20,6 +20,7 @@ from django.db.models import Prefetch, Q
 from django.utils import timezone
 
 from registry import errors
+from registry.assemble import AssemblyInvalid, Plan, SourceSpec, TagMoved, list_plan, list_push, tag_current_digest
 from registry.mediatypes import Manifest, parse_manifest
 from registry.reference import validate_repository, validate_tag
 
@@ -38,7 +39,6 @@ from ..models import (
 )
 from ..models import Manifest as ManifestRow
 from . import events, jobs, queue
-from .assemble import AssemblyInvalid, Plan, SourceSpec, TagMoved, list_plan, list_push, tag_current_digest
 from .builder import diff_rows
 from .inventory import config_stored
 from .registries import registry_client

@@ -7,10 +7,10 @@ import json
 import pytest
 from playwright.sync_api import expect
 
-from manifests.demo import image_push
 from manifests.models import Registry
 from manifests.services.jobs import job_create
 from manifests.services.scan import scan_job_run
+from registry.images import image_push
 from registry.platform import Platform
 
 

@@ -8,7 +8,7 @@ import pytest
 from django.template.defaultfilters import filesizeformat
 from playwright.sync_api import expect
 
-from manifests.demo import DOCKER_LAYER, layer
+from registry.images import DOCKER_LAYER, layer
 from registry.mediatypes import DOCKER_CONFIG, DOCKER_MANIFEST, sha256_digest
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -16,10 +16,10 @@ from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 from playwright.sync_api import Page, expect
 
-from manifests.demo import image_push, index_push
 from manifests.models import Job, Registry
 from manifests.services.jobs import job_create
 from manifests.services.scan import scan_job_run
+from registry.images import image_push, index_push
 from registry.platform import Platform
 
 PASSWORD = "role-user-password"

@@ -9,11 +9,11 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-from manifests.demo import image_push
 from manifests.models import Job, PushRecord, Registry, Rule, Tag
 from manifests.services.jobs import job_create
 from manifests.services.scan import scan_job_run
 from registry import errors
+from registry.images import image_push
 from registry.platform import Platform
 
 X86, ARM = "username/x8664-test", "username/arm64v8-test"

@@ -18,12 +18,12 @@ import urllib.request
 import pytest
 from cryptography.fernet import Fernet
 
-from manifests.demo import image_push
 from manifests.stack.distribution import ADMIN_PASSWORD, ADMIN_USER
 from manifests.stack.ports import free_port
 from manifests.stack.postgres import postgres_start
 from manifests.stack.processes import stop_process
 from manifests.stack.redis import redis_start
+from registry.images import image_push
 from registry.platform import Platform
 from tests.harness.podman import base_image_ensure, image_build, podman, podman_available
 

@@ -10,7 +10,7 @@ from manifests.models import Registry, Repository, Tag
 from manifests.services.registries import registry_client
 from manifests.services.scan import repository_scan
 from registry import RegistryClient
-from registry.client import READ_CHUNK
+from registry.transport import READ_CHUNK
 from tests.faults.hostile.content import MAX_STREAM_BYTES, PASSWORD, SCRIPT, USER, Good
 from tests.faults.hostile.server import HostileRegistry
 

@@ -8,10 +8,8 @@ import time
 import pytest
 from django.contrib.auth.models import Group, User
 
-from manifests.demo import image_push
 from manifests.models import Job, PushRecord, Registry, Repository, Tag
 from manifests.services import jobs, queue
-from manifests.services.assemble import SourceSpec
 from manifests.services.jobs import job_create
 from manifests.services.push import push_job_create, push_job_run
 from manifests.services.scan import repository_scan, scan_enqueue, scan_job_run
@@ -19,6 +17,8 @@ from manifests.stack.distribution import NARROW_USER
 from manifests.stack.ports import free_port
 from manifests.stack.workers import worker_start
 from manifests.tasks import push_run
+from registry.assemble import SourceSpec
+from registry.images import image_push
 from registry.platform import Platform
 from tests.conftest import SESSION_DIR
 from tests.harness.throttle import ThrottledProxy
@@ -316,8 +316,8 @@ def test_an_inventory_refresh_that_fails_after_the_put_leaves_a_verified_push_re
 
 @pytest.mark.django_db
 def test_a_rollback_whose_read_back_fails_is_recorded_like_a_push(fresh_registry):
-    from manifests.demo import index_push
     from manifests.services.push import rollback_job_run
+    from registry.images import index_push
 
     running = fresh_registry("anonymous")
     with running.client() as client:

@@ -15,7 +15,7 @@ import pytest
 from manifests.models import Repository
 from registry import RegistryClient, errors
 from registry import client as client_module
-from registry.client import MAX_ERROR_BYTES, MAX_PAGE_BYTES, MAX_TOKEN_BYTES, READ_CHUNK
+from registry.transport import MAX_ERROR_BYTES, MAX_PAGE_BYTES, MAX_TOKEN_BYTES, READ_CHUNK
 from tests.faults import hostile_checks as checks
 from tests.faults.hostile.content import MAX_HANG_SECONDS, MAX_STREAM_BYTES, PASSWORD, USER, Reply
 from tests.faults.hostile.server import HostileRegistry

@@ -24,10 +24,10 @@ import json
 import pytest
 
 from manifests.models import Job, Repository, Tag
-from manifests.services.assemble import SourceSpec
 from manifests.services.push import push_job_create
 from manifests.services.scan import scan_enqueue
-from registry.client import MAX_PAGE_BYTES, READ_CHUNK
+from registry.assemble import SourceSpec
+from registry.transport import MAX_PAGE_BYTES, READ_CHUNK
 from tests.faults import hostile_checks as checks
 from tests.faults.hostile.content import BAD_NAMES, SCRIPT
 from tests.faults.hostile.server import HostileRegistry

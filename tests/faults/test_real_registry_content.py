@@ -18,14 +18,14 @@ from dataclasses import dataclass
 
 import pytest
 
-from manifests.demo import image_push, index_push
 from manifests.models import Job, Registry, Repository, Tag
-from manifests.services.assemble import SourceSpec
 from manifests.services.push import push_job_create
 from manifests.services.registries import registry_client
 from manifests.services.scan import repository_scan
 from manifests.stack.distribution import RunningRegistry
 from manifests.stack.ports import free_port
+from registry.assemble import SourceSpec
+from registry.images import image_push, index_push
 from registry.platform import Platform
 from tests.faults.hostile.content import SCRIPT
 from tests.faults.hostile_checks import HOSTILE_MARKUP

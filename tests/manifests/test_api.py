@@ -11,12 +11,12 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from manifests.demo import attested_index_push, image_push, index_push
 from manifests.management.commands.seed_demo import seed
 from manifests.models import ApiToken, Job, Registry, Repository, Tag
 from manifests.services.jobs import job_create
 from manifests.services.scan import repository_scan, scan_job_run
 from manifests.stack.distribution import RunningRegistry
+from registry.images import attested_index_push, image_push, index_push
 from registry.platform import Platform
 
 pytestmark = pytest.mark.django_db

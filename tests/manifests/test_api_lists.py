@@ -7,11 +7,11 @@ import json
 import pytest
 from django.contrib.auth.models import Permission, User
 
-from manifests.demo import attested_index_push, image_push
 from manifests.models import ApiToken, Registry
-from manifests.services.assemble import SourceSpec, list_plan
 from manifests.services.jobs import job_create
 from manifests.services.scan import scan_job_run
+from registry.assemble import SourceSpec, list_plan
+from registry.images import attested_index_push, image_push
 from registry.platform import Platform
 
 AMD64 = Platform("linux", "amd64")

@@ -8,11 +8,11 @@ import re
 import pytest
 from django.contrib.auth.models import User
 
-from manifests.demo import image_push, index_push
 from manifests.models import Registry
 from manifests.services.registries import registry_client
 from manifests.services.scan import repository_scan
 from registry import RegistryClient
+from registry.images import image_push, index_push
 from registry.mediatypes import OCI_MANIFEST, Descriptor, sha256_digest
 from registry.platform import Platform
 

@@ -6,12 +6,12 @@ import json
 
 import pytest
 
-from manifests.demo import attested_index_push, image_push, index_push
 from manifests.models import PushRecord, Registry
-from manifests.services.assemble import AssemblyInvalid, SourceSpec, TagMoved, list_plan, list_push
 from manifests.services.jobs import job_create
 from manifests.services.push import rollback_job_run
 from registry import errors
+from registry.assemble import AssemblyInvalid, SourceSpec, TagMoved, list_plan, list_push
+from registry.images import attested_index_push, image_push, index_push
 from registry.mediatypes import DOCKER_LIST, OCI_INDEX
 from registry.platform import Platform
 

@@ -13,9 +13,9 @@ import re
 import pytest
 from django.contrib.auth.models import User
 
-from manifests.demo import image_push
 from manifests.models import Job, Registry
 from manifests.stack.distribution import ADMIN_PASSWORD, ADMIN_USER
+from registry.images import image_push
 from registry.platform import Platform
 
 WRONG_SECRET = "wrong-stored-secret-4d1f"

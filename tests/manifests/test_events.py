@@ -6,10 +6,10 @@ import pytest
 from django.contrib.auth.models import Group, User
 from django.utils import timezone
 
-from manifests.demo import attested_index_push, image_push, index_push
 from manifests.models import Event, Registry, Repository, Tag
 from manifests.services.events import event_record
 from manifests.services.scan import repository_scan
+from registry.images import attested_index_push, image_push, index_push
 from registry.platform import Platform
 
 AMD64 = Platform("linux", "amd64")

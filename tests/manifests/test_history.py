@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import User
 
-from manifests.demo import image_push, index_push
 from manifests.models import CoverageSnapshot, Registry
 from manifests.services.jobs import job_create
 from manifests.services.scan import scan_job_run
+from registry.images import image_push, index_push
 from registry.platform import Platform
 
 AMD64 = Platform("linux", "amd64")

@@ -11,13 +11,13 @@ from cryptography.fernet import Fernet
 from django.db import OperationalError
 from django.utils import timezone
 
-from manifests.demo import image_push
 from manifests.models import Job, PushRecord, Registry
 from manifests.services import jobs
-from manifests.services.assemble import SourceSpec
 from manifests.services.push import push_job_create, rollback_job_create
 from manifests.services.registries import registry_check_enqueue
 from manifests.services.scan import scan_enqueue
+from registry.assemble import SourceSpec
+from registry.images import image_push
 from registry.platform import Platform
 
 UNDECRYPTABLE = "the registry's stored credentials cannot be decrypted with the configured keys"

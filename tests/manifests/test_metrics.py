@@ -10,10 +10,10 @@ from __future__ import annotations
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from manifests.demo import image_push
 from manifests.models import Job, Registry
 from manifests.services.registries import registry_check_enqueue
 from manifests.services.scan import scan_enqueue
+from registry.images import image_push
 from registry.platform import Platform
 
 TOKEN = "metrics-test-token-0123456789"

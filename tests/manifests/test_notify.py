@@ -10,11 +10,11 @@ import pytest
 from django.contrib.auth.models import Group, User
 from django.test import override_settings
 
-from manifests.demo import image_push, index_push
 from manifests.models import Channel, Delivery, Event, Registry
 from manifests.services import notify
 from manifests.services.events import event_record
 from manifests.services.scan import scan_enqueue
+from registry.images import image_push, index_push
 from registry.platform import Platform
 from tests.harness import plugin
 from tests.harness.receivers import http_receiver_start, smtp_receiver_start

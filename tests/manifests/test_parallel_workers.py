@@ -11,16 +11,16 @@ import pytest
 from django.db import connection
 from django.db.models import Count
 
-from manifests.demo import image_push
 from manifests.management.commands.seed_demo import seed
 from manifests.models import Job, Manifest, ManifestChild, PushRecord, Registry, Repository, Tag, TagPlatform
 from manifests.services import scan
-from manifests.services.assemble import SourceSpec
 from manifests.services.jobs import job_create
 from manifests.services.push import push_job_create
 from manifests.services.scan import scan_enqueue
 from manifests.stack.workers import worker_start
 from registry import RegistryClient
+from registry.assemble import SourceSpec
+from registry.images import image_push
 from registry.mediatypes import parse_manifest
 from registry.platform import Platform
 from tests.conftest import SESSION_DIR

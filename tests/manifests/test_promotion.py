@@ -10,10 +10,10 @@ import uuid
 import pytest
 from django.contrib.auth.models import User
 
-from manifests.demo import attested_index_push
 from manifests.models import ApiToken, PushRecord, Registry
 from manifests.services.jobs import job_create
 from manifests.services.scan import scan_job_run
+from registry.images import attested_index_push
 from registry.platform import Platform
 
 AMD64, ARM64 = Platform("linux", "amd64"), Platform("linux", "arm64", "v8")

@@ -7,10 +7,10 @@ import logging
 
 import pytest
 
-from manifests.demo import attested_index_push, image_push
 from manifests.models import PushRecord, Registry
-from manifests.services.assemble import SourceSpec
 from manifests.services.push import push_job_create
+from registry.assemble import SourceSpec
+from registry.images import attested_index_push, image_push
 from registry.platform import Platform
 from tests.harness.secrets import assert_never_logged
 

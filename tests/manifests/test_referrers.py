@@ -8,9 +8,9 @@ import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from manifests.demo import image_push, index_push
 from manifests.models import Event, Referrer, Registry, Tag
 from manifests.services.scan import repository_scan
+from registry.images import image_push, index_push
 from registry.mediatypes import OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, sha256_digest
 from registry.platform import Platform
 from registry.referrers import classify, referrer_tag, referrers_get, tag_subject
@@ -198,9 +198,9 @@ def test_a_childs_signature_survives_into_an_assembled_list(fresh_registry, db, 
     """Assembling copies each kept child into the target repository; its cosign signature goes with it,
     so `cosign verify target@<child digest>` finds it there."""
     from manifests.models import Job
-    from manifests.services.assemble import SourceSpec
     from manifests.services.jobs import job_create
     from manifests.services.push import push_job_run
+    from registry.assemble import SourceSpec
 
     running = fresh_registry("anonymous")
     with running.client() as rc:

@@ -6,10 +6,10 @@ import logging
 
 import pytest
 
-from manifests.demo import image_push
 from manifests.models import Job, Registry
 from manifests.services.jobs import job_create
 from manifests.services.registries import registry_check_run
+from registry.images import image_push
 from registry.platform import Platform
 
 

@@ -14,11 +14,11 @@ import pytest
 from django.contrib.auth.models import Group, Permission, User
 from django.core.management import call_command
 
-from manifests.demo import image_push
 from manifests.models import ApiToken, Job, Registry, Repository, Tag
 from manifests.roles import roles_ensure
 from manifests.services.jobs import job_create
 from manifests.services.scan import scan_job_run
+from registry.images import image_push
 from registry.platform import Platform
 
 AMD64, ARM64 = Platform("linux", "amd64"), Platform("linux", "arm64")

@@ -9,7 +9,6 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from manifests.demo import attested_index_push, image_push
 from manifests.models import Event, Job, PushRecord, Registry, Rule, RuleTagState, Tag
 from manifests.rules_forms import RuleForm, rule_form_data
 from manifests.services import rules
@@ -21,6 +20,7 @@ from manifests.services.rules_select import (
     semver_newest,
 )
 from manifests.services.scan import scan_job_run
+from registry.images import attested_index_push, image_push
 from registry.platform import Platform
 
 AMD64 = Platform("linux", "amd64")

@@ -8,10 +8,10 @@ import pytest
 import yaml
 from django.contrib.auth.models import Permission, User
 
-from manifests.demo import image_push
 from manifests.models import ApiToken, PushRecord, Registry, Rule
 from manifests.services.jobs import job_create
 from manifests.services.scan import scan_job_run
+from registry.images import image_push
 from registry.platform import Platform
 
 X86 = "username/x8664-test"

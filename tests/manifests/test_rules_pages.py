@@ -6,10 +6,10 @@ import pytest
 import yaml
 from django.contrib.auth.models import User
 
-from manifests.demo import image_push
 from manifests.models import Job, Registry, Rule
 from manifests.services.jobs import job_create
 from manifests.services.scan import scan_job_run
+from registry.images import image_push
 from registry.platform import Platform
 
 FORM = {"name": "seed", "registry": "pages", "target": "username/test:{tag}",

@@ -7,11 +7,11 @@ import json
 import pytest
 from django.core.management import call_command
 
-from manifests.demo import attested_index_push, image_push, index_push
 from manifests.management.commands.seed_demo import seed
 from manifests.models import Manifest, Registry, Repository, Tag
 from manifests.services.jobs import job_create
 from manifests.services.scan import repository_scan, scan_job_run
+from registry.images import attested_index_push, image_push, index_push
 from registry.platform import Platform
 
 AMD64 = Platform("linux", "amd64")

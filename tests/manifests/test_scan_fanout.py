@@ -8,10 +8,10 @@ import logging
 import pytest
 from django.utils import timezone
 
-from manifests.demo import image_push
 from manifests.management.commands.seed_demo import seed
 from manifests.models import Job, Registry, Repository, ScanPart, Tag
 from manifests.services.scan import scan_enqueue, scan_part_run
+from registry.images import image_push
 from registry.platform import Platform
 from tests.harness.secrets import assert_never_logged
 
@@ -113,7 +113,7 @@ def test_parts_scanning_side_by_side_fetch_a_digest_shared_by_repositories_once(
     """Two repositories holding the same images (a mirror): their parts run at once on the worker's
     two processes, through a registry slowed down so that they overlap; each config and each child
     is fetched by one of them, the other reads what it fetched."""
-    from manifests.demo import index_push
+    from registry.images import index_push
     from tests.harness.throttle import ThrottledProxy
 
     running = fresh_registry("anonymous")

@@ -14,10 +14,10 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
 
-from manifests.demo import image_push
 from manifests.models import Job, Registry, Tag, WebhookEvent
 from manifests.services.jobs import job_create
 from manifests.services.scan import scan_job_run
+from registry.images import image_push
 from registry.platform import Platform
 
 

@@ -9,11 +9,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from manifests.demo import attested_index_push, image_push
 from manifests.stack.distribution import NARROW_USER
 from manifests.stack.ports import free_port
 from registry import RegistryClient, errors
 from registry.copy import copy_manifest
+from registry.images import attested_index_push, image_push
 from registry.mediatypes import OCI_INDEX
 from registry.platform import Platform
 from tests.harness.throttle import ThrottledProxy

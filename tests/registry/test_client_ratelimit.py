@@ -28,7 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from registry import RegistryClient, errors
-from registry.client import RateLimit
+from registry.transport import RateLimit
 
 DIGEST = "sha256:" + "ab" * 32
 MANIFEST_PATH = "/v2/x/manifests/t"

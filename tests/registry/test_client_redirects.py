@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from manifests.demo import image_push
 from manifests.stack.distribution import RunningRegistry
 from manifests.stack.ports import free_port
 from registry import errors
+from registry.images import image_push
 from registry.mediatypes import sha256_digest
 from registry.platform import Platform
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import pytest
 
-from manifests.demo import image_push
 from manifests.stack.distribution import ADMIN_PASSWORD, ADMIN_USER
 from manifests.stack.tokenserver import TokenServer
 from registry import RegistryClient, errors
+from registry.images import image_push
 from registry.platform import Platform
 from tests.harness.tls import TlsRegistry, certificate_authority
 

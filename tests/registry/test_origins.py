@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from registry import RegistryClient
-from registry.client import origin_of, origin_text
+from registry.transport import origin_of, origin_text
 
 
 @pytest.mark.parametrize("same", ["https://ghcr.io", "https://GHCR.io:443/v2/x", "https://user@ghcr.io/"])

@@ -8,8 +8,8 @@ import tracemalloc
 
 import pytest
 
-from manifests.demo import image_push
 from registry import RegistryClient
+from registry.images import image_push
 from registry.mediatypes import sha256_digest
 from registry.platform import Platform
 from registry.upload import blob_transfer, manifest_transfer

@@ -12,22 +12,21 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from registry import RegistryClient, errors
-from registry.copy import CopyReport, copy_manifest
-from registry.mediatypes import (
+from . import errors
+from .client import RegistryClient
+from .copy import CopyReport, copy_manifest
+from .mediatypes import (
     DOCKER_LIST,
     DOCKER_MANIFEST,
-    INDEX_TYPES,
     KIND_ARTIFACT,
     KIND_SCHEMA1,
     OCI_INDEX,
     Descriptor,
     Manifest,
-    parse_manifest,
     sha256_digest,
 )
-from registry.platform import Platform
-from registry.reference import Reference, validate_repository, validate_tag
+from .platform import Platform
+from .reference import Reference, validate_repository, validate_tag
 
 FORMAT_AUTO = "auto"
 FORMAT_OCI = "oci"
@@ -400,11 +399,3 @@ def list_verify(*, client: RegistryClient, repository: str, tag: str, digest: st
     for child in manifest.children:
         if not client.manifest_exists(repository, child.digest):
             raise errors.ManifestUnknown(f"child {child.digest} is missing from {repository} after the push")
-
-
-def raw_to_plan_entries(raw: bytes) -> list[Descriptor]:
-    """The descriptors of a list's bytes (history, rollback)."""
-    manifest = parse_manifest(raw)
-    if manifest.media_type not in INDEX_TYPES:
-        raise errors.ManifestInvalid("not a list")
-    return list(manifest.children)

@@ -13,8 +13,8 @@ import json
 import tarfile
 from dataclasses import dataclass
 
-from registry import RegistryClient
-from registry.mediatypes import (
+from .client import RegistryClient
+from .mediatypes import (
     ATTESTATION_MANIFEST,
     ATTESTATION_REFERENCE_DIGEST,
     ATTESTATION_REFERENCE_TYPE,
@@ -27,7 +27,7 @@ from registry.mediatypes import (
     Descriptor,
     sha256_digest,
 )
-from registry.platform import Platform
+from .platform import Platform
 
 DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"

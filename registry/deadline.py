@@ -1,0 +1,149 @@
+"""A wall-clock bound on every request: the deadline, its watchdog thread and the watched connections.
+
+The transport starts a `Deadline` per request and sets it as this thread's
+`current` one while sending; the connection pool registers each socket with it.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import requests
+import urllib3
+
+
+class Deadline:
+    """A wall-clock bound on one request, however slowly its server trickles.
+
+    A socket timeout bounds each read, not their sum: a server sending a
+    byte every few seconds never trips it. The watchdog thread shuts down
+    the sockets of a request whose deadline has passed, which wakes the
+    blocked read; the client then reports the deadline, not the broken read.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.at = time.monotonic() + seconds
+        self.expired = False
+        self.done = False
+        self._connections: list[urllib3.connection.HTTPConnection] = []
+        self._lock = threading.Lock()
+
+    def watch(self, connection: urllib3.connection.HTTPConnection) -> None:
+        with self._lock:
+            if connection not in self._connections:
+                self._connections.append(connection)
+        if self.expired:
+            self._shut(connection)
+
+    def extend(self, seconds: float) -> None:
+        with self._lock:
+            self.at += seconds
+
+    def finish(self) -> None:
+        with self._lock:
+            self.done = True
+            self._connections.clear()
+
+    def fire(self) -> None:
+        with self._lock:
+            if self.done:
+                return
+            self.expired = True
+            connections = list(self._connections)
+        for connection in connections:
+            self._shut(connection)
+
+    @staticmethod
+    def _shut(connection: urllib3.connection.HTTPConnection) -> None:
+        sock = getattr(connection, "sock", None)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+class _Watchdog:
+    """One daemon thread for every client in the process: fires deadlines as they pass."""
+
+    def __init__(self) -> None:
+        self._deadlines: set[Deadline] = set()
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def add(self, deadline: Deadline) -> None:
+        with self._wake:
+            self._deadlines.add(deadline)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="registry-deadlines", daemon=True)
+                self._thread.start()
+            self._wake.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                now = time.monotonic()
+                due = [d for d in self._deadlines if d.done or d.at <= now]
+                self._deadlines.difference_update(due)
+                pending = [d.at for d in self._deadlines]
+                self._wake.wait(min(1.0, max(0.01, min(pending) - now)) if pending else 1.0)
+            for deadline in due:
+                deadline.fire()
+
+
+watchdog = _Watchdog()
+current = threading.local()  # the deadline of the request this thread is sending
+
+
+class _WatchedConnectionMixin:
+    """Registers the connection with the deadline of the request that uses it."""
+
+    def _watched(self) -> None:
+        deadline = getattr(current, "deadline", None)
+        if deadline is not None:
+            deadline.watch(self)
+
+    def connect(self) -> None:
+        self._watched()
+        super().connect()
+
+    def request(self, *args, **kwargs):
+        self._watched()
+        return super().request(*args, **kwargs)
+
+
+class _HTTPConnection(_WatchedConnectionMixin, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_WatchedConnectionMixin, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _HTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+class Adapter(requests.adapters.HTTPAdapter):
+    def init_poolmanager(self, *args, **kwargs) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+
+
+def deadline_on_close(response: requests.Response, deadline: Deadline) -> None:
+    """A streamed response whose caller reads the body: closing it ends its request's deadline."""
+    response.deadline = deadline
+    close = response.close
+
+    def close_and_finish() -> None:
+        deadline.finish()
+        close()
+
+    response.close = close_and_finish
