@@ -9,13 +9,13 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from .models import Registry, Rule
-from .rules_api import rule_yaml
-from .rules_forms import RuleForm
-from .services import queue, rules
-from .services.inventory import tag_digest_now
-from .services.promote import PromotionInvalid, promotion_job_create, promotion_preview
-from .services.rules_select import SelectionInvalid
+from ..models import Registry, Rule
+from ..rules_api import rule_yaml
+from ..rules_forms import RuleForm
+from ..services import queue, rules
+from ..services.inventory import tag_digest_now
+from ..services.promote import PromotionInvalid, promotion_job_create, promotion_preview
+from ..services.rules_select import SelectionInvalid
 
 
 def _rule_or_404(rule_id: int) -> Rule:
