@@ -9,6 +9,7 @@ from django.db import models
 from django.urls import reverse
 from django.utils import timezone
 
+from registry.mediatypes import INDEX_TYPES, KIND_ARTIFACT, KIND_INDEX
 from registry.platform import platform_sort_key
 
 from . import crypto
@@ -156,6 +157,14 @@ class Manifest(models.Model):
     def raw_text(self) -> str:
         return bytes(self.raw).decode("utf-8", errors="replace")
 
+    @property
+    def is_index(self) -> bool:
+        return self.kind == KIND_INDEX
+
+    @property
+    def is_artifact(self) -> bool:
+        return self.kind == KIND_ARTIFACT
+
 
 class ManifestChild(models.Model):
     """One entry of an index, exactly as its parent's bytes describe it."""
@@ -183,6 +192,11 @@ class ManifestChild(models.Model):
     def __str__(self) -> str:
         return f"{self.platform or 'no platform'} {self.digest}"
 
+    @property
+    def is_index(self) -> bool:
+        """A nested list: an index or a Docker manifest list, by the descriptor's media type."""
+        return self.media_type in INDEX_TYPES
+
 
 class Tag(models.Model):
     repository = models.ForeignKey(Repository, on_delete=models.CASCADE, related_name="tags")
@@ -204,6 +218,14 @@ class Tag(models.Model):
 
     def __str__(self) -> str:
         return f"{self.repository.name}:{self.name}"
+
+    @property
+    def is_index(self) -> bool:
+        return self.kind == KIND_INDEX
+
+    @property
+    def is_artifact(self) -> bool:
+        return self.kind == KIND_ARTIFACT
 
     def chips(self) -> list[str]:
         """Platforms for display, in the fixed order, windows builds told apart (prefetch platform_rows)."""
@@ -275,6 +297,23 @@ class Job(models.Model):
     @property
     def is_done(self) -> bool:
         return self.status in (self.STATUS_SUCCEEDED, self.STATUS_FAILED)
+
+    # What the job pages branch on, instead of comparing kind and status strings.
+    is_scan = property(lambda self: self.kind == self.KIND_SCAN)
+    is_push = property(lambda self: self.kind == self.KIND_PUSH)
+    is_rollback = property(lambda self: self.kind == self.KIND_ROLLBACK)
+    is_check = property(lambda self: self.kind == self.KIND_CHECK)
+    is_rule_apply = property(lambda self: self.kind == self.KIND_RULE_APPLY)
+    is_promote = property(lambda self: self.kind == self.KIND_PROMOTE)
+    is_queued = property(lambda self: self.status == self.STATUS_QUEUED)
+    is_running = property(lambda self: self.status == self.STATUS_RUNNING)
+    is_succeeded = property(lambda self: self.status == self.STATUS_SUCCEEDED)
+    is_failed = property(lambda self: self.status == self.STATUS_FAILED)
+
+    @property
+    def moves_tag(self) -> bool:
+        """A push or a rollback: a job that points a tag at a list."""
+        return self.kind in (self.KIND_PUSH, self.KIND_ROLLBACK)
 
     def parts_done(self) -> int:
         """Repositories finished, for a registry scan split across workers."""

@@ -6,7 +6,7 @@ from .views import builder, coverage, inventory, jobs, registries, rules, site, 
 
 urlpatterns = [
     path("healthz", site.health, name="manifests-health"),
-    path("api/v1/", include("manifests.api_urls")),
+    path("api/v1/", include("manifests.api.urls")),
     path("hooks/registry/<slug:name>", webhook.registry_webhook, name="manifests-webhook"),
     path("", registries.registry_list, name="manifests-registry-list"),
     path("registries/new", registries.registry_edit, name="manifests-registry-add"),

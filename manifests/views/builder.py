@@ -8,15 +8,24 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from ..forms.builder import FORMAT_CHOICES, builder_data
 from ..models import Registry
 from ..services import builder, push, queue
 from ._shared import require_push
 
 
+def _pushable(request: HttpRequest) -> list[Registry]:
+    """The registries the user may push to, computed once per request (the choice and the page's menu)."""
+    if not hasattr(request, "_pushable_registries"):
+        request._pushable_registries = [r for r in Registry.objects.prefetch_related("push_groups")
+                                        if r.can_push(request.user)]
+    return request._pushable_registries
+
+
 def _builder_registry(request: HttpRequest) -> Registry | None:
     """The registry chosen in the builder, among those the user may push to."""
     name = request.POST.get("registry") or request.GET.get("registry")
-    registries = [r for r in Registry.objects.prefetch_related("push_groups") if r.can_push(request.user)]
+    registries = _pushable(request)
     if name:
         return next((r for r in registries if r.name == name), None)
     return registries[0] if registries else None
@@ -41,13 +50,6 @@ def _palette(candidates: list, entries: list[builder.BuilderEntry]) -> list[dict
             for g in sorted(groups.values(), key=lambda g: g["repository"])]
 
 
-BUILDER_FORMATS = [
-    ("auto", "Auto: a Docker list if every child is Docker, else OCI (as buildx)"),
-    ("oci", "OCI image index"),
-    ("docker", "Docker manifest list (Docker children only)"),
-]
-
-
 def _builder_context(request: HttpRequest, state: builder.BuilderState, *, with_preview: bool = True) -> dict:
     preview = builder.preview_build(state) if with_preview and (state.entries or state.target) else None
     if preview is not None and not state.expect_digest and request.method == "GET":
@@ -56,10 +58,11 @@ def _builder_context(request: HttpRequest, state: builder.BuilderState, *, with_
     candidates = builder.candidates_search(registry=state.registry, query=query) if state.registry else []
     return {
         "state": state, "preview": preview, "query": query,
-        "registries": [r for r in Registry.objects.prefetch_related("push_groups") if r.can_push(request.user)],
+        "registries": _pushable(request),
         "palette": _palette(candidates, state.entries),
         "blank_entry": builder.BuilderEntry(key="", ref=""),
-        "formats": BUILDER_FORMATS,
+        "formats": FORMAT_CHOICES,
+        "entry_fields": builder.ENTRY_FIELDS,  # what static/js/builder.js fills in a new entry
     }
 
 
@@ -75,7 +78,7 @@ def builder_page(request: HttpRequest) -> HttpResponse:
         if registry and target:
             state.entries = builder.entries_from_tag(registry=registry, target=target)
         return render(request, "manifests/builder.html", _builder_context(request, state))
-    state = builder.state_from_post(request.POST, registry)
+    state = builder.state_from_post(builder_data(request.POST), registry)
     if "add" in request.POST:
         state.entries.append(builder.entry_from_token(request.POST["add"], existing=state.entries))
     if "remove" in request.POST:
@@ -109,7 +112,7 @@ def builder_page(request: HttpRequest) -> HttpResponse:
 def builder_candidates(request: HttpRequest) -> HttpResponse:
     registry = _builder_registry(request)
     candidates = builder.candidates_search(registry=registry, query=request.GET.get("q", "")) if registry else []
-    entries = builder.state_from_post(request.GET, registry).entries
+    entries = builder.state_from_post(builder_data(request.GET), registry).entries
     return render(request, "manifests/_candidates.html", {"palette": _palette(candidates, entries)})
 
 
@@ -118,7 +121,7 @@ def builder_candidates(request: HttpRequest) -> HttpResponse:
 @permission_required("manifests.push_registry", raise_exception=True)
 def builder_preview(request: HttpRequest) -> HttpResponse:
     """htmx: validation and preview of the list as the form stands, from the inventory."""
-    state = builder.state_from_post(request.POST, _builder_registry(request))
+    state = builder.state_from_post(builder_data(request.POST), _builder_registry(request))
     preview = builder.preview_build(state)
     return render(request, "manifests/_builder_preview.html", {
         "state": state, "preview": preview, "oob": True,
@@ -129,7 +132,7 @@ def builder_preview(request: HttpRequest) -> HttpResponse:
 @login_required
 @permission_required("manifests.push_registry", raise_exception=True)
 def builder_push(request: HttpRequest) -> HttpResponse:
-    state = builder.state_from_post(request.POST, _builder_registry(request))
+    state = builder.state_from_post(builder_data(request.POST), _builder_registry(request))
     require_push(request, state.registry)
     preview = builder.preview_build(state)
     if not preview.ok:

@@ -8,8 +8,6 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
-from django.urls import reverse
-from django.utils.html import format_html_join
 from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 
@@ -91,26 +89,8 @@ def coverage_matrix(request: HttpRequest) -> HttpResponse:
                                          required_by_registry=context["required_by_registry"],
                                          **context["tag_choice"])
     columns = coverage.coverage_columns(rows, context["required"])
-    # Links and cells made here, not by a {% url %} and two tests per cell: the
-    # matrix is the widest page, and reversing URLs row by row dominated it.
-    links: dict[str, tuple[str, str, str, str, str]] = {}
-
-    def _links(name: str) -> tuple[str, str, str, str, str]:
-        if name not in links:
-            repo_before, _, repo_after = reverse("manifests-tag-list", args=[name, "0repo0"]).rpartition("0repo0")
-            tag_before, _, tag_rest = reverse("manifests-tag-detail", args=[name, "0repo0", "0tag0"]).rpartition("0repo0")
-            tag_middle, _, tag_after = tag_rest.rpartition("0tag0")
-            links[name] = (repo_before, repo_after, tag_before, tag_middle, tag_after)
-        return links[name]
-
-    table = []
-    for row in rows:
-        repo_before, repo_after, tag_before, tag_middle, tag_after = _links(row.registry)
-        table.append({
-            "row": row, "repo_url": f"{repo_before}{row.repository}{repo_after}",
-            "tag_url": f"{tag_before}{row.repository}{tag_middle}{row.tag}{tag_after}",
-            "cells": format_html_join("", '<td class="cell {}" title="{}">{}</td>',
-                                      (_coverage_cell(c, row) for c in columns))})
+    # Each cell's state, title and text worked out once here; the template writes the cells.
+    table = [{"row": row, "cells": [_coverage_cell(c, row) for c in columns]} for row in rows]
     context.update({"page": page, "rows": rows, "table": table, "columns": columns})
     template = "manifests/_coverage_table.html" if request.htmx else "manifests/coverage.html"
     return render(request, template, context)

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from registry.platform import platform_sort_key
 
-from ..forms import RegistryForm
+from ..forms.registries import RegistryForm
 from ..models import Registry, Repository, Tag
 from ..services import queue, registries
 from ..services.scan import scan_enqueue

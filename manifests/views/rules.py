@@ -9,9 +9,8 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from ..forms.rules import RuleForm, rule_yaml
 from ..models import Registry, Rule
-from ..rules_api import rule_yaml
-from ..rules_forms import RuleForm
 from ..services import queue, rules
 from ..services.inventory import tag_digest_now
 from ..services.promote import PromotionInvalid, promotion_job_create, promotion_preview

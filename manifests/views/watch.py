@@ -11,6 +11,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from ..models import Channel, Event, Registry
 from ..services import notify, queue
+from ..services.history import coverage_chart, coverage_history
 
 PAGE_SIZE = 50
 
@@ -90,8 +91,6 @@ def channel_delete(request: HttpRequest, channel_id: int) -> HttpResponse:
 @require_GET
 @login_required
 def coverage_history_page(request: HttpRequest) -> HttpResponse:
-    from .services.history import coverage_chart, coverage_history
-
     registries = list(Registry.objects.order_by("name"))
     chosen = request.GET.get("registry") or (registries[0].name if registries else "")
     registry = next((r for r in registries if r.name == chosen), None)

@@ -10,8 +10,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from manifests.demo import attested_index_push, image_push
+from manifests.forms.rules import RuleForm, rule_form_data
 from manifests.models import Event, Job, PushRecord, Registry, Rule, RuleTagState, Tag
-from manifests.rules_forms import RuleForm, rule_form_data
 from manifests.services import rules
 from manifests.services.jobs import job_create
 from manifests.services.rules_select import (

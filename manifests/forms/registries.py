@@ -7,7 +7,7 @@ from registry.errors import InvalidPlatform, InvalidReference
 from registry.platform import Platform, platform_sort_key
 from registry.reference import validate_repository
 
-from .models import Registry
+from ..models import Registry
 
 
 class RegistryForm(forms.ModelForm):
