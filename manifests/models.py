@@ -128,7 +128,21 @@ class Repository(models.Model):
         return f"{self.registry.name}/{self.name}"
 
 
-class Manifest(models.Model):
+class _ManifestKind:
+    """`is_index` and `is_artifact`, for the templates, of a row with a manifest `kind` (Manifest, Tag)."""
+
+    kind: str
+
+    @property
+    def is_index(self) -> bool:
+        return self.kind == KIND_INDEX
+
+    @property
+    def is_artifact(self) -> bool:
+        return self.kind == KIND_ARTIFACT
+
+
+class Manifest(_ManifestKind, models.Model):
     """A manifest by digest: content-addressed, so stored once and never fetched again."""
 
     digest = models.CharField(max_length=135, unique=True)
@@ -156,14 +170,6 @@ class Manifest(models.Model):
     @property
     def raw_text(self) -> str:
         return bytes(self.raw).decode("utf-8", errors="replace")
-
-    @property
-    def is_index(self) -> bool:
-        return self.kind == KIND_INDEX
-
-    @property
-    def is_artifact(self) -> bool:
-        return self.kind == KIND_ARTIFACT
 
 
 class ManifestChild(models.Model):
@@ -198,7 +204,7 @@ class ManifestChild(models.Model):
         return self.media_type in INDEX_TYPES
 
 
-class Tag(models.Model):
+class Tag(_ManifestKind, models.Model):
     repository = models.ForeignKey(Repository, on_delete=models.CASCADE, related_name="tags")
     name = models.CharField(max_length=128)
     digest = models.CharField(max_length=135, blank=True, db_index=True)
@@ -218,14 +224,6 @@ class Tag(models.Model):
 
     def __str__(self) -> str:
         return f"{self.repository.name}:{self.name}"
-
-    @property
-    def is_index(self) -> bool:
-        return self.kind == KIND_INDEX
-
-    @property
-    def is_artifact(self) -> bool:
-        return self.kind == KIND_ARTIFACT
 
     def chips(self) -> list[str]:
         """Platforms for display, in the fixed order, windows builds told apart (prefetch platform_rows)."""

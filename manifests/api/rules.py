@@ -13,6 +13,7 @@ from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import reverse
 
+from ..forms.lists import PromotionCreateForm
 from ..forms.rules import RuleForm, form_errors, rule_form_data, rule_to_dict, rule_yaml
 from ..models import Registry, Rule, RuleSource
 from ..services import rules
@@ -125,23 +126,11 @@ def _tags(body: dict) -> list[str] | None:
 @api_view(methods=("POST",))
 def promotion_create(request: HttpRequest) -> JsonResponse:
     """POST /api/v1/promotions: checked against the inventory at once, copied by the worker."""
-    body = _body(request)
-    source_part, target_part = body.get("from"), body.get("to")
-    fields: dict[str, list[str]] = {}
-    if not isinstance(source_part, dict):
-        fields["from"] = ['give {"registry", "reference"}']
-        source_part = {}
-    if not isinstance(target_part, dict):
-        fields["to"] = ['give {"registry", "target"}']
-        target_part = {}
-    platforms = body.get("platforms")
-    if platforms is not None and (not isinstance(platforms, list) or not all(isinstance(p, str) for p in platforms)):
-        fields["platforms"] = ["a list of platforms such as linux/amd64"]
-    expect = body.get("expect_digest")
-    if expect is not None and not isinstance(expect, str):
-        fields["expect_digest"] = ['a digest, "" for a tag that must not exist yet, or null']
-    if fields:
-        raise ApiError(400, "the request has problems", fields=fields)
+    form = PromotionCreateForm(_body(request))
+    if not form.is_valid():
+        raise ApiError(400, "the request has problems", fields=form.api_errors())
+    source_part, target_part = form.cleaned_data["from"], form.cleaned_data["to"]
+    platforms, expect = form.cleaned_data["platforms"], form.cleaned_data["expect_digest"]
     source = Registry.objects.filter(name=str(source_part.get("registry") or "")).first()
     target_registry = Registry.objects.filter(name=str(target_part.get("registry") or "")).first()
     _require_push(request, target_registry)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.http import HttpRequest, JsonResponse
 
+from ..forms.lists import ChannelCreateForm
 from ..models import Channel
 from ..services import notify
 from .base import ApiError, api_view, json_object
@@ -29,19 +30,11 @@ def channels(request: HttpRequest) -> JsonResponse:
     if not request.user.has_perm("manifests.add_channel"):
         raise ApiError(403, "you may not add notification channels")
     body = json_object(request)  # bounded in size and depth, as every API write's body
-    fields: dict[str, list[str]] = {}
-    values: dict = {}
-    for key in ("name", "kind", "url", "to", "secret", "registry", "repository"):
-        value = body.get(key)
-        if value is not None and not isinstance(value, str):
-            fields[key] = ["must be a string"]
-        values[key] = value or ""
-    events = body.get("events") or []
-    if not isinstance(events, list):
-        fields["events"] = ["must be a list of event kinds"]
-        events = []
-    if fields:
-        raise ApiError(400, "the request has problems", fields=fields)
+    form = ChannelCreateForm(body)
+    if not form.is_valid():
+        raise ApiError(400, "the request has problems", fields=form.api_errors())
+    values = dict(form.cleaned_data)
+    events = values.pop("events")
     try:
         channel = notify.channel_create(**values, events=events, user=request.user)
     except notify.ChannelInvalid as exc:

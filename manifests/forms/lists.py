@@ -1,35 +1,22 @@
-"""POST /api/v1/lists: the JSON body's fields, each checked with the API's own messages."""
+"""The API's writes (lists, promotions, channels): the JSON body's fields, each checked with the API's own messages."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from django import forms
 from django.core.exceptions import ValidationError
 
 from registry.errors import InvalidReference
 
 from ..models import Registry
 from ..services.assemble import FORMAT_AUTO, SourceSpec
+from .json import ExpectDigestField, JsonField, JsonForm, ObjectField, StringsField, TextField
 
 # A list of 256 sources is far more than any registry's platforms.
 MAX_SOURCES = 256
 
 
-class _JsonField(forms.Field):
-    """A field of a JSON body: the value as JSON gave it (None when absent), never "required" by Django."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(required=False, **kwargs)
-
-    def clean(self, value: Any) -> Any:
-        return self.check(value)
-
-    def check(self, value: Any) -> Any:
-        return value
-
-
-class RegistryNameField(_JsonField):
+class RegistryNameField(JsonField):
     def check(self, value: Any) -> Registry:
         registry = Registry.objects.filter(name=str(value or "")).first()
         if registry is None:
@@ -37,7 +24,7 @@ class RegistryNameField(_JsonField):
         return registry
 
 
-class SourcesField(_JsonField):
+class SourcesField(JsonField):
     """A non-empty array of source objects; a bad source's message carries its index (from 0)."""
 
     def check(self, value: Any) -> list[SourceSpec]:
@@ -61,12 +48,12 @@ class SourcesField(_JsonField):
         return specs
 
 
-class FormatField(_JsonField):
+class FormatField(JsonField):
     def check(self, value: Any) -> str:
         return str(value or FORMAT_AUTO)  # list_plan says what is wrong with an unknown one
 
 
-class AnnotationsField(_JsonField):
+class AnnotationsField(JsonField):
     def check(self, value: Any) -> dict[str, str]:
         value = value or {}
         if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
@@ -74,22 +61,15 @@ class AnnotationsField(_JsonField):
         return value
 
 
-class TargetField(_JsonField):
+class TargetField(JsonField):
     def check(self, value: Any) -> str:
         if not isinstance(value, str) or not value:
             raise ValidationError("give the target as repository:tag", code="required")
         return value
 
 
-class ExpectDigestField(_JsonField):
-    def check(self, value: Any) -> str | None:
-        if value is not None and not isinstance(value, str):
-            raise ValidationError('a digest, "" for a tag that must not exist yet, or null', code="invalid")
-        return value
-
-
-class ListCreateForm(forms.Form):
-    """The body of POST /api/v1/lists. Bound to the decoded JSON object, not to a QueryDict."""
+class ListCreateForm(JsonForm):
+    """The body of POST /api/v1/lists. Bound to the decoded JSON object, not to a QueryDict; see api_errors."""
 
     registry = RegistryNameField()
     sources = SourcesField()
@@ -98,11 +78,34 @@ class ListCreateForm(forms.Form):
     target = TargetField()
     expect_digest = ExpectDigestField()
 
-    def api_errors(self) -> dict[str, list[str]]:
-        """The errors under the API's names: `sources.N` for the N-th source (from 0), else the field's."""
-        out: dict[str, list[str]] = {}
-        for name, errors in self.errors.as_data().items():
-            for error in errors:
-                index = (error.params or {}).get("index")
-                out.setdefault(name if index is None else f"{name}.{index}", []).extend(error.messages)
-        return out
+
+class PromotionCreateForm(JsonForm):
+    """The body of POST /api/v1/promotions: {"from": {registry, reference}, "to": {registry, target}, ...}."""
+
+    platforms = StringsField(message="a list of platforms such as linux/amd64")
+    expect_digest = ExpectDigestField()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # "from" is a Python keyword: these two are named here, first as before.
+        self.fields = {"from": ObjectField(message='give {"registry", "reference"}'),
+                       "to": ObjectField(message='give {"registry", "target"}'), **self.fields}
+
+
+class ChannelCreateForm(JsonForm):
+    """The body of POST /api/v1/channels: strings, and a list of event kinds (services.notify checks the rest)."""
+
+    name = TextField()
+    kind = TextField()
+    url = TextField()
+    to = TextField()
+    secret = TextField()
+    registry = TextField()
+    repository = TextField()
+    events = JsonField()
+
+    def clean_events(self) -> list:
+        events = self.cleaned_data["events"] or []
+        if not isinstance(events, list):
+            raise ValidationError("must be a list of event kinds", code="invalid")
+        return events

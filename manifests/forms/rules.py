@@ -19,6 +19,7 @@ from ..models import Registry, Rule, RuleSource
 from ..services.assemble import FORMAT_DOCKER, FORMATS
 from ..services.rules import PLACEHOLDER, annotations_check, target_validate, template_render
 from ..services.rules_select import SelectionInvalid, selection_compile
+from .platforms import platforms_normalize
 
 SOURCES_MAX = 16
 
@@ -191,12 +192,7 @@ class RuleForm(forms.Form):
         values = self.cleaned_data["require"]
         if values == ["all"]:
             return []
-        normalized = []
-        for value in values:
-            try:
-                normalized.append(Platform.parse(value).normalized)
-            except InvalidPlatform as exc:
-                raise ValidationError(str(exc)) from None
+        normalized = platforms_normalize(values)
         return sorted(set(normalized), key=normalized.index)
 
     def clean_also_tag(self) -> list[str]:

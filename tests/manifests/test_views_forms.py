@@ -9,7 +9,7 @@ from django.contrib.auth.models import Group, User
 from django.http import QueryDict
 
 from manifests.forms.builder import BuilderForm, builder_data
-from manifests.forms.lists import MAX_SOURCES, ListCreateForm
+from manifests.forms.lists import MAX_SOURCES, ChannelCreateForm, ListCreateForm, PromotionCreateForm
 from manifests.models import Job, Registry, Rule
 from manifests.services import queue
 from manifests.services.webhook import EnvelopeInvalid, envelope_events
@@ -47,6 +47,25 @@ def test_the_list_form_bounds_the_sources_and_cleans_a_good_body(registry):
     assert good.is_valid(), good.errors
     assert good.cleaned_data["registry"] == registry and good.cleaned_data["format"] == "auto"
     assert good.cleaned_data["annotations"] == {} and good.cleaned_data["expect_digest"] is None
+
+
+def test_the_promotion_form_gives_each_field_its_own_message():
+    form = PromotionCreateForm({"from": "dev/app:v1", "platforms": "linux/amd64", "expect_digest": 1})
+    assert not form.is_valid()
+    assert form.api_errors() == {"from": ['give {"registry", "reference"}'], "to": ['give {"registry", "target"}'],
+                                 "platforms": ["a list of platforms such as linux/amd64"],
+                                 "expect_digest": ['a digest, "" for a tag that must not exist yet, or null']}
+    good = PromotionCreateForm({"from": {"registry": "dev", "reference": "app:v1"}, "to": {"registry": "prod"}})
+    assert good.is_valid() and good.cleaned_data["platforms"] is None and good.cleaned_data["expect_digest"] is None
+
+
+def test_the_channel_form_wants_strings_and_a_list_of_events():
+    form = ChannelCreateForm({"name": 3, "kind": "webhook", "url": ["x"], "events": "push"})
+    assert not form.is_valid()
+    assert form.api_errors() == {"name": ["must be a string"], "url": ["must be a string"],
+                                 "events": ["must be a list of event kinds"]}
+    good = ChannelCreateForm({"name": "ops", "kind": "slack", "url": "http://127.0.0.1:9/hook"})
+    assert good.is_valid() and good.cleaned_data["to"] == "" and good.cleaned_data["events"] == []
 
 
 def test_the_builder_form_turns_a_post_into_plain_data():
