@@ -69,6 +69,32 @@ def _coverage_context(request: HttpRequest) -> dict:
     return context
 
 
+def _coverage_cell(platform: str, row: coverage.CoverageRow) -> tuple[str, str, str]:
+    # The text says it; colour only repeats it.
+    if platform in row.platforms:
+        return "yes", f"{row.tag} has {platform}", "✓ yes"
+    if platform in row.missing:
+        return "no", f"{platform} is required and missing", "✗ missing"
+    return "none", f"{row.tag} has no {platform} (not required)", "– no"
+
+
+def _coverage_export(kind: str, rows: list[coverage.CoverageRow], context: dict) -> HttpResponse:
+    registry = context["registry"]
+    sizes = coverage_sizes(rows=rows)  # compressed download bytes per platform
+    if kind == "json":
+        response = JsonResponse({"registry": registry.name, "required": context["required"],
+                                 "rows": [{**row.__dict__, "size": sizes.get((row.registry, row.repository, row.tag), {})}
+                                          for row in rows]})
+        response["Content-Disposition"] = f'attachment; filename="coverage-{registry.name}.json"'  # a download
+        return response
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="coverage-{registry.name}.csv"'
+    csv.writer(response).writerows(coverage.coverage_csv(rows, required=context["required"], sizes=sizes,
+                                                         with_registry=bool(context.get("all_registries"))))
+    return response
+
+
+
 @require_GET
 @login_required
 @vary_on_headers("HX-Request")
@@ -94,28 +120,3 @@ def coverage_matrix(request: HttpRequest) -> HttpResponse:
     context.update({"page": page, "rows": rows, "table": table, "columns": columns})
     template = "manifests/_coverage_table.html" if request.htmx else "manifests/coverage.html"
     return render(request, template, context)
-
-
-def _coverage_cell(platform: str, row: coverage.CoverageRow) -> tuple[str, str, str]:
-    # The text says it; colour only repeats it.
-    if platform in row.platforms:
-        return "yes", f"{row.tag} has {platform}", "✓ yes"
-    if platform in row.missing:
-        return "no", f"{platform} is required and missing", "✗ missing"
-    return "none", f"{row.tag} has no {platform} (not required)", "– no"
-
-
-def _coverage_export(kind: str, rows: list[coverage.CoverageRow], context: dict) -> HttpResponse:
-    registry = context["registry"]
-    sizes = coverage_sizes(rows=rows)  # compressed download bytes per platform
-    if kind == "json":
-        response = JsonResponse({"registry": registry.name, "required": context["required"],
-                                 "rows": [{**row.__dict__, "size": sizes.get((row.registry, row.repository, row.tag), {})}
-                                          for row in rows]})
-        response["Content-Disposition"] = f'attachment; filename="coverage-{registry.name}.json"'  # a download
-        return response
-    response = HttpResponse(content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="coverage-{registry.name}.csv"'
-    csv.writer(response).writerows(coverage.coverage_csv(rows, required=context["required"], sizes=sizes,
-                                                         with_registry=bool(context.get("all_registries"))))
-    return response

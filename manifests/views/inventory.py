@@ -20,6 +20,30 @@ from ..services import coverage, signatures
 from ._shared import registry_or_404, repository_or_404
 
 PAGE_SIZE = 50
+SEARCH_LIMIT = 50
+REPOSITORY_SORTS = {"name": "name", "tags": "tag_count", "lists": "list_count", "scanned": "scanned_at"}
+TAG_SORTS = {"name": "name", "size": "size", "created": "created", "kind": "kind"}
+
+
+def _pretty(raw: str) -> str:
+    """A manifest's JSON indented for reading; as stored when it does not parse."""
+    if not raw:
+        return ""
+    try:
+        return json.dumps(json.loads(raw), indent=2)
+    except ValueError:
+        return raw
+
+
+def _inspect_commands(reference: str, *, insecure: bool) -> list[str]:
+    """The same tag seen with the usual command-line tools."""
+    return [
+        f"docker buildx imagetools inspect {reference}",
+        f"docker buildx imagetools inspect --raw {reference}",
+        f"docker manifest inspect{' --insecure' if insecure else ''} {reference}",
+        f"skopeo inspect --raw{' --tls-verify=false' if insecure else ''} docker://{reference}",
+        f"regctl manifest get {reference}",
+    ]
 
 
 def _platform_filter(request: HttpRequest) -> tuple[str, str]:
@@ -33,11 +57,6 @@ def _platform_filter(request: HttpRequest) -> tuple[str, str]:
         return "", str(exc)
 
 
-ALL_REGISTRIES = "*"
-REPOSITORY_SORTS = {"name": "name", "tags": "tag_count", "lists": "list_count", "scanned": "scanned_at"}
-TAG_SORTS = {"name": "name", "size": "size", "created": "created", "kind": "kind"}
-
-
 def _sort_order(request: HttpRequest, allowed: dict[str, str], default: str) -> list:
     """?sort=key or ?sort=-key, among the allowed columns; anything else sorts by the default."""
     value = request.GET.get("sort", "")
@@ -45,6 +64,36 @@ def _sort_order(request: HttpRequest, allowed: dict[str, str], default: str) -> 
     if field is None:
         return [default]
     return [F(field).desc(nulls_last=True) if value.startswith("-") else F(field).asc(nulls_last=True)]
+
+
+def _manifest_in_repository(repo: Repository, digest: str) -> tuple[Manifest | None, list[ManifestChild]]:
+    """The stored manifest, if a tag of `repo` holds it or a list held by one names it as a child.
+
+    The descriptors that name it (as a child of those lists) come along: they
+    say what its lists know when the manifest itself was never fetched.
+    """
+    descriptors = list(ManifestChild.objects.filter(
+        digest=digest, parent__tags__repository=repo).select_related("parent").distinct()[:20])
+    held = repo.tags.filter(digest=digest).exists()
+    if not held and not descriptors:
+        raise Http404("No manifest with this digest in this repository.")
+    return Manifest.objects.filter(digest=digest).first(), descriptors
+
+
+def _config_view(config: dict) -> dict:
+    """The parts of an image config a person reads, from the stored JSON (untrusted: rendered escaped)."""
+    inner = config.get("config") if isinstance(config.get("config"), dict) else {}
+    labels = inner.get("Labels") if isinstance(inner.get("Labels"), dict) else {}
+    history = config.get("history") if isinstance(config.get("history"), list) else []
+    return {
+        "entrypoint": inner.get("Entrypoint") or [], "cmd": inner.get("Cmd") or [],
+        "env": [e for e in inner.get("Env") or [] if isinstance(e, str)],
+        "labels": sorted((str(k), str(v)) for k, v in labels.items()),
+        "user": inner.get("User") or "", "working_dir": inner.get("WorkingDir") or "",
+        "exposed_ports": sorted(inner.get("ExposedPorts") or {}) if isinstance(inner.get("ExposedPorts"), dict) else [],
+        "created": config.get("created") or "",
+        "history": [h for h in history if isinstance(h, dict)],
+    }
 
 
 @require_GET
@@ -117,21 +166,8 @@ def tag_detail(request: HttpRequest, name: str, repository: str, tag: str) -> Ht
         .select_related("repository").order_by("repository__name", "name")[:50] if tag_row.digest else []
     history = PushRecord.objects.filter(registry=registry, repository=repo.name, tag=tag_row.name)[:20]
     raw = tag_row.manifest.raw_text if tag_row.manifest else ""
-    pretty = ""
-    if raw:
-        try:
-            pretty = json.dumps(json.loads(raw), indent=2)
-        except ValueError:
-            pretty = raw
     reference = f"{registry.host}/{repo.name}:{tag_row.name}"
     insecure_flag = " --insecure" if registry.insecure else ""
-    commands = [
-        f"docker buildx imagetools inspect {reference}",
-        f"docker buildx imagetools inspect --raw {reference}",
-        f"docker manifest inspect{insecure_flag} {reference}",
-        f"skopeo inspect --raw{' --tls-verify=false' if registry.insecure else ''} docker://{reference}",
-        f"regctl manifest get {reference}",
-    ]
     # Display only: each child's download size from its stored manifest, and
     # which push record the tag holds now (the newest one that put its digest there).
     sizes = dict(Manifest.objects.filter(digest__in=[c.digest for c in children]).values_list("digest", "size"))
@@ -147,23 +183,10 @@ def tag_detail(request: HttpRequest, name: str, repository: str, tag: str) -> Ht
         "attestations": [c for c in children if c.is_attestation],
         "same_digest": same_digest, "referenced_by": referenced_by, "history": history,
         "current_record_id": current_record_id,
-        "raw": raw, "pretty": pretty, "reference": reference, "commands": commands,
+        "raw": raw, "pretty": _pretty(raw), "reference": reference,
+        "commands": _inspect_commands(reference, insecure=registry.insecure),
         "pull_command": f"docker pull {registry.host}/{repo.name}@{tag_row.digest}",
         "insecure_flag": insecure_flag})
-
-
-def _manifest_in_repository(repo: Repository, digest: str) -> tuple[Manifest | None, list[ManifestChild]]:
-    """The stored manifest, if a tag of `repo` holds it or a list held by one names it as a child.
-
-    The descriptors that name it (as a child of those lists) come along: they
-    say what its lists know when the manifest itself was never fetched.
-    """
-    descriptors = list(ManifestChild.objects.filter(
-        digest=digest, parent__tags__repository=repo).select_related("parent").distinct()[:20])
-    held = repo.tags.filter(digest=digest).exists()
-    if not held and not descriptors:
-        raise Http404("No manifest with this digest in this repository.")
-    return Manifest.objects.filter(digest=digest).first(), descriptors
 
 
 @require_GET
@@ -205,25 +228,6 @@ def manifest_detail(request: HttpRequest, name: str, repository: str, digest: st
         "raw": manifest.raw_text if manifest is not None else ""})
 
 
-def _config_view(config: dict) -> dict:
-    """The parts of an image config a person reads, from the stored JSON (untrusted: rendered escaped)."""
-    inner = config.get("config") if isinstance(config.get("config"), dict) else {}
-    labels = inner.get("Labels") if isinstance(inner.get("Labels"), dict) else {}
-    history = config.get("history") if isinstance(config.get("history"), list) else []
-    return {
-        "entrypoint": inner.get("Entrypoint") or [], "cmd": inner.get("Cmd") or [],
-        "env": [e for e in inner.get("Env") or [] if isinstance(e, str)],
-        "labels": sorted((str(k), str(v)) for k, v in labels.items()),
-        "user": inner.get("User") or "", "working_dir": inner.get("WorkingDir") or "",
-        "exposed_ports": sorted(inner.get("ExposedPorts") or {}) if isinstance(inner.get("ExposedPorts"), dict) else [],
-        "created": config.get("created") or "",
-        "history": [h for h in history if isinstance(h, dict)],
-    }
-
-
-SEARCH_LIMIT = 50
-
-
 @require_GET
 @login_required
 def search(request: HttpRequest) -> HttpResponse:
@@ -248,3 +252,4 @@ def search(request: HttpRequest) -> HttpResponse:
                 "repository__registry").order_by("repository__registry__name", "repository__name", "name")[:SEARCH_LIMIT])
         context["is_digest"] = is_digest
     return render(request, "manifests/search.html", context)
+

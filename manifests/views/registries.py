@@ -21,6 +21,26 @@ from ..services.scan import scan_enqueue
 from ._shared import registry_or_404
 
 
+def _registry_test_url(registry: Registry | None) -> str:
+    if registry is None:
+        return reverse("manifests-registry-add-test")
+    return reverse("manifests-registry-edit-test", args=[registry.name])
+
+
+def _require_scan(request: HttpRequest, registry: Registry) -> None:
+    """Registry work spends the stored credentials' rate limits: pushers and admins only."""
+    if not registry.can_scan(request.user):
+        raise PermissionDenied("You may not start work on this registry.")
+
+
+def _next_or(request: HttpRequest, fallback: str) -> str:
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
+                                                  require_https=request.is_secure()):
+        return target
+    return reverse(fallback)
+
+
 @require_GET
 @login_required
 def registry_list(request: HttpRequest) -> HttpResponse:
@@ -53,12 +73,6 @@ def registry_edit(request: HttpRequest, name: str | None = None) -> HttpResponse
         return redirect("manifests-registry-list")
     return render(request, "manifests/registry_form.html", {"form": form, "registry": instance,
                                                              "test_url": _registry_test_url(instance)})
-
-
-def _registry_test_url(registry: Registry | None) -> str:
-    if registry is None:
-        return reverse("manifests-registry-add-test")
-    return reverse("manifests-registry-edit-test", args=[registry.name])
 
 
 @require_POST
@@ -94,20 +108,6 @@ def registry_delete(request: HttpRequest, name: str) -> HttpResponse:
     registry.delete()
     messages.success(request, f"Removed registry {name} and its stored inventory.")
     return redirect("manifests-registry-list")
-
-
-def _require_scan(request: HttpRequest, registry: Registry) -> None:
-    """Registry work spends the stored credentials' rate limits: pushers and admins only."""
-    if not registry.can_scan(request.user):
-        raise PermissionDenied("You may not start work on this registry.")
-
-
-def _next_or(request: HttpRequest, fallback: str) -> str:
-    target = request.POST.get("next", "")
-    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
-                                                  require_https=request.is_secure()):
-        return target
-    return reverse(fallback)
 
 
 @require_POST

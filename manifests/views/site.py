@@ -10,6 +10,14 @@ from django.template import loader
 from django.views.decorators.http import require_GET
 
 
+def _error_page(request: HttpRequest, status: int, title: str, text: str) -> HttpResponse:
+    context = {"status": status, "title": title, "text": text}
+    if status == 500:
+        # Without the request's context: no session or user lookup, the database may be what failed.
+        return HttpResponse(loader.render_to_string("error.html", context), status=500)
+    return render(request, "error.html", context, status=status)
+
+
 def login_locked_out(request: HttpRequest, original_response: HttpResponse | None = None,
                      credentials: dict | None = None) -> HttpResponse:
     """django-axes' answer to a locked-out login: the login page, saying why and for how long."""
@@ -25,14 +33,6 @@ def login_locked_out(request: HttpRequest, original_response: HttpResponse | Non
 @require_GET
 def health(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
-
-
-def _error_page(request: HttpRequest, status: int, title: str, text: str) -> HttpResponse:
-    context = {"status": status, "title": title, "text": text}
-    if status == 500:
-        # Without the request's context: no session or user lookup, the database may be what failed.
-        return HttpResponse(loader.render_to_string("error.html", context), status=500)
-    return render(request, "error.html", context, status=status)
 
 
 def error_403(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

@@ -16,6 +16,15 @@ from ..services.history import coverage_chart, coverage_history
 PAGE_SIZE = 50
 
 
+def _channel_context(request: HttpRequest, **extra) -> dict:
+    channels = list(Channel.objects.select_related("registry"))
+    for channel in channels:
+        channel.recent = list(channel.deliveries.select_related("event")[:5])
+    return {"channels": channels, "kinds": Channel.KIND_CHOICES, "event_kinds": Event.KIND_CHOICES,
+            "registries": Registry.objects.order_by("name"), "errors": {}, "values": {},
+            **extra}
+
+
 @require_GET
 @login_required
 def event_list(request: HttpRequest) -> HttpResponse:
@@ -33,15 +42,6 @@ def event_list(request: HttpRequest) -> HttpResponse:
     return render(request, "manifests/event_list.html", {
         "page": page, "kinds": Event.KIND_CHOICES, "kind": kind, "registry": registry, "repository": repository,
         "registries": Registry.objects.order_by("name")})
-
-
-def _channel_context(request: HttpRequest, **extra) -> dict:
-    channels = list(Channel.objects.select_related("registry"))
-    for channel in channels:
-        channel.recent = list(channel.deliveries.select_related("event")[:5])
-    return {"channels": channels, "kinds": Channel.KIND_CHOICES, "event_kinds": Event.KIND_CHOICES,
-            "registries": Registry.objects.order_by("name"), "errors": {}, "values": {},
-            **extra}
 
 
 @require_http_methods(["GET", "POST"])
@@ -85,7 +85,6 @@ def channel_delete(request: HttpRequest, channel_id: int) -> HttpResponse:
     channel.delete()
     messages.success(request, f"Removed the channel {channel.name}.")
     return redirect("manifests-channel-list")
-
 
 
 @require_GET
