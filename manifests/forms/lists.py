@@ -95,14 +95,13 @@ class PromotionCreateForm(JsonForm):
 class ChannelCreateForm(JsonForm):
     """The body of POST /api/v1/channels: strings, and a list of event kinds (services.notify checks the rest)."""
 
-    name = TextField()
-    kind = TextField()
-    url = TextField()
-    to = TextField()
-    secret = TextField()
-    registry = TextField()
-    repository = TextField()
+    TEXT_FIELDS = ("name", "kind", "url", "to", "secret", "registry", "repository")
+
     events = JsonField()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields = {**{name: TextField() for name in self.TEXT_FIELDS}, **self.fields}
 
     def clean_events(self) -> list:
         events = self.cleaned_data["events"] or []
