@@ -124,6 +124,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "manifests.context_processors.queue_state",
             ],
         },
     },
@@ -193,7 +194,7 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", Fals
 # together (so one user's typos lock out neither other users nor the address):
 # LOGIN_FAILURE_LIMIT failures lock that pair out for LOGIN_LOCKOUT_MINUTES;
 # a successful login forgets the failures. The lockout is the login page with
-# a message (manifests.views.login_locked_out), answered 429.
+# a message (manifests.views.site.login_locked_out), answered 429.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
@@ -202,7 +203,7 @@ AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = datetime.timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
-AXES_LOCKOUT_CALLABLE = "manifests.views.login_locked_out"
+AXES_LOCKOUT_CALLABLE = "manifests.views.site.login_locked_out"
 
 REDIS_URL = env_secret("REDIS_URL") or "redis://127.0.0.1:6379/0"
 

@@ -18,6 +18,6 @@ urlpatterns = [
 ]
 
 # Error pages inside the site's layout.
-handler403 = "manifests.views.error_403"
-handler404 = "manifests.views.error_404"
-handler500 = "manifests.views.error_500"
+handler403 = "manifests.views.site.error_403"
+handler404 = "manifests.views.site.error_404"
+handler500 = "manifests.views.site.error_500"

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from .forms import RegistryForm
+from .forms.registries import RegistryForm
 from .models import ApiToken, Job, PushRecord, Registry
 
 

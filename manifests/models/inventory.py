@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db import models
 from django.utils import timezone
 
+from registry.mediatypes import INDEX_TYPES, KIND_ARTIFACT, KIND_INDEX
 from registry.platform import platform_sort_key
 
 from .jobs import Job
@@ -28,7 +29,21 @@ class Repository(models.Model):
         return f"{self.registry.name}/{self.name}"
 
 
-class Manifest(models.Model):
+class _ManifestKind:
+    """`is_index` and `is_artifact`, for the templates, of a row with a manifest `kind` (Manifest, Tag)."""
+
+    kind: str
+
+    @property
+    def is_index(self) -> bool:
+        return self.kind == KIND_INDEX
+
+    @property
+    def is_artifact(self) -> bool:
+        return self.kind == KIND_ARTIFACT
+
+
+class Manifest(_ManifestKind, models.Model):
     """A manifest by digest: content-addressed, so stored once and never fetched again."""
 
     digest = models.CharField(max_length=135, unique=True)
@@ -84,8 +99,13 @@ class ManifestChild(models.Model):
     def __str__(self) -> str:
         return f"{self.platform or 'no platform'} {self.digest}"
 
+    @property
+    def is_index(self) -> bool:
+        """A nested list: an index or a Docker manifest list, by the descriptor's media type."""
+        return self.media_type in INDEX_TYPES
 
-class Tag(models.Model):
+
+class Tag(_ManifestKind, models.Model):
     repository = models.ForeignKey(Repository, on_delete=models.CASCADE, related_name="tags")
     name = models.CharField(max_length=128)
     digest = models.CharField(max_length=135, blank=True, db_index=True)

@@ -51,6 +51,23 @@ class Job(models.Model):
     def is_done(self) -> bool:
         return self.status in (self.STATUS_SUCCEEDED, self.STATUS_FAILED)
 
+    # What the job pages branch on, instead of comparing kind and status strings.
+    is_scan = property(lambda self: self.kind == self.KIND_SCAN)
+    is_push = property(lambda self: self.kind == self.KIND_PUSH)
+    is_rollback = property(lambda self: self.kind == self.KIND_ROLLBACK)
+    is_check = property(lambda self: self.kind == self.KIND_CHECK)
+    is_rule_apply = property(lambda self: self.kind == self.KIND_RULE_APPLY)
+    is_promote = property(lambda self: self.kind == self.KIND_PROMOTE)
+    is_queued = property(lambda self: self.status == self.STATUS_QUEUED)
+    is_running = property(lambda self: self.status == self.STATUS_RUNNING)
+    is_succeeded = property(lambda self: self.status == self.STATUS_SUCCEEDED)
+    is_failed = property(lambda self: self.status == self.STATUS_FAILED)
+
+    @property
+    def moves_tag(self) -> bool:
+        """A push or a rollback: a job that points a tag at a list."""
+        return self.kind in (self.KIND_PUSH, self.KIND_ROLLBACK)
+
     def parts_done(self) -> int:
         """Repositories finished, for a registry scan split across workers."""
         return self.scan_parts.count() if self.params.get("names") is not None else 0

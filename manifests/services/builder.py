@@ -78,16 +78,16 @@ def annotations_parse(text: str) -> tuple[dict[str, str], list[str]]:
     return values, problems
 
 
-def state_from_post(data, registry: Registry | None) -> BuilderState:
-    columns = {name: data.getlist(f"e_{name}") for name in ENTRY_FIELDS}
+def state_from_post(data: dict, registry: Registry | None) -> BuilderState:
+    """The builder's state from its form's cleaned data (forms.builder): strings, and a list per `e_` field."""
+    columns = {name: data[f"e_{name}"] for name in ENTRY_FIELDS}
     count = len(columns["ref"])
     entries = [
         BuilderEntry(**{name: (columns[name][i] if i < len(columns[name]) else "").strip() for name in ENTRY_FIELDS})
         for i in range(count)
     ]
-    return BuilderState(registry=registry, target=data.get("target", "").strip(), fmt=data.get("format", FORMAT_AUTO),
-                        annotations_text=data.get("annotations", ""), entries=entries,
-                        expect_digest=data.get("expect_digest", ""))
+    return BuilderState(registry=registry, target=data["target"], fmt=data["format"],
+                        annotations_text=data["annotations"], entries=entries, expect_digest=data["expect_digest"])
 
 
 def entry_to_spec(entry: BuilderEntry) -> tuple[SourceSpec | None, list[str]]:

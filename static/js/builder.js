@@ -6,7 +6,10 @@
   const entries = document.getElementById("entries");
   const template = document.getElementById("entry-template");
   const status = document.getElementById("builder-status");
-  if (!form || !entries || !template) return;
+  const fieldList = document.getElementById("builder-entry-fields");
+  if (!form || !entries || !template || !fieldList) return;
+  // An entry's fields, as the server names them (services.builder.ENTRY_FIELDS).
+  const entryFields = JSON.parse(fieldList.textContent);
 
   const changed = () => htmx.trigger(form, "entries-changed");
   let counter = Date.now() % 100000;
@@ -21,7 +24,7 @@
     node.dataset.digest = digestOf(data);
     const set = (name, value) => { const input = node.querySelector(`[name="${name}"]`); if (input) input.value = value || ""; };
     set("e_key", key);
-    ["ref", "select", "label", "os", "arch", "variant", "os_version", "os_features"].forEach((f) => set("e_" + f, data[f]));
+    entryFields.filter((f) => f !== "key").forEach((f) => set("e_" + f, data[f]));
     node.querySelector(".entry-label").textContent = data.label || data.ref;
     const problems = node.querySelector(".problems");
     problems.id = "problems-" + key;

@@ -10,7 +10,8 @@ import json
 import pytest
 from django.contrib.auth.models import Permission, User
 
-from manifests.api import MAX_BODY_BYTES, MAX_JSON_DEPTH, MAX_SOURCES
+from manifests.api.base import MAX_BODY_BYTES, MAX_JSON_DEPTH
+from manifests.forms.lists import MAX_SOURCES
 from manifests.models import ApiToken, Registry
 
 pytestmark = pytest.mark.django_db

@@ -9,8 +9,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from manifests.forms.rules import RuleForm, rule_form_data
 from manifests.models import Event, Job, PushRecord, Registry, Rule, RuleTagState, Tag
-from manifests.rules_forms import RuleForm, rule_form_data
 from manifests.services import rules
 from manifests.services.jobs import job_create
 from manifests.services.rules_select import (

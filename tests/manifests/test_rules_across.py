@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from manifests.forms.rules import RuleForm, rule_form_data, rule_to_dict
 from manifests.models import Job, Registry, Repository
-from manifests.rules_forms import RuleForm, rule_form_data, rule_to_dict
 from manifests.services import rules
 from manifests.services.jobs import job_create
 from manifests.services.scan import scan_job_run

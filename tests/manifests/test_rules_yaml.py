@@ -8,9 +8,8 @@ import pytest
 import yaml
 from django.core.management import CommandError, call_command
 
+from manifests.forms.rules import rule_to_dict, rule_yaml
 from manifests.models import Registry, Rule
-from manifests.rules_api import rule_yaml
-from manifests.rules_forms import rule_to_dict
 from manifests.services import rules
 
 YAML = """

@@ -4,7 +4,7 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from manifests.forms import RegistryForm
+from manifests.forms.registries import RegistryForm
 from manifests.models import Registry
 
 

@@ -13,8 +13,8 @@ import yaml
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from manifests.forms.rules import RuleForm, form_errors, rule_form_data, rule_to_dict
 from manifests.models import Rule
-from manifests.rules_forms import RuleForm, form_errors, rule_form_data, rule_to_dict
 from manifests.services import queue, rules
 
 

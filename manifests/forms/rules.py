@@ -6,6 +6,7 @@ objects, booleans), so every way in reports the same message at the same field.
 
 from __future__ import annotations
 
+import yaml
 from django import forms
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -15,9 +16,10 @@ from registry.errors import InvalidPlatform, InvalidReference
 from registry.platform import Platform
 from registry.reference import validate_repository, validate_tag
 
-from .models import Registry, Rule, RuleSource
-from .services.rules import PLACEHOLDER, annotations_check, target_validate, template_render
-from .services.rules_select import SelectionInvalid, selection_compile
+from ..models import Registry, Rule, RuleSource
+from ..services.rules import PLACEHOLDER, annotations_check, target_validate, template_render
+from ..services.rules_select import SelectionInvalid, selection_compile
+from .platforms import platforms_normalize
 
 SOURCES_MAX = 16
 
@@ -190,12 +192,7 @@ class RuleForm(forms.Form):
         values = self.cleaned_data["require"]
         if values == ["all"]:
             return []
-        normalized = []
-        for value in values:
-            try:
-                normalized.append(Platform.parse(value).normalized)
-            except InvalidPlatform as exc:
-                raise ValidationError(str(exc)) from None
+        normalized = platforms_normalize(values)
         return sorted(set(normalized), key=normalized.index)
 
     def clean_also_tag(self) -> list[str]:
@@ -324,3 +321,8 @@ def rule_to_dict(rule: Rule) -> dict:
             "tags": tags, "require": list(rule.require) or "all", "format": rule.format,
             "annotations": dict(rule.annotations), "also_tag": list(rule.also_tag),
             "owns_target": rule.owns_target, "automatic": rule.automatic}
+
+
+def rule_yaml(rule: Rule) -> str:
+    """A rule as YAML, in the API's schema: what `manage.py rules_apply` reads."""
+    return yaml.safe_dump({"rules": [rule_to_dict(rule)]}, sort_keys=False, allow_unicode=True)

@@ -9,13 +9,12 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from .models import Registry, Rule
-from .rules_api import rule_yaml
-from .rules_forms import RuleForm
-from .services import queue, rules
-from .services.inventory import tag_digest_now
-from .services.promote import PromotionInvalid, promotion_job_create, promotion_preview
-from .services.rules_select import SelectionInvalid
+from ..forms.rules import RuleForm, rule_yaml
+from ..models import Registry, Rule
+from ..services import queue, rules
+from ..services.inventory import tag_digest_now
+from ..services.promote import PromotionInvalid, promotion_job_create, promotion_preview
+from ..services.rules_select import SelectionInvalid
 
 
 def _rule_or_404(rule_id: int) -> Rule:
@@ -25,9 +24,12 @@ def _rule_or_404(rule_id: int) -> Rule:
     return rule
 
 
-def _require_push(request: HttpRequest, rule: Rule) -> None:
+def _rule_to_change(request: HttpRequest, rule_id: int) -> Rule:
+    """The rule, if the user may push to its registry (what applying, editing or deleting it needs)."""
+    rule = _rule_or_404(rule_id)
     if not rule.registry.can_push(request.user):
         raise PermissionDenied("You may not push to this rule's registry.")
+    return rule
 
 
 def _initial(rule: Rule) -> dict:
@@ -58,9 +60,7 @@ def rule_list(request: HttpRequest) -> HttpResponse:
 @login_required
 @permission_required("manifests.push_registry", raise_exception=True)
 def rule_edit(request: HttpRequest, rule_id: int | None = None) -> HttpResponse:
-    rule = _rule_or_404(rule_id) if rule_id is not None else None
-    if rule is not None:
-        _require_push(request, rule)
+    rule = _rule_to_change(request, rule_id) if rule_id is not None else None
     if request.method == "POST":
         form = RuleForm(request.POST, instance=rule)
         if form.is_valid() and form.cleaned_data["registry"].can_push(request.user):
@@ -94,8 +94,7 @@ def rule_detail(request: HttpRequest, rule_id: int) -> HttpResponse:
 @login_required
 @permission_required("manifests.push_registry", raise_exception=True)
 def rule_apply(request: HttpRequest, rule_id: int) -> HttpResponse:
-    rule = _rule_or_404(rule_id)
-    _require_push(request, rule)
+    rule = _rule_to_change(request, rule_id)
     tags = request.POST.getlist("tags")
     if not tags and request.POST.get("all") != "1":
         messages.error(request, "Choose at least one tag to apply.")
@@ -112,8 +111,7 @@ def rule_apply(request: HttpRequest, rule_id: int) -> HttpResponse:
 @login_required
 @permission_required("manifests.push_registry", raise_exception=True)
 def rule_delete(request: HttpRequest, rule_id: int) -> HttpResponse:
-    rule = _rule_or_404(rule_id)
-    _require_push(request, rule)
+    rule = _rule_to_change(request, rule_id)
     rule.delete()
     messages.success(request, f"Rule {rule.name} deleted. The lists it pushed stay in the registry.")
     return redirect("manifests-rule-list")

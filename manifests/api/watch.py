@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from django.http import HttpRequest, JsonResponse
 
-from .api import _api_view, _ApiError, _json_object
-from .models import Channel
-from .services import notify
+from ..forms.lists import ChannelCreateForm
+from ..models import Channel
+from ..services import notify
+from .base import ApiError, api_view, json_object
 
 
 def _channel_json(channel: Channel) -> dict:
@@ -17,35 +18,27 @@ def _channel_json(channel: Channel) -> dict:
             "repository": channel.repository, "enabled": channel.enabled}
 
 
-@_api_view(methods=("GET", "POST"))
+@api_view(methods=("GET", "POST"))
 def channels(request: HttpRequest) -> JsonResponse:
     """GET lists the channels; POST /api/v1/channels {"name", "kind", "url"|"to", "secret"?, "events"?,
     "registry"?, "repository"?} adds one.
 
-    A write: `_api_view` refuses it without the CSRF token (a session) or from an API key whose scope is not push.
+    A write: `api_view` refuses it without the CSRF token (a session) or from an API key whose scope is not push.
     """
     if request.method == "GET":
         return JsonResponse({"channels": [_channel_json(c) for c in Channel.objects.select_related("registry")]})
     if not request.user.has_perm("manifests.add_channel"):
-        raise _ApiError(403, "you may not add notification channels")
-    body = _json_object(request)  # bounded in size and depth, as every API write's body
-    fields: dict[str, list[str]] = {}
-    values: dict = {}
-    for key in ("name", "kind", "url", "to", "secret", "registry", "repository"):
-        value = body.get(key)
-        if value is not None and not isinstance(value, str):
-            fields[key] = ["must be a string"]
-        values[key] = value or ""
-    events = body.get("events") or []
-    if not isinstance(events, list):
-        fields["events"] = ["must be a list of event kinds"]
-        events = []
-    if fields:
-        raise _ApiError(400, "the request has problems", fields=fields)
+        raise ApiError(403, "you may not add notification channels")
+    body = json_object(request)  # bounded in size and depth, as every API write's body
+    form = ChannelCreateForm(body)
+    if not form.is_valid():
+        raise ApiError(400, "the request has problems", fields=form.api_errors())
+    values = dict(form.cleaned_data)
+    events = values.pop("events")
     try:
         channel = notify.channel_create(**values, events=events, user=request.user)
     except notify.ChannelInvalid as exc:
-        raise _ApiError(400, "the request has problems", fields=exc.errors) from None
+        raise ApiError(400, "the request has problems", fields=exc.errors) from None
     return JsonResponse(_channel_json(channel), status=201)
 
 
@@ -65,23 +58,23 @@ def _since(text: str):
     except ValueError:
         moment = None
     if moment is None:
-        raise _ApiError(400, "since must be a date or an ISO 8601 time, e.g. 2026-01-31 or 2026-01-31T12:00:00Z",
+        raise ApiError(400, "since must be a date or an ISO 8601 time, e.g. 2026-01-31 or 2026-01-31T12:00:00Z",
                         field="since")
     return timezone.make_aware(moment, datetime.UTC) if timezone.is_naive(moment) else moment
 
 
-@_api_view
+@api_view
 def coverage_history(request: HttpRequest) -> JsonResponse:
     """GET /api/v1/coverage/history?registry=&repository=&since=: per required platform, a point per scan."""
-    from .models import Registry
-    from .services.history import coverage_history as history
+    from ..models import Registry
+    from ..services.history import coverage_history as history
 
     name = request.GET.get("registry", "").strip()
     if not name:
-        raise _ApiError(400, "the registry parameter is required", field="registry")
+        raise ApiError(400, "the registry parameter is required", field="registry")
     registry = Registry.objects.filter(name=name).first()
     if registry is None:
-        raise _ApiError(404, f"no registry named {name}")
+        raise ApiError(404, f"no registry named {name}")
     repository = request.GET.get("repository", "").strip()
     series = history(registry=registry, repository=repository, since=_since(request.GET.get("since", "")))
     return JsonResponse({
@@ -90,11 +83,11 @@ def coverage_history(request: HttpRequest) -> JsonResponse:
                               for p in points] for platform, points in series.items()}})
 
 
-@_api_view
+@api_view
 def events(request: HttpRequest) -> JsonResponse:
     """GET /api/v1/events?kind=&registry=&repository=&since=: the latest events, newest first (at most 500)."""
-    from .models import Event
-    from .services.notify import event_payload
+    from ..models import Event
+    from ..services.notify import event_payload
 
     rows = Event.objects.select_related("registry")
     if kind := request.GET.get("kind", "").strip():

@@ -3,11 +3,12 @@ from __future__ import annotations
 from django import forms
 from django.core.exceptions import ValidationError
 
-from registry.errors import InvalidPlatform, InvalidReference
-from registry.platform import Platform, platform_sort_key
+from registry.errors import InvalidReference
+from registry.platform import platform_sort_key
 from registry.reference import validate_repository
 
-from .models import Registry
+from ..models import Registry
+from .platforms import platforms_normalize
 
 
 class RegistryForm(forms.ModelForm):
@@ -95,13 +96,7 @@ class RegistryForm(forms.ModelForm):
 
     def clean_required_platforms(self) -> str:
         values = [p.strip() for p in self.cleaned_data["required_platforms"].split(",") if p.strip()]
-        normalized = []
-        for value in values:
-            try:
-                normalized.append(Platform.parse(value).normalized)
-            except InvalidPlatform as exc:
-                raise ValidationError(str(exc)) from None
-        return ",".join(sorted(set(normalized), key=platform_sort_key))
+        return ",".join(sorted(set(platforms_normalize(values)), key=platform_sort_key))
 
     def clean_concurrency(self) -> int:
         value = self.cleaned_data["concurrency"]

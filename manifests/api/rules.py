@@ -1,6 +1,6 @@
 """JSON API of assembly rules: /api/v1/rules[/<id>[/dry-run|/apply]].
 
-Through the API's one decorator (`api._api_view`), so session and token
+Through the API's one decorator (`api.api_view`), so session and token
 authentication, CSRF and JSON errors are the same as for POST /api/v1/lists.
 Writes need the push permission on the rule's registry.
 """
@@ -9,40 +9,40 @@ from __future__ import annotations
 
 import json
 
-import yaml
 from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import reverse
 
-from .api import _api_view, _ApiError
-from .models import Registry, Rule, RuleSource
-from .rules_forms import RuleForm, form_errors, rule_form_data, rule_to_dict
-from .services import rules
-from .services.promote import PromotionInvalid, promotion_job_create, promotion_preview
-from .services.queue import QueueUnavailable
-from .services.rules_select import SelectionInvalid
+from ..forms.lists import PromotionCreateForm
+from ..forms.rules import RuleForm, form_errors, rule_form_data, rule_to_dict, rule_yaml
+from ..models import Registry, Rule, RuleSource
+from ..services import rules
+from ..services.promote import PromotionInvalid, promotion_job_create, promotion_preview
+from ..services.queue import QueueUnavailable
+from ..services.rules_select import SelectionInvalid
+from .base import ApiError, api_view
 
 
 def _body(request: HttpRequest) -> dict:
     try:
         body = json.loads(request.body or b"{}")
     except ValueError:
-        raise _ApiError(400, "the body must be JSON") from None
+        raise ApiError(400, "the body must be JSON") from None
     if not isinstance(body, dict):
-        raise _ApiError(400, "the body must be a JSON object")
+        raise ApiError(400, "the body must be a JSON object")
     return body
 
 
 def _rule_or_404(rule_id: int) -> Rule:
     rule = rules.rule_load(rule_id=rule_id)
     if rule is None:
-        raise _ApiError(404, f"no rule {rule_id}")
+        raise ApiError(404, f"no rule {rule_id}")
     return rule
 
 
 def _require_push(request: HttpRequest, registry: Registry | None) -> None:
     if not request.user.has_perm("manifests.push_registry") or (registry and not registry.can_push(request.user)):
-        raise _ApiError(403, "you may not push lists to this registry")
+        raise ApiError(403, "you may not push lists to this registry")
 
 
 def _detail(request: HttpRequest, rule: Rule) -> dict:
@@ -58,12 +58,12 @@ def _save(request: HttpRequest, body: dict, instance: Rule | None) -> Rule:
     valid = form.is_valid()
     fields = {**problems, **form_errors(form)}
     if fields or not valid:
-        raise _ApiError(400, "the rule has problems", fields=fields)
+        raise ApiError(400, "the rule has problems", fields=fields)
     _require_push(request, form.cleaned_data["registry"])
     return form.save(user=request.user)
 
 
-@_api_view(methods=("GET", "POST"))
+@api_view(methods=("GET", "POST"))
 def rule_list(request: HttpRequest) -> JsonResponse:
     if request.method == "POST":
         _require_push(request, None)
@@ -75,7 +75,7 @@ def rule_list(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"rules": [{"id": r.pk, **rule_to_dict(r)} for r in found]})
 
 
-@_api_view(methods=("GET", "PATCH", "DELETE"))
+@api_view(methods=("GET", "PATCH", "DELETE"))
 def rule_detail(request: HttpRequest, rule_id: int) -> HttpResponse:
     rule = _rule_or_404(rule_id)
     if request.method == "GET":
@@ -90,18 +90,18 @@ def rule_detail(request: HttpRequest, rule_id: int) -> HttpResponse:
     return JsonResponse(_detail(request, rules.rule_load(rule_id=rule.pk)))
 
 
-@_api_view(methods=("POST",))
+@api_view(methods=("POST",))
 def rule_dry_run(request: HttpRequest, rule_id: int) -> JsonResponse:
     rule = _rule_or_404(rule_id)
     tags = _tags(_body(request))
     try:
         dry = rules.rule_dry_run(rule=rule, tags=tags)
     except SelectionInvalid as exc:
-        raise _ApiError(400, str(exc), field="tags") from None
+        raise ApiError(400, str(exc), field="tags") from None
     return JsonResponse(dry.as_json())
 
 
-@_api_view(methods=("POST",))
+@api_view(methods=("POST",))
 def rule_apply(request: HttpRequest, rule_id: int) -> JsonResponse:
     rule = _rule_or_404(rule_id)
     _require_push(request, rule.registry)
@@ -109,7 +109,7 @@ def rule_apply(request: HttpRequest, rule_id: int) -> JsonResponse:
     try:
         job = rules.rule_apply_job_create(rule=rule, tags=tags, user=request.user)
     except QueueUnavailable as exc:
-        raise _ApiError(503, str(exc)) from None
+        raise ApiError(503, str(exc)) from None
     url = request.build_absolute_uri(reverse("manifests-api-job-detail", args=[job.pk]))
     return JsonResponse({"job": job.pk, "url": url}, status=202)
 
@@ -119,35 +119,18 @@ def _tags(body: dict) -> list[str] | None:
     if tags is None:
         return None
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-        raise _ApiError(400, "tags must be a list of tag names", field="tags")
+        raise ApiError(400, "tags must be a list of tag names", field="tags")
     return tags
 
 
-def rule_yaml(rule: Rule) -> str:
-    """A rule as YAML, in the API's schema: what `manage.py rules_apply` reads."""
-    return yaml.safe_dump({"rules": [rule_to_dict(rule)]}, sort_keys=False, allow_unicode=True)
-
-
-@_api_view(methods=("POST",))
+@api_view(methods=("POST",))
 def promotion_create(request: HttpRequest) -> JsonResponse:
     """POST /api/v1/promotions: checked against the inventory at once, copied by the worker."""
-    body = _body(request)
-    source_part, target_part = body.get("from"), body.get("to")
-    fields: dict[str, list[str]] = {}
-    if not isinstance(source_part, dict):
-        fields["from"] = ['give {"registry", "reference"}']
-        source_part = {}
-    if not isinstance(target_part, dict):
-        fields["to"] = ['give {"registry", "target"}']
-        target_part = {}
-    platforms = body.get("platforms")
-    if platforms is not None and (not isinstance(platforms, list) or not all(isinstance(p, str) for p in platforms)):
-        fields["platforms"] = ["a list of platforms such as linux/amd64"]
-    expect = body.get("expect_digest")
-    if expect is not None and not isinstance(expect, str):
-        fields["expect_digest"] = ['a digest, "" for a tag that must not exist yet, or null']
-    if fields:
-        raise _ApiError(400, "the request has problems", fields=fields)
+    form = PromotionCreateForm(_body(request))
+    if not form.is_valid():
+        raise ApiError(400, "the request has problems", fields=form.api_errors())
+    source_part, target_part = form.cleaned_data["from"], form.cleaned_data["to"]
+    platforms, expect = form.cleaned_data["platforms"], form.cleaned_data["expect_digest"]
     source = Registry.objects.filter(name=str(source_part.get("registry") or "")).first()
     target_registry = Registry.objects.filter(name=str(target_part.get("registry") or "")).first()
     _require_push(request, target_registry)
@@ -156,13 +139,13 @@ def promotion_create(request: HttpRequest) -> JsonResponse:
                                  target_registry=target_registry, target=str(target_part.get("target") or ""),
                                  platforms=platforms or None)
     except PromotionInvalid as exc:
-        raise _ApiError(400, "the promotion has problems", fields=exc.errors) from None
+        raise ApiError(400, "the promotion has problems", fields=exc.errors) from None
     try:
         job = promotion_job_create(source=source, reference=str(source_part["reference"]),
                                    target_registry=target_registry, target=str(target_part["target"]),
                                    platforms=platforms or None, expect_digest=expect, plan_digest=plan.digest,
                                    user=request.user)
     except QueueUnavailable as exc:
-        raise _ApiError(503, str(exc)) from None
+        raise ApiError(503, str(exc)) from None
     url = request.build_absolute_uri(reverse("manifests-api-job-detail", args=[job.pk]))
     return JsonResponse({"job": job.pk, "url": url, **plan.as_json()}, status=202)

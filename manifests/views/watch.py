@@ -9,10 +9,20 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from .models import Channel, Event, Registry
-from .services import notify, queue
+from ..models import Channel, Event, Registry
+from ..services import notify, queue
+from ..services.history import coverage_chart, coverage_history
 
 PAGE_SIZE = 50
+
+
+def _channel_context(request: HttpRequest, **extra) -> dict:
+    channels = list(Channel.objects.select_related("registry"))
+    for channel in channels:
+        channel.recent = list(channel.deliveries.select_related("event")[:5])
+    return {"channels": channels, "kinds": Channel.KIND_CHOICES, "event_kinds": Event.KIND_CHOICES,
+            "registries": Registry.objects.order_by("name"), "errors": {}, "values": {},
+            **extra}
 
 
 @require_GET
@@ -31,16 +41,7 @@ def event_list(request: HttpRequest) -> HttpResponse:
     page = Paginator(events, PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "manifests/event_list.html", {
         "page": page, "kinds": Event.KIND_CHOICES, "kind": kind, "registry": registry, "repository": repository,
-        "registries": Registry.objects.order_by("name"), "queue_down": not queue.queue_available()})
-
-
-def _channel_context(request: HttpRequest, **extra) -> dict:
-    channels = list(Channel.objects.select_related("registry"))
-    for channel in channels:
-        channel.recent = list(channel.deliveries.select_related("event")[:5])
-    return {"channels": channels, "kinds": Channel.KIND_CHOICES, "event_kinds": Event.KIND_CHOICES,
-            "registries": Registry.objects.order_by("name"), "errors": {}, "values": {},
-            "queue_down": not queue.queue_available(), **extra}
+        "registries": Registry.objects.order_by("name")})
 
 
 @require_http_methods(["GET", "POST"])
@@ -86,12 +87,9 @@ def channel_delete(request: HttpRequest, channel_id: int) -> HttpResponse:
     return redirect("manifests-channel-list")
 
 
-
 @require_GET
 @login_required
 def coverage_history_page(request: HttpRequest) -> HttpResponse:
-    from .services.history import coverage_chart, coverage_history
-
     registries = list(Registry.objects.order_by("name"))
     chosen = request.GET.get("registry") or (registries[0].name if registries else "")
     registry = next((r for r in registries if r.name == chosen), None)
@@ -99,6 +97,6 @@ def coverage_history_page(request: HttpRequest) -> HttpResponse:
     series = coverage_history(registry=registry, repository=repository) if registry else {}
     return render(request, "manifests/coverage_history.html", {
         "registries": registries, "registry": registry, "repository": repository, "series": series,
-        "chart": coverage_chart(series), "queue_down": not queue.queue_available(),
+        "chart": coverage_chart(series),
         "repositories": registry.repositories.order_by("name").values_list("name", flat=True)[:500]
         if registry else []})

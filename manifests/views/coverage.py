@@ -1,0 +1,122 @@
+"""The coverage matrix and its CSV and JSON downloads."""
+
+from __future__ import annotations
+
+import csv
+
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+from django.views.decorators.vary import vary_on_headers
+
+from registry.errors import InvalidPlatform
+from registry.platform import Platform, platform_sort_key
+
+from ..models import Registry
+from ..services import coverage
+from ..services.sizes import coverage_sizes
+
+ALL_REGISTRIES = "*"
+
+
+def _coverage_context(request: HttpRequest) -> dict:
+    registries = list(Registry.objects.all())
+    chosen = request.GET.get("registry") or (registries[0].name if registries else "")
+    registry = next((r for r in registries if r.name == chosen), None)
+    every = chosen == ALL_REGISTRIES and bool(registries)
+    context: dict = {"registries": registries, "registry": registry, "errors": {}, "all_registries": every,
+                     "pattern": request.GET.get("tag", "").strip(), "search": request.GET.get("q", "").strip(),
+                     "require_text": request.GET.get("require", ""), "lacking_text": request.GET.get("lacking", ""),
+                     "unsigned": request.GET.get("unsigned") == "1"}
+    if registry is None and not every:
+        return context
+    # All registries: each keeps its own required platforms unless the form names some.
+    context["required_by_registry"] = (
+        {r.pk: r.required_list for r in registries} if every and not context["require_text"] else None)
+    try:
+        required = coverage.required_parse(context["require_text"], registry=registry or registries[0]) \
+            if registry or context["require_text"] else sorted(
+                {p for r in registries for p in r.required_list}, key=platform_sort_key)
+    except InvalidPlatform as exc:
+        context["errors"]["require"] = str(exc)
+        required = (registry or registries[0]).required_list
+    lacking = ""
+    if context["lacking_text"]:
+        try:
+            lacking = Platform.parse(context["lacking_text"]).normalized
+        except InvalidPlatform as exc:
+            context["errors"]["lacking"] = str(exc)
+    pattern = context["pattern"]
+    try:
+        coverage.pattern_validate(pattern)
+    except coverage.PatternInvalid as exc:
+        context["errors"]["tag"] = str(exc)
+        pattern = ""
+    context["newest_text"] = request.GET.get("newest", "").strip()
+    try:
+        newest = coverage.newest_parse(context["newest_text"])
+    except coverage.NewestInvalid as exc:
+        context["errors"]["newest"] = str(exc)
+        newest = 1
+    repositories = coverage.coverage_rows(registry=registry, pattern=pattern,
+                                          lacking=lacking, search=context["search"], newest=newest,
+                                          unsigned=context["unsigned"])
+    context.update({"required": required, "lacking": lacking, "repositories": repositories,
+                    # what coverage_materialize needs besides the repositories
+                    "tag_choice": {"newest": newest, "pattern": pattern, "lacking": lacking}})
+    return context
+
+
+def _coverage_cell(platform: str, row: coverage.CoverageRow) -> tuple[str, str, str]:
+    # The text says it; colour only repeats it.
+    if platform in row.platforms:
+        return "yes", f"{row.tag} has {platform}", "✓ yes"
+    if platform in row.missing:
+        return "no", f"{platform} is required and missing", "✗ missing"
+    return "none", f"{row.tag} has no {platform} (not required)", "– no"
+
+
+def _coverage_export(kind: str, rows: list[coverage.CoverageRow], context: dict) -> HttpResponse:
+    registry = context["registry"]
+    sizes = coverage_sizes(rows=rows)  # compressed download bytes per platform
+    if kind == "json":
+        response = JsonResponse({"registry": registry.name, "required": context["required"],
+                                 "rows": [{**row.__dict__, "size": sizes.get((row.registry, row.repository, row.tag), {})}
+                                          for row in rows]})
+        response["Content-Disposition"] = f'attachment; filename="coverage-{registry.name}.json"'  # a download
+        return response
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="coverage-{registry.name}.csv"'
+    csv.writer(response).writerows(coverage.coverage_csv(rows, required=context["required"], sizes=sizes,
+                                                         with_registry=bool(context.get("all_registries"))))
+    return response
+
+
+
+@require_GET
+@login_required
+@vary_on_headers("HX-Request")
+def coverage_matrix(request: HttpRequest) -> HttpResponse:
+    context = _coverage_context(request)
+    export = request.GET.get("format", "")
+    if context.get("registry") is None and not context["all_registries"]:
+        return render(request, "manifests/coverage.html", context)
+    if export in ("csv", "json"):
+        rows = coverage.coverage_materialize(list(context["repositories"]), required=context["required"],
+                                             required_by_registry=context["required_by_registry"],
+                                             **context["tag_choice"])
+        if context["all_registries"]:
+            context = {**context, "registry": Registry(name="all")}  # names the download only
+        return _coverage_export(export, rows, context)
+    page = Paginator(context["repositories"], 100).get_page(request.GET.get("page"))
+    rows = coverage.coverage_materialize(list(page.object_list), required=context["required"],
+                                         required_by_registry=context["required_by_registry"],
+                                         **context["tag_choice"])
+    columns = coverage.coverage_columns(rows, context["required"])
+    # Each cell's state, title and text worked out once here; the template writes the cells.
+    table = [{"row": row, "cells": [_coverage_cell(c, row) for c in columns]} for row in rows]
+    context.update({"page": page, "rows": rows, "table": table, "columns": columns})
+    template = "manifests/_coverage_table.html" if request.htmx else "manifests/coverage.html"
+    return render(request, template, context)
