@@ -1,7 +1,7 @@
 """Registry authentication: challenge parsing and bearer tokens.
 
 Docker token authentication spec ("Token Authentication Specification") and
-the OCI distribution spec; shared notes, registry-protocol §2.
+the OCI distribution spec.
 """
 
 from __future__ import annotations

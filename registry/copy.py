@@ -1,7 +1,7 @@
 """Copy manifests and their blobs from one repository to another, by digest.
 
-A list can only point at manifests in its own repository (shared notes,
-registry-protocol §1): before a list is put, every child and its blobs must
+A list can only point at manifests in its own repository (the OCI distribution
+spec answers a manifest PUT whose children are missing with MANIFEST_BLOB_UNKNOWN): before a list is put, every child and its blobs must
 exist in the target. Two ways:
 
 - checking (the default): each step asks first (HEAD) and skips what is

@@ -26,7 +26,7 @@ IMAGE_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)
 SCHEMA1_TYPES = (DOCKER_SCHEMA1, DOCKER_SCHEMA1_SIGNED)
 MANIFEST_ACCEPT = ", ".join((OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST))
 
-# buildx attestation manifests (shared notes, registry-protocol §4).
+# buildx attestation manifests (buildx's attestation storage: an `unknown/unknown` child).
 ATTESTATION_REFERENCE_TYPE = "vnd.docker.reference.type"
 ATTESTATION_REFERENCE_DIGEST = "vnd.docker.reference.digest"
 ATTESTATION_MANIFEST = "attestation-manifest"

@@ -1,6 +1,6 @@
 """Platforms: parse, normalize (containerd's rules) and order them.
 
-See shared notes, registry-protocol §5, and the OCI image index spec
+See containerd's `platforms` package (normalisation) and the OCI image index spec
 ("platform" object).
 """
 

@@ -1,6 +1,6 @@
 """Image references: `[host[:port]/]path[:tag][@digest]`.
 
-Grammar from distribution/reference (shared notes, registry-protocol §6).
+Grammar from distribution/reference (the `reference` package of Docker Distribution).
 """
 
 from __future__ import annotations

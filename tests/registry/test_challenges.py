@@ -1,4 +1,4 @@
-"""WWW-Authenticate challenge parsing (shared notes, registry-protocol §2; RFC 7235 §4.1).
+"""WWW-Authenticate challenge parsing (RFC 7235 §4.1, Docker's token authentication spec).
 
 Pure unit tests: no Django, no network.
 """

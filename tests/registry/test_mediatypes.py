@@ -1,6 +1,6 @@
 """Manifest parsing: media types, list formats, descriptors, attestations.
 
-Shared notes, registry-protocol §2 (mediaType vs Content-Type), §3 and §4.
+OCI image spec and Docker's manifest list spec: mediaType vs Content-Type, the list formats, attestations.
 Pure unit tests: no Django, no network.
 """
 

@@ -1,4 +1,4 @@
-"""Manifest parsing: malformed manifests and bad descriptors (registry-protocol §3, §4).
+"""Manifest parsing: malformed manifests and bad descriptors (OCI image spec, buildx attestations).
 
 Pure unit tests: no Django, no network.
 """

@@ -1,4 +1,4 @@
-"""Platforms: parse, normalize (containerd's rules) and order (shared notes, registry-protocol §5).
+"""Platforms: parse, normalize (containerd's rules) and order.
 
 Pure unit tests: no Django, no network.
 """

@@ -1,4 +1,4 @@
-"""Platforms, properties: parsing and normalizing any text or JSON (registry-protocol §5).
+"""Platforms, properties: parsing and normalizing any text or JSON.
 
 Pure unit tests: no Django, no network.
 """

@@ -1,4 +1,4 @@
-"""Image references: `[host[:port]/]path[:tag][@digest]` (shared notes, registry-protocol §6).
+"""Image references: `[host[:port]/]path[:tag][@digest]`, distribution/reference's grammar.
 
 Pure unit tests: no Django, no network.
 """

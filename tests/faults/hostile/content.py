@@ -22,7 +22,7 @@ TOKEN = "hostile-bearer-token-never-to-leave-its-origin"
 TRICKLE_SECONDS = 0.5  # a trickling answer sends one byte this often
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 
-# Catalog entries that break the repository grammar (shared notes, registry-protocol §6).
+# Catalog entries that break the repository grammar (distribution/reference).
 BAD_NAMES = ("UPPER/Case", "../../etc/passwd", "a//b", "x" * 300, f"html/{SCRIPT}")
 # Tag names that break the tag grammar, listed by html/app anyway.
 BAD_TAGS = (SCRIPT, "t" * 200, "-starts-with-a-dash")
