@@ -5,7 +5,7 @@ One run, one registry, through the path users run:
 1. generate: start Docker Distribution on loopback (access log on), push
    R x T tags plus one repository of --big-tags tags, from the seed;
 2. scans: cold (each on an empty database), warm (nothing changed) and after
-   1% of tags moved, each measured as ours (scan_enqueue on a Celery worker
+   1% of tags moved, each measured as ours (scan_submit on a Celery worker
    that fans out one task per repository, as `manage.py scan --wait` runs it)
    and as the floor (bench/floor.py), the access log read between marks;
 3. tools: `docker manifest inspect` and `skopeo inspect --raw` per tag, on a
@@ -170,7 +170,7 @@ def run(args: argparse.Namespace) -> dict:
                                 "--concurrency", str(args.concurrency))
         results["meta"].update(versions)
 
-        # 2. scans through the user's path: scan_enqueue -> one Celery worker (-c 1) fanning out one task
+        # 2. scans through the user's path: scan_submit -> one Celery worker (-c 1) fanning out one task
         # per repository, each part with the registry's concurrency (4 requests in flight, as the floor).
         # Floor then ours, for each run; cold runs each start from an empty database and an empty floor.
         log("scans (Celery worker, fan-out)")
@@ -278,7 +278,7 @@ def _postgres_django(cluster, database: str, base_env: dict[str, str]) -> Django
 
 
 def workers_scan(django: Django, distribution: Distribution, workers: list) -> dict:
-    """One whole-registry scan as the Refresh button starts it, timed from scan_enqueue until the job is
+    """One whole-registry scan as the Refresh button starts it, timed from scan_submit until the job is
     done; CPU and peak memory are the workers' (main and pool processes)."""
     load = round(os.getloadavg()[0], 2)
     start, registry_cpu = distribution.mark(), distribution.cpu_seconds()

@@ -11,7 +11,7 @@ last line on stdout is the command's JSON result.
     python -m bench.inproc queries --urls-json '[...]'
     python -m bench.inproc inventory --name synth --repos 1000 --tags 100 [--seed 1]
 
-`scan` runs scan_job_run: the parts users' workers run, here one after
+`scan` runs the scan job inline (jobs.job_run(inline=True)): the parts users' workers run, here one after
 another (used to set up a small second registry, never measured as ours).
 `inventory` writes a synthetic inventory straight to the database, through
 the scan's own writers, from a generated plan (no registry involved).
@@ -147,13 +147,13 @@ class _Timed:
 
 def cmd_scan(args: argparse.Namespace) -> dict:
 
+    from manifests import jobs
     from manifests.models import Job, Registry
-    from manifests.services import jobs, scan
-    from manifests.services.scan import scan_job_run
+    from manifests.scan import storing
 
     # The database is written from the scanning thread only, after each repository's fetches: the time in
     # these functions (whichever this version of the scan has) is wall time with no request in flight.
-    writes = _Timed(scan, ("_store_manifest", "_apply", "manifests_store", "tags_apply", "repository_aggregate"))
+    writes = _Timed(storing, ("manifests_store", "tags_apply", "repository_aggregate"))
 
     registry = Registry.objects.get(name=args.name)
     if args.concurrency and registry.concurrency != args.concurrency:
@@ -166,7 +166,7 @@ def cmd_scan(args: argparse.Namespace) -> dict:
     started = time.monotonic()
     job = jobs.job_create(kind=Job.KIND_SCAN, registry=registry, target=registry.name,
                           params={"repository": "", "tags": None})
-    scan_job_run(job_id=job.pk)
+    jobs.job_run(job_id=job.pk, inline=True)
     seconds = time.monotonic() - started
     cpu_seconds = _cpu_seconds() - cpu_started
     job.refresh_from_db()
@@ -180,13 +180,13 @@ def cmd_scan(args: argparse.Namespace) -> dict:
 
 
 def cmd_enqueue(args: argparse.Namespace) -> dict:
-    """A whole-registry scan as the Refresh button starts it (scan_enqueue), timed until the job is done."""
+    """A whole-registry scan as the Refresh button starts it (scan_submit), timed until the job is done."""
     from manifests.models import Registry, ScanPart
-    from manifests.services.scan import scan_enqueue
+    from manifests.scan.fanout import scan_submit
 
     registry = Registry.objects.get(name=args.name)
     started = time.monotonic()
-    job = scan_enqueue(registry=registry)
+    job = scan_submit(registry=registry)
     deadline = started + args.timeout
     while time.monotonic() < deadline:
         job.refresh_from_db()
@@ -203,14 +203,14 @@ def cmd_enqueue(args: argparse.Namespace) -> dict:
 
 def cmd_inventory(args: argparse.Namespace) -> dict:
     """R x T tags from bench.generate's plan, stored as a scan would store them (one transaction per
-    repository, through `_repository_write`), without a registry."""
+    repository, through `storing.repository_write`), without a registry."""
     import json as json_module
 
     from django.utils import timezone
 
     from bench import generate
     from manifests.models import Registry
-    from manifests.services import scan
+    from manifests.scan import fetching, storing
     from registry.mediatypes import parse_manifest
     from registry.platform import Platform
 
@@ -223,17 +223,17 @@ def cmd_inventory(args: argparse.Namespace) -> dict:
     for repo in plan.repositories:
         configs.update(repo.blobs)
     now = timezone.now()
-    learned_cache: dict[str, scan.Learned] = {}
+    learned_cache: dict[str, fetching.Learned] = {}
 
-    def learned(manifest) -> scan.Learned:
+    def learned(manifest) -> fetching.Learned:
         if manifest.digest in learned_cache:
             return learned_cache[manifest.digest]
         parsed = parse_manifest(manifest.raw, content_type=manifest.media_type, digest=manifest.digest)
-        item = scan.Learned(manifest=parsed)
+        item = fetching.Learned(manifest=parsed)
         if manifest.kind == "image":
             config = json_module.loads(configs[manifest.blobs[0]])
             item.platform = Platform.from_json(config)
-            item.created = scan._created(config.get("created"))
+            item.created = fetching.config_created(config.get("created"))
             item.blob_size = sum(blob.size for blob in parsed.blobs)
         learned_cache[manifest.digest] = item
         return item
@@ -244,13 +244,13 @@ def cmd_inventory(args: argparse.Namespace) -> dict:
         fetches = []
         first = True
         for tag, digest in repo.tags.items():
-            fetch = scan.TagFetch(name=tag, digest=digest)
+            fetch = fetching.TagFetch(name=tag, digest=digest)
             if first:  # the whole pool once per repository: tags_apply reads the rows back
                 fetch.learned = pool
                 first = False
             fetches.append(fetch)
-        scan._repository_write(registry=registry, name=repo.name, fetches=fetches, now=now, missing=set(),
-                               note="", listed=None)
+        storing.repository_write(registry=registry, name=repo.name, fetches=fetches, now=now, missing=set(),
+                                 note="", listed=None)
     target = next(((r.name, t) for r in plan.repositories for t, d in sorted(r.tags.items())
                    if b"attestation-manifest" in r.manifest(d).raw), (plan.repositories[0].name, "latest"))
     return {"repositories": len(plan.repositories), "tags": plan.total_tags, "plan_seconds": plan_seconds,

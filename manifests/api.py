@@ -23,6 +23,7 @@ from registry.errors import InvalidPlatform, InvalidReference
 from registry.platform import normalize_platform_string
 
 from .models import ApiToken, Job, Manifest, ManifestChild, Registry, Repository, Tag
+from .selectors import IndexEntry, index_entries, tag_digest
 from .services.assemble import FORMAT_AUTO, AssemblyInvalid, SourceSpec, list_plan
 from .services.coverage import (
     NewestInvalid,
@@ -33,10 +34,9 @@ from .services.coverage import (
     pattern_validate,
     required_parse,
 )
-from .services.inventory import InventoryClient, tag_digest_now
-from .services.push import push_job_create
+from .services.inventory import InventoryClient
+from .services.push import push_submit
 from .services.queue import QueueUnavailable
-from .services.scan import MAX_DEPTH
 from .services.sizes import UNCOMPRESSED_NOTE, tag_sizes
 
 PAGE_SIZE = 100
@@ -157,24 +157,22 @@ def _descriptor_entry(child: ManifestChild) -> dict:
             "digest": child.digest, "media_type": child.media_type, "size": child.size}
 
 
-def _index_entries(index: Manifest, *, depth: int = 0) -> tuple[list[dict], list[dict], list[dict]]:
-    """(platforms, attestations, artifacts) of an index, nested indexes followed as scan.manifest_summary does.
+def _index_entries(entries: list[IndexEntry]) -> tuple[list[dict], list[dict], list[dict]]:
+    """(platforms, attestations, artifacts) of an index's entries (selectors.index_entries), nested indexes
+    in place.
 
     An artifact entry (a chart, an SBOM in a referrers index) has no platform:
     it is listed apart, not as a platform named "".
     """
-    children = list(index.children.all())
-    stored = {row.digest: row for row in Manifest.objects.filter(
-        kind__in=("index", "artifact"), digest__in=[c.digest for c in children]).defer("raw")}
     platforms: list[dict] = []
     attestations: list[dict] = []
     artifacts: list[dict] = []
-    for child in children:
-        row = stored.get(child.digest)
+    for entry in entries:
+        child, row = entry.child, entry.row
         if child.is_attestation:
             attestations.append({"digest": child.digest, "subject": child.subject})
-        elif row is not None and row.kind == "index" and depth < MAX_DEPTH:
-            inner_platforms, inner_attestations, inner_artifacts = _index_entries(row, depth=depth + 1)
+        elif entry.nested is not None:
+            inner_platforms, inner_attestations, inner_artifacts = _index_entries(entry.nested)
             platforms += inner_platforms
             attestations += inner_attestations
             artifacts += inner_artifacts
@@ -268,7 +266,7 @@ def tag_detail(request: HttpRequest, name: str, repository: str, tag: str) -> Js
     attestations: list[dict] = []
     artifacts: list[dict] = []
     if manifest is not None and manifest.kind == "index":
-        platforms, attestations, artifacts = _index_entries(manifest)
+        platforms, attestations, artifacts = _index_entries(index_entries(manifest))
     elif manifest is not None and manifest.platform:
         # An artifact (a Helm chart, a signature) has no platform: not one named "".
         platforms = [_image_entry(tag_row, manifest)]
@@ -397,14 +395,14 @@ def list_create(request: HttpRequest) -> JsonResponse:
     except AssemblyInvalid as exc:
         raise _ApiError(400, "the list cannot be built", **_source_fields(exc.errors)) from None
     if expect_digest is not None:
-        current = tag_digest_now(registry=registry, reference=target)
+        current = tag_digest(registry=registry, reference=target)
         if current != expect_digest:
             raise _ApiError(409, f"{target} holds {current or 'nothing'}, not {expect_digest or 'nothing'}",
                             current=current)
     try:
-        job = push_job_create(registry=registry, target=str(plan.target.repository + ":" + plan.target.tag),
-                              sources=specs, fmt=str(fmt), annotations=annotations, expect_digest=expect_digest,
-                              user=request.user)
+        job = push_submit(registry=registry, target=str(plan.target.repository + ":" + plan.target.tag),
+                          sources=specs, fmt=str(fmt), annotations=annotations, expect_digest=expect_digest,
+                          user=request.user)
     except QueueUnavailable as exc:
         raise _ApiError(503, str(exc)) from None
     url = reverse("manifests-api-job-detail", args=[job.pk])

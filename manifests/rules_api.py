@@ -18,7 +18,7 @@ from .api import _api_view, _ApiError
 from .models import Registry, Rule, RuleSource
 from .rules_forms import RuleForm, form_errors, rule_form_data, rule_to_dict
 from .services import rules
-from .services.promote import PromotionInvalid, promotion_job_create, promotion_preview
+from .services.promote import PromotionInvalid, promotion_preview, promotion_submit
 from .services.queue import QueueUnavailable
 from .services.rules_select import SelectionInvalid
 
@@ -107,7 +107,7 @@ def rule_apply(request: HttpRequest, rule_id: int) -> JsonResponse:
     _require_push(request, rule.registry)
     tags = _tags(_body(request))
     try:
-        job = rules.rule_apply_job_create(rule=rule, tags=tags, user=request.user)
+        job = rules.rule_apply_submit(rule=rule, tags=tags, user=request.user)
     except QueueUnavailable as exc:
         raise _ApiError(503, str(exc)) from None
     url = request.build_absolute_uri(reverse("manifests-api-job-detail", args=[job.pk]))
@@ -158,10 +158,10 @@ def promotion_create(request: HttpRequest) -> JsonResponse:
     except PromotionInvalid as exc:
         raise _ApiError(400, "the promotion has problems", fields=exc.errors) from None
     try:
-        job = promotion_job_create(source=source, reference=str(source_part["reference"]),
-                                   target_registry=target_registry, target=str(target_part["target"]),
-                                   platforms=platforms or None, expect_digest=expect, plan_digest=plan.digest,
-                                   user=request.user)
+        job = promotion_submit(source=source, reference=str(source_part["reference"]),
+                               target_registry=target_registry, target=str(target_part["target"]),
+                               platforms=platforms or None, expect_digest=expect, plan_digest=plan.digest,
+                               user=request.user)
     except QueueUnavailable as exc:
         raise _ApiError(503, str(exc)) from None
     url = request.build_absolute_uri(reverse("manifests-api-job-detail", args=[job.pk]))

@@ -13,7 +13,7 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import IntegrityError, transaction
-from django.db.models import Count, F
+from django.db.models import F
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template import loader
@@ -30,11 +30,12 @@ from registry.errors import InvalidPlatform, RegistryError
 from registry.mediatypes import parse_manifest
 from registry.platform import Platform, platform_sort_key
 
+from . import selectors
 from .forms import RegistryForm
 from .models import Job, Manifest, ManifestChild, PushRecord, Registry, Repository, Tag, WebhookEvent
+from .scan.fanout import scan_submit
 from .services import builder, coverage, push, queue, registries, signatures
 from .services.assemble import SourceSpec
-from .services.scan import scan_enqueue
 from .services.sizes import coverage_sizes
 
 PAGE_SIZE = 50
@@ -105,21 +106,7 @@ def health(request: HttpRequest) -> JsonResponse:
 @require_GET
 @login_required
 def registry_list(request: HttpRequest) -> HttpResponse:
-    registries = Registry.objects.annotate(
-        repository_total=Count("repositories", distinct=True),
-    ).order_by("name")
-    tag_totals = dict(
-        Tag.objects.values_list("repository__registry").annotate(n=Count("pk")).values_list("repository__registry", "n")
-    )
-    platforms: dict[int, set[str]] = {}
-    for registry_id, repo_platforms in Repository.objects.values_list("registry_id", "platforms"):
-        platforms.setdefault(registry_id, set()).update(repo_platforms)
-    rows = [
-        {"registry": r, "tags": tag_totals.get(r.pk, 0),
-         "platforms": sorted(platforms.get(r.pk, ()), key=platform_sort_key)}
-        for r in registries
-    ]
-    return _render(request, "manifests/registry_list.html", {"rows": rows})
+    return _render(request, "manifests/registry_list.html", {"rows": selectors.registry_rows()})
 
 
 @require_http_methods(["GET", "POST"])
@@ -158,7 +145,7 @@ def registry_test(request: HttpRequest, name: str | None = None) -> HttpResponse
     if form.is_valid():
         draft, secret = form.draft()
         try:
-            context["test_job"] = registries.registry_draft_check_enqueue(
+            context["test_job"] = registries.registry_draft_check_submit(
                 draft=draft, secret=secret, editing=instance, user=request.user)
         except queue.QueueUnavailable as exc:
             context["test_error"] = str(exc)
@@ -198,7 +185,7 @@ def registry_check(request: HttpRequest, name: str) -> HttpResponse:
     registry = _registry_or_404(name)
     _require_scan(request, registry)
     try:
-        job = registries.registry_check_enqueue(registry=registry, user=request.user)
+        job = registries.registry_check_submit(registry=registry, user=request.user)
     except queue.QueueUnavailable as exc:
         if request.htmx:
             return render(request, "manifests/_action_error.html", {"error": str(exc)})
@@ -232,8 +219,8 @@ def scan_start(request: HttpRequest, name: str) -> HttpResponse:
     repository = request.POST.get("repository", "")
     tags = [t for t in request.POST.getlist("tag") if t] or None
     try:
-        job = scan_enqueue(registry=registry, repository=repository, tags=tags, user=request.user,
-                           verify_children=request.POST.get("verify") == "1")
+        job = scan_submit(registry=registry, repository=repository, tags=tags, user=request.user,
+                          verify_children=request.POST.get("verify") == "1")
     except queue.QueueUnavailable as exc:
         if request.htmx:
             return render(request, "manifests/_action_error.html", {"error": str(exc)})
@@ -577,7 +564,7 @@ def registry_webhook(request: HttpRequest, name: str) -> JsonResponse:
                 elif isinstance(repository, str) and event.get("action") == "delete":
                     pushed.setdefault(repository, set())
             for repository, tags in pushed.items():
-                jobs.append(scan_enqueue(registry=registry, repository=repository, tags=sorted(tags) or None).pk)
+                jobs.append(scan_submit(registry=registry, repository=repository, tags=sorted(tags) or None).pk)
     except queue.QueueUnavailable as exc:
         return JsonResponse({"error": str(exc)}, status=503)
     return JsonResponse({"queued": jobs, "ignored": ignored}, status=202)
@@ -716,7 +703,7 @@ def builder_push(request: HttpRequest) -> HttpResponse:
         return _render(request, "manifests/builder.html", context)
     overwrite = request.POST.get("overwrite") == "1"
     try:
-        job = push.push_job_create(
+        job = push.push_submit(
             registry=state.registry, target=state.target, user=request.user,
             sources=[builder.entry_to_spec(e)[0] for e in state.entries], fmt=state.fmt,
             annotations=preview.plan.annotations, expect_digest=None if overwrite else state.expect_digest,
@@ -742,7 +729,7 @@ def job_retry(request: HttpRequest, job_id: int) -> HttpResponse:
             return redirect("manifests-job-detail", job_id=job.pk)
         params["expect_digest"] = None
     try:
-        new = push.push_job_create(
+        new = push.push_submit(
             registry=job.registry, target=job.target, user=request.user,
             sources=[SourceSpec.from_json(s) for s in params.get("sources", [])], fmt=params.get("format", "auto"),
             annotations=params.get("annotations") or {}, expect_digest=params.get("expect_digest"),
@@ -766,7 +753,7 @@ def push_rollback(request: HttpRequest, record_id: int) -> HttpResponse:
         return _render(request, "manifests/rollback_confirm.html",
                        {"record": record, "current_digest": tag.digest if tag else ""}, status=400)
     try:
-        job = push.rollback_job_create(record=record, user=request.user)
+        job = push.rollback_submit(record=record, user=request.user)
     except queue.QueueUnavailable as exc:
         messages.error(request, str(exc))
         return redirect("manifests-registry-list")

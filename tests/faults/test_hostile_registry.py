@@ -28,12 +28,13 @@ from urllib.parse import quote
 import pytest
 from django.core.management import call_command
 
+from manifests.jobs import job_create, job_run
 from manifests.models import Job, Registry, Repository, Tag
+from manifests.scan.fanout import scan_submit
+from manifests.scan.repository import repository_scan
 from manifests.services.assemble import SourceSpec
-from manifests.services.jobs import job_create
-from manifests.services.push import push_job_create
-from manifests.services.registries import registry_check_run, registry_client
-from manifests.services.scan import repository_scan, scan_enqueue, scan_job_run
+from manifests.services.push import push_submit
+from manifests.services.registries import registry_client
 from registry import RegistryClient, errors
 from registry import client as client_module
 from registry.client import (
@@ -444,7 +445,7 @@ def test_repository_names_that_break_the_grammar_are_skipped_with_an_error_and_n
     with HostileRegistry(catalog=["good/app", *BAD_NAMES]) as hostile:
         registry = _registry(hostile)
         job = job_create(kind=Job.KIND_SCAN, registry=registry, target=registry.name, params={})
-        scan_job_run(job_id=job.pk)
+        job_run(inline=True, job_id=job.pk)
         job.refresh_from_db()
         registry.refresh_from_db()
     assert job.status == Job.STATUS_SUCCEEDED, job.error
@@ -522,7 +523,7 @@ def test_case_cross_origin_catalog_link_fails_the_listing_and_the_other_origin_g
     hostile.link_catalog_to_other()
     registry = _registry(hostile, auth=Registry.AUTH_BASIC)
     job = job_create(kind=Job.KIND_SCAN, registry=registry, target=registry.name, params={})
-    scan_job_run(job_id=job.pk)
+    job_run(inline=True, job_id=job.pk)
     job.refresh_from_db()
     assert job.status == Job.STATUS_FAILED
     assert job.error.startswith("cannot list repositories: PAGINATION_CROSS_ORIGIN: the next page of /v2/_catalog "
@@ -586,7 +587,7 @@ def test_case_downgrade_redirect_from_https_to_http_is_refused_unless_insecure_a
 
 def _check(registry: Registry) -> Job:
     job = job_create(kind=Job.KIND_CHECK, registry=registry, target=registry.name, params={})
-    registry_check_run(job_id=job.pk)
+    job_run(job_id=job.pk)
     job.refresh_from_db()
     registry.refresh_from_db()
     return job
@@ -608,7 +609,7 @@ def test_case_realm_change_fails_the_job_naming_both_origins_and_the_new_realm_g
         assert second.status == Job.STATUS_FAILED
         assert second.error.startswith(f"registry error: {expected}"), second.error
         scan = job_create(kind=Job.KIND_SCAN, registry=registry, target=registry.name, params={})
-        scan_job_run(job_id=scan.pk)
+        job_run(inline=True, job_id=scan.pk)
         scan.refresh_from_db()
         assert scan.status == Job.STATUS_FAILED and expected in scan.error, scan.error
         assert registry.token_realm_origin == hostile.url  # the recorded realm stays
@@ -777,7 +778,7 @@ def test_the_whole_hostile_registry_through_the_worker_loses_nothing_and_the_wor
     # first request past that timeout, and answers the retry.
     with HostileRegistry(hang_seconds=settings.REGISTRY_TIMEOUT_SECONDS + 2, hang_times=1) as hostile:
         registry = _registry(hostile)
-        job = wait_job(scan_enqueue(registry=registry).pk, timeout=150)
+        job = wait_job(scan_submit(registry=registry).pk, timeout=150)
         assert celery_worker.process.poll() is None, celery_worker.log()[-3000:]
         assert job.status == Job.STATUS_SUCCEEDED, (job.error, celery_worker.log()[-3000:])
         registry.refresh_from_db()
@@ -804,7 +805,7 @@ def test_the_whole_hostile_registry_through_the_worker_loses_nothing_and_the_wor
         _pages_answer(viewer, registry, extra=(f"/jobs/{job.pk}/", f"/api/v1/jobs/{job.pk}"))
 
         # The worker is alive and runs another job.
-        again = wait_job(scan_enqueue(registry=registry, repository="good/app").pk, timeout=60)
+        again = wait_job(scan_submit(registry=registry, repository="good/app").pk, timeout=60)
         assert again.status == Job.STATUS_SUCCEEDED, again.error
         assert celery_worker.process.poll() is None
         _check_good(figures, request, hostile, registry, *listed)
@@ -815,15 +816,15 @@ def test_a_push_whose_source_is_on_the_hostile_registry_fails_clearly_and_the_wo
         celery_worker, wait_job, viewer, figures, request):
     with HostileRegistry(catalog=["good/app", "good/other", "bad/digest"]) as hostile:
         registry = _registry(hostile)
-        lying = push_job_create(registry=registry, target="good/list:v1", fmt="auto", annotations={},
-                                sources=[SourceSpec("good/app:v1"), SourceSpec("bad/digest:lying")],
-                                expect_digest="")
+        lying = push_submit(registry=registry, target="good/list:v1", fmt="auto", annotations={},
+                            sources=[SourceSpec("good/app:v1"), SourceSpec("bad/digest:lying")],
+                            expect_digest="")
         lying = wait_job(lying.pk)
         assert lying.status == Job.STATUS_FAILED
         assert lying.error.startswith("registry error: DIGEST_MISMATCH: manifest bad/digest@"), lying.error
         # A read-only registry refusing a push is a real one's mode: tests/faults/test_real_registry_content.py.
         assert celery_worker.process.poll() is None
-        scan = wait_job(scan_enqueue(registry=registry).pk)
+        scan = wait_job(scan_submit(registry=registry).pk)
         assert scan.status == Job.STATUS_SUCCEEDED, scan.error
         for job in (lying,):
             answers = _pages_answer(viewer, registry, extra=(f"/jobs/{job.pk}/", f"/api/v1/jobs/{job.pk}"))

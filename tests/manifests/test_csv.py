@@ -10,8 +10,8 @@ from django.contrib.auth.models import User
 
 from manifests.demo import image_push, index_push
 from manifests.models import Registry, Repository, Tag
+from manifests.scan.repository import repository_scan
 from manifests.services.registries import registry_client
-from manifests.services.scan import repository_scan
 from registry.platform import Platform
 
 pytestmark = pytest.mark.django_db

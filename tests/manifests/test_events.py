@@ -8,8 +8,8 @@ from django.utils import timezone
 
 from manifests.demo import attested_index_push, image_push, index_push
 from manifests.models import Event, Registry, Repository, Tag
+from manifests.scan.repository import repository_scan
 from manifests.services.events import event_record
-from manifests.services.scan import repository_scan
 from registry.platform import Platform
 
 AMD64 = Platform("linux", "amd64")

@@ -6,9 +6,8 @@ import pytest
 from django.contrib.auth.models import User
 
 from manifests.demo import image_push, index_push
+from manifests.jobs import job_create, job_run
 from manifests.models import CoverageSnapshot, Registry
-from manifests.services.jobs import job_create
-from manifests.services.scan import scan_job_run
 from registry.platform import Platform
 
 AMD64 = Platform("linux", "amd64")
@@ -17,7 +16,7 @@ ARM64 = Platform("linux", "arm64", "v8")
 
 def _scan(registry: Registry, repository: str = "") -> None:
     job = job_create(kind="scan", registry=registry, target=registry.name, params={"repository": repository})
-    scan_job_run(job_id=job.pk)
+    job_run(inline=True, job_id=job.pk)
 
 
 @pytest.fixture
