@@ -320,7 +320,12 @@ def job_run(*, job_id: int, worker: str = "", inline: bool = False) -> None:
     kind = Job.objects.filter(pk=job_id).values_list("kind", flat=True).first()
     if kind is None:
         return
-    spec = KINDS[kind]
+    spec = KINDS.get(kind)
+    if spec is None:  # a row this version has no runner for: it ends, and says why
+        job = job_start(job_id=job_id, worker=worker)
+        if job is not None:
+            job_finish(job=job, progress=None, error=f"no runner for jobs of kind {kind!r}")
+        return
     token = _inline.set(inline)
     try:
         _job_run(job_id, spec, worker)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from django.db.models import Count
 
 from registry.mediatypes import KIND_INDEX
-from registry.platform import platform_sort_key
+from registry.platform import Platform, platform_sort_key
 from registry.reference import Reference
 
 from .models import Manifest as ManifestRow
@@ -98,14 +98,8 @@ def _entries_summary(entries: list[IndexEntry]) -> Summary:
 
 def config_stored(row) -> dict:
     """An image config as far as the scan kept it (the platform fields), from the manifest row it came with."""
-    config: dict = {"os": row.os, "architecture": row.architecture}
-    if row.variant:
-        config["variant"] = row.variant
-    if row.os_version:
-        config["os.version"] = row.os_version
-    if row.os_features:
-        config["os.features"] = list(row.os_features)
-    return config
+    return Platform(os=row.os, architecture=row.architecture, variant=row.variant, os_version=row.os_version,
+                    os_features=tuple(row.os_features or ())).to_json()
 
 
 def config_known(*, digest: str) -> dict | None:

@@ -64,6 +64,11 @@ def test_a_new_kind_is_one_runner_and_one_table_entry(monkeypatch):
     silent.refresh_from_db()
     assert silent.status == Job.STATUS_FAILED and "ended without a result" in silent.error
 
+    unknown = jobs.job_create(kind="retired", registry=registry, target="kinds", params={})
+    jobs.job_run(job_id=unknown.pk)
+    unknown.refresh_from_db()
+    assert (unknown.status, unknown.error) == (Job.STATUS_FAILED, "no runner for jobs of kind 'retired'")
+
     orphan = jobs.job_create(kind="example", registry=None, target="kinds", params={})
     jobs.job_run(job_id=orphan.pk)  # needs_registry: failed before its runner runs
     orphan.refresh_from_db()
