@@ -10,7 +10,7 @@ Each command runs in its own interpreter so DATABASE_URL is set before
     python -m bench.inproc queries --urls-json '[...]'
     python -m bench.inproc inventory --name synth --repos 1000 --tags 100 [--seed 1]
 
-`scan` runs scan_job_run: the parts users' workers run, here one after
+`scan` runs the scan job inline (jobs.job_run(inline=True)): the parts users' workers run, here one after
 another (used to set up a small second registry, never measured as ours).
 `inventory` writes a synthetic inventory straight to the database, through
 the scan's own writers, from a generated plan (no registry involved).
@@ -67,9 +67,8 @@ def cmd_setup(args: argparse.Namespace) -> dict:
 
 def cmd_scan(args: argparse.Namespace) -> dict:
     """A whole-registry scan run to its end in this process (not measured: it sets up a second registry)."""
+    from manifests import jobs
     from manifests.models import Job, Registry
-    from manifests.services import jobs
-    from manifests.services.scan import scan_job_run
 
     registry = Registry.objects.get(name=args.name)
     if args.concurrency and registry.concurrency != args.concurrency:
@@ -78,7 +77,7 @@ def cmd_scan(args: argparse.Namespace) -> dict:
     started = time.monotonic()
     job = jobs.job_create(kind=Job.KIND_SCAN, registry=registry, target=registry.name,
                           params={"repository": "", "tags": None})
-    scan_job_run(job_id=job.pk)
+    jobs.job_run(job_id=job.pk, inline=True)
     seconds = time.monotonic() - started
     job.refresh_from_db()
     return {"seconds": seconds, "requests": job.result.get("requests") or {},
@@ -87,13 +86,13 @@ def cmd_scan(args: argparse.Namespace) -> dict:
 
 
 def cmd_enqueue(args: argparse.Namespace) -> dict:
-    """A whole-registry scan as the Refresh button starts it (scan_enqueue), timed until the job is done."""
+    """A whole-registry scan as the Refresh button starts it (scan_submit), timed until the job is done."""
     from manifests.models import Registry, ScanPart
-    from manifests.services.scan import scan_enqueue
+    from manifests.scan.fanout import scan_submit
 
     registry = Registry.objects.get(name=args.name)
     started = time.monotonic()
-    job = scan_enqueue(registry=registry)
+    job = scan_submit(registry=registry)
     deadline = started + args.timeout
     while time.monotonic() < deadline:
         job.refresh_from_db()
@@ -110,14 +109,14 @@ def cmd_enqueue(args: argparse.Namespace) -> dict:
 
 def cmd_inventory(args: argparse.Namespace) -> dict:
     """R x T tags from bench.generate's plan, stored as a scan would store them (one transaction per
-    repository, through `_repository_write`), without a registry."""
+    repository, through `storing.repository_write`), without a registry."""
     import json as json_module
 
     from django.utils import timezone
 
     from bench import generate
     from manifests.models import Registry
-    from manifests.services import scan
+    from manifests.scan import fetching, storing
     from registry.mediatypes import parse_manifest
     from registry.platform import Platform
 
@@ -130,17 +129,17 @@ def cmd_inventory(args: argparse.Namespace) -> dict:
     for repo in plan.repositories:
         configs.update(repo.blobs)
     now = timezone.now()
-    learned_cache: dict[str, scan.Learned] = {}
+    learned_cache: dict[str, fetching.Learned] = {}
 
-    def learned(manifest) -> scan.Learned:
+    def learned(manifest) -> fetching.Learned:
         if manifest.digest in learned_cache:
             return learned_cache[manifest.digest]
         parsed = parse_manifest(manifest.raw, content_type=manifest.media_type, digest=manifest.digest)
-        item = scan.Learned(manifest=parsed)
+        item = fetching.Learned(manifest=parsed)
         if manifest.kind == "image":
             config = json_module.loads(configs[manifest.blobs[0]])
             item.platform = Platform.from_json(config)
-            item.created = scan._created(config.get("created"))
+            item.created = fetching.config_created(config.get("created"))
             item.blob_size = sum(blob.size for blob in parsed.blobs)
         learned_cache[manifest.digest] = item
         return item
@@ -151,12 +150,12 @@ def cmd_inventory(args: argparse.Namespace) -> dict:
         fetches = []
         first = True
         for tag, digest in repo.tags.items():
-            fetch = scan.TagFetch(name=tag, digest=digest)
+            fetch = fetching.TagFetch(name=tag, digest=digest)
             if first:  # the whole pool once per repository: tags_apply reads the rows back
                 fetch.learned = pool
                 first = False
             fetches.append(fetch)
-        scan._repository_write(registry=registry, name=repo.name, fetches=fetches, now=now, missing=set(),
+        storing.repository_write(registry=registry, name=repo.name, fetches=fetches, now=now, missing=set(),
                                note="", listed=None)
     target = next(((r.name, t) for r in plan.repositories for t, d in sorted(r.tags.items())
                    if b"attestation-manifest" in r.manifest(d).raw), (plan.repositories[0].name, "latest"))

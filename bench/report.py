@@ -70,9 +70,9 @@ def _scans_section(results: dict) -> list[str]:
         "",
         "## Scans",
         "",
-        f"Ours: `scan_enqueue` as the Refresh button or `manage.py scan --wait` starts it, on one Celery worker "
+        f"Ours: `scan_submit` as the Refresh button or `manage.py scan --wait` starts it, on one Celery worker "
         f"(`-c 1`) that fans out one task per repository; each part runs {meta['concurrency']} requests at once "
-        "(the registry's concurrency setting), as the floor does. Timed from `scan_enqueue` until the job row is "
+        "(the registry's concurrency setting), as the floor does. Timed from `scan_submit` until the job row is "
         "done. CPU is the worker's (main and pool process); the floor's is this process's while it ran alone.",
         "",
         "| Scan | Ours (s) | Floor (s) | Ratio | Ours requests | Floor requests | Repeated digest GETs | "
@@ -158,7 +158,7 @@ def _scaleout_section(results: dict) -> list[str]:
             "",
             "## Scale-out on PostgreSQL",
             "",
-            "The same scan through `scan_enqueue` with 1, 2 and 4 Celery workers of `-c 1` each (one task at a "
+            "The same scan through `scan_submit` with 1, 2 and 4 Celery workers of `-c 1` each (one task at a "
             "time, each with the registry's concurrency), one fresh PostgreSQL database per worker count, on the "
             "same 2 cores as the registry, PostgreSQL, Redis and this process. One run each. "
             "Share of the 2 cores = (workers' + registry's CPU) / (2 x wall time).",

@@ -1,4 +1,4 @@
-"""Scans through the user's path (scan_enqueue on Celery workers, fan-out), beside the floor."""
+"""Scans through the user's path (scan_submit on Celery workers, fan-out), beside the floor."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from .workers import workers_start
 
 
 def workers_scan(django: Django, distribution: Distribution, workers: list) -> dict:
-    """One whole-registry scan as the Refresh button starts it, timed from scan_enqueue until the job is
+    """One whole-registry scan as the Refresh button starts it, timed from scan_submit until the job is
     done; CPU and peak memory are the workers' (main and pool processes)."""
     load = round(os.getloadavg()[0], 2)
     start, registry_cpu = distribution.mark(), distribution.cpu_seconds()
@@ -72,7 +72,7 @@ def scans_measure(args: argparse.Namespace, plan: generate.Plan, distribution: D
                   work: Path) -> tuple[list[dict], Django]:
     """Cold, warm and moved scans; the scanned database is returned for the pages.
 
-    Through the user's path: scan_enqueue -> one Celery worker (-c 1) fanning out one task per
+    Through the user's path: scan_submit -> one Celery worker (-c 1) fanning out one task per
     repository, each part with the registry's concurrency (4 requests in flight, as the floor).
     Floor then ours, for each run; cold runs each start from an empty database and an empty floor.
     """

@@ -9,6 +9,7 @@ from registry.mediatypes import KIND_ARTIFACT, KIND_INDEX
 from registry.platform import normalize_platform_string
 
 from ..models import Job, Manifest, ManifestChild, Repository, Tag
+from ..selectors import IndexEntry, index_entries
 from ..services.coverage import (
     NewestInvalid,
     PatternInvalid,
@@ -18,7 +19,6 @@ from ..services.coverage import (
     pattern_validate,
     required_parse,
 )
-from ..services.scan import MAX_DEPTH
 from ..services.sizes import UNCOMPRESSED_NOTE, tag_sizes
 from .base import ApiError, api_view, registry_or_404
 
@@ -44,24 +44,22 @@ def _descriptor_entry(child: ManifestChild) -> dict:
             "digest": child.digest, "media_type": child.media_type, "size": child.size}
 
 
-def _index_entries(index: Manifest, *, depth: int = 0) -> tuple[list[dict], list[dict], list[dict]]:
-    """(platforms, attestations, artifacts) of an index, nested indexes followed as scan.manifest_summary does.
+def _index_entries(entries: list[IndexEntry]) -> tuple[list[dict], list[dict], list[dict]]:
+    """(platforms, attestations, artifacts) of an index's entries (selectors.index_entries), nested indexes
+    in place.
 
     An artifact entry (a chart, an SBOM in a referrers index) has no platform:
     it is listed apart, not as a platform named "".
     """
-    children = list(index.children.all())
-    stored = {row.digest: row for row in Manifest.objects.filter(
-        kind__in=(KIND_INDEX, KIND_ARTIFACT), digest__in=[c.digest for c in children]).defer("raw")}
     platforms: list[dict] = []
     attestations: list[dict] = []
     artifacts: list[dict] = []
-    for child in children:
-        row = stored.get(child.digest)
+    for entry in entries:
+        child, row = entry.child, entry.row
         if child.is_attestation:
             attestations.append({"digest": child.digest, "subject": child.subject})
-        elif row is not None and row.kind == KIND_INDEX and depth < MAX_DEPTH:
-            inner_platforms, inner_attestations, inner_artifacts = _index_entries(row, depth=depth + 1)
+        elif entry.nested is not None:
+            inner_platforms, inner_attestations, inner_artifacts = _index_entries(entry.nested)
             platforms += inner_platforms
             attestations += inner_attestations
             artifacts += inner_artifacts
@@ -112,7 +110,7 @@ def tag_detail(request: HttpRequest, name: str, repository: str, tag: str) -> Js
     attestations: list[dict] = []
     artifacts: list[dict] = []
     if manifest is not None and manifest.kind == KIND_INDEX:
-        platforms, attestations, artifacts = _index_entries(manifest)
+        platforms, attestations, artifacts = _index_entries(index_entries(manifest))
     elif manifest is not None and manifest.platform:
         # An artifact (a Helm chart, a signature) has no platform: not one named "".
         platforms = [_image_entry(tag_row, manifest)]

@@ -10,8 +10,9 @@ from django.urls import reverse
 from registry.assemble import AssemblyInvalid, list_plan
 
 from ..forms.lists import ListCreateForm
-from ..services.inventory import InventoryClient, tag_digest_now
-from ..services.push import push_job_create
+from ..selectors import tag_digest
+from ..services.inventory import InventoryClient
+from ..services.push import push_submit
 from ..services.queue import QueueUnavailable
 from .base import ApiError, api_view, json_object
 
@@ -55,12 +56,12 @@ def list_create(request: HttpRequest) -> JsonResponse:
     except AssemblyInvalid as exc:
         raise ApiError(400, "the list cannot be built", **_source_fields(exc.errors)) from None
     if expect_digest is not None:
-        current = tag_digest_now(registry=registry, reference=target)
+        current = tag_digest(registry=registry, reference=target)
         if current != expect_digest:
             raise ApiError(409, f"{target} holds {current or 'nothing'}, not {expect_digest or 'nothing'}",
                             current=current)
     try:
-        job = push_job_create(registry=registry, target=str(plan.target.repository + ":" + plan.target.tag),
+        job = push_submit(registry=registry, target=str(plan.target.repository + ":" + plan.target.tag),
                               sources=specs, fmt=str(fmt), annotations=annotations, expect_digest=expect_digest,
                               user=request.user)
     except QueueUnavailable as exc:

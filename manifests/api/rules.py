@@ -17,7 +17,7 @@ from ..forms.lists import PromotionCreateForm
 from ..forms.rules import RuleForm, form_errors, rule_form_data, rule_to_dict, rule_yaml
 from ..models import Registry, Rule, RuleSource
 from ..services import rules
-from ..services.promote import PromotionInvalid, promotion_job_create, promotion_preview
+from ..services.promote import PromotionInvalid, promotion_preview, promotion_submit
 from ..services.queue import QueueUnavailable
 from ..services.rules_select import SelectionInvalid
 from .base import ApiError, api_view
@@ -107,7 +107,7 @@ def rule_apply(request: HttpRequest, rule_id: int) -> JsonResponse:
     _require_push(request, rule.registry)
     tags = _tags(_body(request))
     try:
-        job = rules.rule_apply_job_create(rule=rule, tags=tags, user=request.user)
+        job = rules.rule_apply_submit(rule=rule, tags=tags, user=request.user)
     except QueueUnavailable as exc:
         raise ApiError(503, str(exc)) from None
     url = request.build_absolute_uri(reverse("manifests-api-job-detail", args=[job.pk]))
@@ -141,10 +141,10 @@ def promotion_create(request: HttpRequest) -> JsonResponse:
     except PromotionInvalid as exc:
         raise ApiError(400, "the promotion has problems", fields=exc.errors) from None
     try:
-        job = promotion_job_create(source=source, reference=str(source_part["reference"]),
-                                   target_registry=target_registry, target=str(target_part["target"]),
-                                   platforms=platforms or None, expect_digest=expect, plan_digest=plan.digest,
-                                   user=request.user)
+        job = promotion_submit(source=source, reference=str(source_part["reference"]),
+                               target_registry=target_registry, target=str(target_part["target"]),
+                               platforms=platforms or None, expect_digest=expect, plan_digest=plan.digest,
+                               user=request.user)
     except QueueUnavailable as exc:
         raise ApiError(503, str(exc)) from None
     url = request.build_absolute_uri(reverse("manifests-api-job-detail", args=[job.pk]))

@@ -36,7 +36,7 @@ class Job(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     # Written every JOB_LEASE_SECONDS / 4 by the worker running the job: a fresh
-    # one means a worker is alive on it (services.jobs.job_start).
+    # one means a worker is alive on it (jobs.job_start).
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     # The Celery worker (name@host) of the latest attempt.
     worker = models.CharField(max_length=255, blank=True)

@@ -14,7 +14,8 @@ from registry.platform import Platform, platform_sort_key
 from registry.reference import Reference
 
 from ..models import ManifestChild, Registry, Tag
-from .inventory import InventoryClient, tag_digest_now
+from ..selectors import tag_digest
+from .inventory import InventoryClient
 
 ENTRY_FIELDS = ("key", "ref", "select", "label", "os", "arch", "variant", "os_version", "os_features", "annotations")
 
@@ -149,7 +150,7 @@ def preview_build(state: BuilderState) -> Preview:
     current = ""
     if "target" not in errors:
         try:
-            current = tag_digest_now(registry=state.registry, reference=state.target)
+            current = tag_digest(registry=state.registry, reference=state.target)
         except InvalidReference:
             current = ""
     preview = Preview(plan if not errors and not entry_errors else None, errors, entry_errors, current)

@@ -41,7 +41,7 @@ def event_record(*, kind: str, registry: Registry, repository: str = "", tag: st
 def _platforms_of(digest: str, cache: dict[str, set[str]]) -> set[str] | None:
     """Platforms a stored manifest covers (nested lists followed); None when it is not stored."""
     if digest not in cache:
-        from .scan import manifest_summary
+        from ..selectors import manifest_summary
 
         row = ManifestRow.objects.filter(digest=digest).first()
         if row is None:

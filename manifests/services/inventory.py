@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from registry import errors
 from registry.mediatypes import Manifest, parse_manifest
-from registry.reference import Reference
 
+from .. import selectors
 from ..models import Manifest as ManifestRow
 from ..models import ManifestChild, Registry, Tag
 
@@ -53,23 +53,5 @@ class InventoryClient:
         row = ManifestRow.objects.filter(config_digest=digest).first()
         if row is None:
             raise errors.BlobUnknown(f"config {digest} is not in the inventory")
-        return config_stored(row)
+        return selectors.config_stored(row)
 
-
-def config_stored(row: ManifestRow) -> dict:
-    """An image config as far as the scan kept it (the platform fields), from the manifest row it came with."""
-    config: dict = {"os": row.os, "architecture": row.architecture}
-    if row.variant:
-        config["variant"] = row.variant
-    if row.os_version:
-        config["os.version"] = row.os_version
-    if row.os_features:
-        config["os.features"] = list(row.os_features)
-    return config
-
-
-def tag_digest_now(*, registry: Registry, reference: str) -> str:
-    """What the inventory says `repository:tag` holds ("" for a new tag)."""
-    ref = Reference.parse(reference, allow_host=False)
-    tag = Tag.objects.filter(repository__registry=registry, repository__name=ref.repository, name=ref.tag).first()
-    return tag.digest if tag else ""

@@ -20,10 +20,10 @@ import time
 
 from django.conf import settings
 from django.core.mail import send_mail
-from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from .. import jobs
 from ..models import Channel, Delivery, Event
 from . import outbound
 
@@ -55,27 +55,23 @@ def deliveries_create(*, event: Event) -> list[Delivery]:
     deliveries = [Delivery.objects.create(channel=channel, event=event)
                   for channel in Channel.objects.filter(enabled=True) if channel_matches(channel, event)]
     for delivery in deliveries:
-        delivery_enqueue(delivery=delivery)
+        delivery_submit(delivery=delivery)
     return deliveries
 
 
-def delivery_enqueue(*, delivery: Delivery) -> None:
-    from ..tasks import deliver_run
+def delivery_submit(*, delivery: Delivery) -> None:
+    """Send the delivery on the worker once the transaction commits (the `delivery_send` task, by name)."""
 
-    def send() -> None:
-        try:
-            deliver_run.apply_async(args=[delivery.pk], retry=False)
-        except Exception as exc:  # kombu's errors vary by transport; the delivery stays pending
-            logger.warning("could not queue delivery %s: %s", delivery.pk, exc)
-            Delivery.objects.filter(pk=delivery.pk).update(last_error="the task queue was unreachable")
+    def unsent(exc: Exception) -> None:  # the delivery stays pending
+        Delivery.objects.filter(pk=delivery.pk).update(last_error="the task queue was unreachable")
 
-    transaction.on_commit(send)
+    jobs.task_send("manifests.tasks.delivery_send", delivery.pk, on_error=unsent)
 
 
 def test_delivery_create(*, channel: Channel) -> Delivery:
     """The "send test" button: a delivery with no event, sent like any other."""
     delivery = Delivery.objects.create(channel=channel, event=None)
-    delivery_enqueue(delivery=delivery)
+    delivery_submit(delivery=delivery)
     return delivery
 
 

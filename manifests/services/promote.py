@@ -24,8 +24,8 @@ from registry.platform import Platform
 from registry.reference import Reference, validate_repository, validate_tag
 from registry.upload import DEFAULT_CHUNK_SIZE, TransferStats, manifest_transfer
 
+from .. import jobs
 from ..models import Job, PushRecord, Registry, Tag
-from . import jobs, queue
 from .registries import registry_client
 
 logger = logging.getLogger(__name__)
@@ -146,21 +146,11 @@ def promotion_preview(*, source: Registry | None, reference: str, target_registr
                             platforms=platforms)
 
 
-def promotion_job_create(*, source: Registry, reference: str, target_registry: Registry, target: str,
-                         platforms: list[str] | None, expect_digest: str | None, plan_digest: str, user=None) -> Job:
-    from ..tasks import promotion_run
-
-    if not queue.queue_available():
-        raise queue.QueueUnavailable()
-    job = jobs.job_create(kind=KIND_PROMOTE, registry=target_registry, target=target, user=user,
-                          params={"from_registry": source.pk, "reference": reference, "platforms": platforms,
-                                  "expect_digest": expect_digest, "plan_digest": plan_digest})
-    queue.job_enqueue(task=promotion_run, job=job)
-    return job
-
-
-def promotion_job_run(*, job_id: int, worker: str = "") -> None:
-    jobs.job_run(job_id=job_id, runner=promotion_execute, exclusive=True, worker=worker)
+def promotion_submit(*, source: Registry, reference: str, target_registry: Registry, target: str,
+                     platforms: list[str] | None, expect_digest: str | None, plan_digest: str, user=None) -> Job:
+    return jobs.job_submit(kind=KIND_PROMOTE, registry=target_registry, target=target, user=user,
+                           params={"from_registry": source.pk, "reference": reference, "platforms": platforms,
+                                   "expect_digest": expect_digest, "plan_digest": plan_digest})
 
 
 def promotion_execute(job: Job, progress: jobs.JobProgress) -> None:
@@ -209,7 +199,7 @@ def promotion_execute(job: Job, progress: jobs.JobProgress) -> None:
                 if digest != plan.digest:
                     raise errors.DigestMismatch(f"{job.target} was stored as {digest}, not {plan.digest}")
             progress({"event": "done", "digest": plan.digest, **stats.as_dict()})
-            from .scan import repository_scan
+            from ..scan.repository import repository_scan
 
             repository_scan(client=dst, registry=job.registry, name=target.repository, only_tags=[target.tag],
                             concurrency=1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from django.db import transaction
 
@@ -20,8 +21,9 @@ from registry.assemble import (
 )
 from registry.mediatypes import parse_manifest
 
+from .. import jobs
 from ..models import Job, PushRecord, Registry
-from . import jobs, queue, signatures
+from . import signatures
 from .inventory import InventoryClient
 from .registries import registry_client
 
@@ -37,21 +39,33 @@ class PreviewStale(Exception):
             "out of date. Refresh the source repositories and preview again; nothing was pushed")
 
 
-def push_job_create(*, registry: Registry, target: str, sources: list[SourceSpec], fmt: str,
-                    annotations: dict[str, str], expect_digest: str | None, user=None,
-                    preview_digest: str | None = None) -> Job:
-    """Record a push job and enqueue it once the transaction commits."""
-    from ..tasks import push_run
+@dataclass(frozen=True)
+class PushParams:
+    """What a push job was asked to do, as its params hold it (push_submit writes them, push_params reads them)."""
 
-    if not queue.queue_available():
-        raise queue.QueueUnavailable()
-    job = jobs.job_create(
+    sources: list[SourceSpec]
+    fmt: str
+    annotations: dict[str, str]
+    expect_digest: str | None
+    preview_digest: str | None
+
+
+def push_params(params: dict) -> PushParams:
+    """A push job's params decoded: the sources back as SourceSpecs."""
+    return PushParams(sources=[SourceSpec.from_json(s) for s in params.get("sources", [])],
+                      fmt=params.get("format", "auto"), annotations=params.get("annotations") or {},
+                      expect_digest=params.get("expect_digest"), preview_digest=params.get("preview_digest"))
+
+
+def push_submit(*, registry: Registry, target: str, sources: list[SourceSpec], fmt: str,
+                annotations: dict[str, str], expect_digest: str | None, user=None,
+                preview_digest: str | None = None) -> Job:
+    """Record a push job and send it to a worker once the transaction commits."""
+    return jobs.job_submit(
         kind=Job.KIND_PUSH, registry=registry, target=target, user=user,
         params={"sources": [s.to_json() for s in sources], "format": fmt, "annotations": annotations,
                 "expect_digest": expect_digest, "preview_digest": preview_digest},
     )
-    queue.job_enqueue(task=push_run, job=job)
-    return job
 
 
 class _InventoryFirst:
@@ -89,21 +103,13 @@ def _inventory_refresh(client, registry: Registry, repository: str, tag: str, *,
     From the bytes just put (no request) when given; children the inventory
     lacks are read from the registry.
     """
-    from .scan import repository_scan, tag_record
+    from ..scan.repository import repository_scan, tag_record
 
     if raw:
         tag_record(client=client, registry=registry, repository=repository, tag=tag, raw=raw,
                    media_type=media_type, digest=digest)
         return
     repository_scan(client=client, registry=registry, name=repository, only_tags=[tag], concurrency=1)
-
-
-def push_job_run(*, job_id: int, worker: str = "") -> None:
-    """Run a push job to its end, on one worker at a time (jobs.JobBusy otherwise).
-
-    Any error fails the job with a message (jobs.job_run), never the worker.
-    """
-    jobs.job_run(job_id=job_id, runner=_push, exclusive=True, worker=worker)
 
 
 def _record_put(*, job: Job, repository: str, tag: str, old_digest: str, new_digest: str, media_type: str,
@@ -164,19 +170,19 @@ def _after_put(*, client, job: Job, record: PushRecord, verify: Callable[[], Non
                              result={"verified": True, "record": record.pk}) from exc
 
 
-def _push(job: Job, progress: jobs.JobProgress) -> None:
-    params = job.params
+def push_execute(job: Job, progress: jobs.JobProgress) -> None:
+    """The runner of a push job (jobs.KINDS): plan, copy, put, verify, record."""
+    params = push_params(job.params)
     with registry_client(registry=job.registry) as client:
-        sources = [SourceSpec.from_json(s) for s in params.get("sources", [])]
-        progress({"event": "plan", "sources": len(sources)})
+        progress({"event": "plan", "sources": len(params.sources)})
         try:
-            plan = list_plan(client=_InventoryFirst(job.registry, client), target=job.target, sources=sources,
-                             fmt=params.get("format", "auto"), annotations=params.get("annotations") or {})
+            plan = list_plan(client=_InventoryFirst(job.registry, client), target=job.target, sources=params.sources,
+                             fmt=params.fmt, annotations=params.annotations)
         except AssemblyInvalid as exc:
             raise jobs.JobFailed(str(exc), result={"errors": exc.errors}) from None
         progress({"event": "planned", "digest": plan.digest, "media_type": plan.media_type,
                   "entries": len(plan.entries)})
-        preview_digest = params.get("preview_digest")
+        preview_digest = params.preview_digest
         if preview_digest and preview_digest != plan.digest:
             raise jobs.JobFailed(str(PreviewStale(preview_digest, plan.digest)), result={"preview_stale": True})
         repository, tag = plan.target.repository, plan.target.tag
@@ -188,7 +194,7 @@ def _push(job: Job, progress: jobs.JobProgress) -> None:
 
         verify_error: list[BaseException] = []
         try:
-            result = list_push(client=client, plan=plan, expect_digest=params.get("expect_digest"),
+            result = list_push(client=client, plan=plan, expect_digest=params.expect_digest,
                                progress=progress, on_put=on_put)
         except TagMoved as exc:
             raise jobs.JobFailed(str(exc), result={"tag_moved": True, "expected": exc.expected,
@@ -223,24 +229,14 @@ def _push(job: Job, progress: jobs.JobProgress) -> None:
     logger.info("pushed %s as %s", job.target, record.new_digest)
 
 
-def rollback_job_create(*, record: PushRecord, user=None) -> Job:
+def rollback_submit(*, record: PushRecord, user=None) -> Job:
     """Put a tag back to the list an earlier push made (after checking its children)."""
-    if not queue.queue_available():
-        raise queue.QueueUnavailable()
-    job = jobs.job_create(kind=Job.KIND_ROLLBACK, registry=record.registry, user=user,
-                          target=f"{record.repository}:{record.tag}", params={"record": record.pk})
-    from ..tasks import rollback_run
-
-    queue.job_enqueue(task=rollback_run, job=job)
-    return job
+    return jobs.job_submit(kind=Job.KIND_ROLLBACK, registry=record.registry, user=user,
+                           target=f"{record.repository}:{record.tag}", params={"record": record.pk})
 
 
-def rollback_job_run(*, job_id: int, worker: str = "") -> None:
-    """Run a rollback job, on one worker at a time, like a push."""
-    jobs.job_run(job_id=job_id, runner=_rollback, exclusive=True, worker=worker, needs_registry=False)
-
-
-def _rollback(job: Job, progress: jobs.JobProgress) -> None:
+def rollback_execute(job: Job, progress: jobs.JobProgress) -> None:
+    """The runner of a rollback job (jobs.KINDS), on one worker at a time, like a push."""
     record = PushRecord.objects.filter(pk=job.params.get("record")).first()
     if record is None:
         raise jobs.JobFailed("that push record no longer exists")

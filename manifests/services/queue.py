@@ -7,8 +7,6 @@ import time
 
 import redis
 from django.conf import settings
-from django.db import transaction
-from django.utils import timezone
 
 logger = logging.getLogger(__name__)
 
@@ -47,19 +45,3 @@ def queue_forget() -> None:
     global _last
     _last = (0.0, False)
 
-
-def job_enqueue(*, task, job) -> None:
-    """Send `task(job.pk)` once the transaction commits; refuse up front if the queue is down."""
-    if not queue_available():
-        raise QueueUnavailable()
-
-    def send() -> None:
-        try:
-            task.apply_async(args=[job.pk], retry=False)
-        except Exception as exc:  # kombu's errors vary by transport
-            logger.warning("could not queue job %s: %s", job.pk, exc)
-            type(job).objects.filter(pk=job.pk).update(
-                status="failed", error="the task queue was unreachable: nothing was done",
-                finished_at=timezone.now())
-
-    transaction.on_commit(send)

@@ -51,65 +51,43 @@ def registry_client(*, registry: Registry, **overrides) -> RegistryClient:
     return client
 
 
-def registry_check_enqueue(*, registry: Registry, user=None):
+def registry_check_submit(*, registry: Registry, user=None):
     """Test a registry's URL and credentials on the worker (no registry I/O in a web request)."""
+    from .. import jobs
     from ..models import Job
-    from ..tasks import check_run
-    from . import jobs, queue
 
-    if not queue.queue_available():
-        raise queue.QueueUnavailable()
-    job = jobs.job_create(kind=Job.KIND_CHECK, registry=registry, target=registry.name, params={}, user=user)
-    queue.job_enqueue(task=check_run, job=job)
-    return job
+    return jobs.job_submit(kind=Job.KIND_CHECK, registry=registry, target=registry.name, params={}, user=user)
 
 
 DRAFT_FIELDS = ("name", "url", "auth", "username", "insecure", "ca_bundle", "watch")
 
 
-def registry_draft_check_enqueue(*, draft: Registry, secret: str, editing: Registry | None = None, user=None):
+def registry_draft_check_submit(*, draft: Registry, secret: str, editing: Registry | None = None, user=None):
     """"Test connection" before saving: check unsaved settings on the worker.
 
     The job's params hold the settings, the secret encrypted (manifests/crypto.py)
-    and dropped from the params once the check has run. `editing` is the saved
-    registry the form edits: the job is linked to it, and its recorded token
-    realm still binds the check while the URL is the same.
+    and dropped from the params once the check has run (registry_draft_forget).
+    `editing` is the saved registry the form edits: the job is linked to it, and
+    its recorded token realm still binds the check while the URL is the same.
     """
+    from .. import jobs
     from ..crypto import encrypt
     from ..models import Job
-    from ..tasks import check_run
-    from . import jobs, queue
 
-    if not queue.queue_available():
-        raise queue.QueueUnavailable()
     params = {field: getattr(draft, field) for field in DRAFT_FIELDS}
     params["secret_encrypted"] = encrypt(secret)
     params["token_realm_origin"] = editing.token_realm_origin if editing and editing.url == draft.url else ""
-    job = jobs.job_create(kind=Job.KIND_CHECK, registry=editing, target=draft.name or draft.url,
-                          params={"draft": params}, user=user)
-    queue.job_enqueue(task=check_run, job=job)
-    return job
+    return jobs.job_submit(kind=Job.KIND_CHECK, registry=editing, target=draft.name or draft.url,
+                           params={"draft": params}, user=user)
 
 
-def registry_check_run(*, job_id: int, worker: str = "") -> None:
-    """GET /v2/ with the stored credentials, then one page of the catalog (or of a watched repository's tags).
-
-    A check of unsaved settings ("draft" in the params) uses those instead,
-    and forgets their secret when it ends.
-    """
+def registry_draft_forget(job_id: int) -> None:
+    """After a check job's run: a check of unsaved settings forgets their secret once it has ended."""
     from ..models import Job
-    from . import jobs
 
-    params = Job.objects.filter(pk=job_id).values_list("params", flat=True).first() or {}
-    if "draft" not in params:
-        jobs.job_run(job_id=job_id, runner=_check, worker=worker)
-        return
-    try:
-        jobs.job_run(job_id=job_id, runner=_check, worker=worker, needs_registry=False)
-    finally:
-        job = Job.objects.filter(pk=job_id).first()
-        if job is not None and job.is_done and job.params.get("draft", {}).pop("secret_encrypted", None) is not None:
-            Job.objects.filter(pk=job_id).update(params=job.params)
+    job = Job.objects.filter(pk=job_id).first()
+    if job is not None and job.is_done and job.params.get("draft", {}).pop("secret_encrypted", None) is not None:
+        Job.objects.filter(pk=job_id).update(params=job.params)
 
 
 def _draft(params: dict) -> Registry:
@@ -119,12 +97,17 @@ def _draft(params: dict) -> Registry:
     return registry
 
 
-def _check(job, progress) -> None:
+def registry_check_execute(job, progress) -> None:
+    """The runner of a check job (jobs.KINDS): GET /v2/ with the stored credentials, then one page of the
+    catalog (or of a watched repository's tags). A check of unsaved settings ("draft" in the params) uses
+    those instead."""
     from itertools import islice
 
-    from . import jobs
+    from .. import jobs
 
     draft = job.params.get("draft")
+    if draft is None and job.registry is None:
+        raise jobs.JobFailed("the registry was removed")
     registry = _draft(draft) if draft is not None else job.registry
     with registry_client(registry=registry) as client:
         client.ping()

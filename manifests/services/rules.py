@@ -5,7 +5,8 @@ A rule turns, for each selected tag, into the very plan the builder makes
 preview and the push agree to the byte. The dry run reads the inventory in a
 fixed number of queries, whatever the number of tags; the apply job pushes
 with `assemble.list_push`, sharing what it knows to be in the target
-repository across tags, and records every push as made by the rule.
+repository across tags, and records every push as made by the rule
+(rules_apply.py; the inventory loaded in bulk: rules_inventory.py).
 """
 
 from __future__ import annotations
@@ -15,21 +16,16 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from django.db import transaction
 from django.db.models import Prefetch, Q
-from django.utils import timezone
 
 from registry import errors
-from registry.assemble import AssemblyInvalid, Plan, SourceSpec, TagMoved, list_plan, list_push, tag_current_digest
-from registry.mediatypes import Manifest, parse_manifest
+from registry.assemble import AssemblyInvalid, Plan, SourceSpec, list_plan
 from registry.reference import validate_repository, validate_tag
 
+from .. import jobs
 from ..models import (
     Event,
     Job,
-    ManifestChild,
-    PushRecord,
-    Registry,
     Repository,
     Rule,
     RuleSource,
@@ -37,11 +33,9 @@ from ..models import (
     Tag,
     TagPlatform,
 )
-from ..models import Manifest as ManifestRow
-from . import events, jobs, queue
+from . import events, queue
 from .builder import diff_rows
-from .inventory import config_stored
-from .registries import registry_client
+from .rules_inventory import BulkInventory, TargetRow
 from .rules_select import SelectionInvalid, selection_compile, semver_newest, semver_parse
 
 logger = logging.getLogger(__name__)
@@ -116,112 +110,6 @@ def annotations_check(annotations: dict[str, str], *, source_count: int) -> list
                 problems.append(f"{key}: unknown field {{{name}}}: use {{tag}}, {{version}}, "
                                 "{sourceN.repository}, {sourceN.tag} or {sourceN.digest}")
     return problems
-
-
-# -- the inventory, loaded in bulk ------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _TagRow:
-    name: str
-    digest: str
-    kind: str
-    manifest: str  # the stored manifest's digest, "" when the scan could not read it
-    error: str
-
-
-@dataclass(frozen=True, slots=True)
-class _ManifestRow:
-    digest: str
-    media_type: str
-    raw: bytes
-    config_digest: str
-    os: str
-    architecture: str
-    variant: str
-    os_version: str
-    os_features: list
-
-
-@dataclass(frozen=True, slots=True)
-class _TargetRow:
-    digest: str
-    before: dict  # {"platform os_version": digest}, as the builder's diff reads it
-
-
-class BulkInventory:
-    """The part of RegistryClient that `list_plan` uses, answered from rows loaded once.
-
-    The per-request InventoryClient asks the database for each manifest; a rule
-    plans hundreds of lists, so the rows of its source repositories are read in
-    two queries up front (plain tuples, no model instances) and every plan is
-    computed from memory.
-    """
-
-    def __init__(self, *, registry: Registry, repositories: list[str], tag_names: set[str] | None,
-                 elsewhere: dict[int, list[str]] | None = None) -> None:
-        """`repositories` of `registry`, and the `elsewhere` ones: {registry id: repository names}
-        (a repository name stands for one registry only in a rule)."""
-        self.counters: dict[str, int] = {}
-        where = Q(repository__registry=registry, repository__name__in=repositories)
-        for registry_id, names in (elsewhere or {}).items():
-            where |= Q(repository__registry_id=registry_id, repository__name__in=names)
-        repositories = repositories + [name for names in (elsewhere or {}).values() for name in names]
-        tags = Tag.objects.filter(where)
-        if tag_names is not None:
-            tags = tags.filter(name__in=sorted(tag_names))
-        self.tags: dict[str, dict[str, _TagRow]] = {name: {} for name in repositories}
-        self._in_repository: dict[str, set[str]] = {name: set() for name in repositories}
-        indexes: list[tuple[str, str]] = []
-        for repository, name, digest, kind, manifest, error in tags.values_list(
-                "repository__name", "name", "digest", "kind", "manifest__digest", "error"):
-            self.tags[repository][name] = _TagRow(name, digest, kind, manifest or "", error)
-            if manifest:
-                self._in_repository[repository].add(manifest)
-                if kind == "index":
-                    indexes.append((repository, manifest))
-        children = ManifestChild.objects.filter(parent_id__in=tags.filter(kind="index").values("manifest_id"))
-        self._manifests: dict[str, _ManifestRow] = {}
-        for values in ManifestRow.objects.filter(
-                Q(pk__in=tags.values("manifest_id")) | Q(digest__in=children.values("digest"))).values_list(
-                "digest", "media_type", "raw", "config_digest", "os", "architecture", "variant", "os_version",
-                "os_features"):
-            self._manifests[values[0]] = _ManifestRow(*values)
-        self._parsed: dict[str, Manifest] = {}
-        for repository, digest in indexes:
-            if digest in self._manifests:
-                listing = self._parse(self._manifests[digest])
-                self._in_repository[repository].update(c.digest for c in listing.children)
-        self._configs = {row.config_digest: row for row in self._manifests.values() if row.config_digest}
-
-    def _parse(self, row: _ManifestRow) -> Manifest:
-        parsed = self._parsed.get(row.digest)
-        if parsed is None:
-            parsed = self._parsed[row.digest] = parse_manifest(bytes(row.raw), content_type=row.media_type,
-                                                               digest=row.digest)
-        return parsed
-
-    def get_manifest(self, repository: str, reference: str) -> Manifest:
-        if ":" in reference:
-            row = self._manifests.get(reference)
-            if row is None or reference not in self._in_repository.get(repository, ()):
-                raise errors.ManifestUnknown(
-                    f"{repository}@{reference} is not in the inventory: scan the repository first")
-        else:
-            tag = self.tags.get(repository, {}).get(reference)
-            if tag is None:
-                raise errors.ManifestUnknown(f"{repository}:{reference} is not in the inventory")
-            row = self._manifests.get(tag.manifest) if tag.manifest else None
-            if row is None:
-                raise errors.ManifestUnknown(
-                    f"{repository}:{reference} could not be read at the last scan: {tag.error or 'unknown'}")
-        return self._parse(row)
-
-    def get_json_blob(self, repository: str, digest: str, **kwargs) -> dict:
-        row = self._configs.get(digest)
-        if row is None:
-            raise errors.BlobUnknown(f"config {digest} is not in the inventory")
-        return config_stored(row)
 
 
 # -- the dry run ----------------------------------------------------------------
@@ -323,10 +211,10 @@ def rule_dry_run(*, rule: Rule, tags: Iterable[str] | None = None) -> DryRun:
     candidates = rule_tags_candidates(rule=rule, inventory=inventory) if wanted is None else wanted
     also = set(rule.also_tag)
     values = sorted(t for t in candidates if t not in also and selected(t) and _tag_ok(rule, t))
-    target_tags = _targets(rule)
+    target_tags = rule_targets(rule)
     states = {state.tag: state for state in RuleTagState.objects.filter(rule=rule)}
     rows = [_tag_plan(rule, sources, inventory, value, target_tags, states) for value in values]
-    return DryRun(rule=rule, rows=rows, also=_also_plans(rule, rows, target_tags, states))
+    return DryRun(rule=rule, rows=rows, also=also_plans(rule, rows, target_tags, states))
 
 
 def _tag_ok(rule: Rule, value: str) -> bool:
@@ -337,7 +225,7 @@ def _tag_ok(rule: Rule, value: str) -> bool:
     return True
 
 
-def _targets(rule: Rule) -> dict[str, _TargetRow]:
+def rule_targets(rule: Rule) -> dict[str, TargetRow]:
     """The target repository's tags from the inventory, with their platforms, in two queries."""
     where = {"repository__registry": rule.registry, "repository__name": rule.target_repository}
     before: dict[str, dict[str, str]] = {}
@@ -345,12 +233,12 @@ def _targets(rule: Rule) -> dict[str, _TargetRow]:
             **{f"tag__{k}": v for k, v in where.items()}).values_list("tag__name", "platform", "os_version",
                                                                       "digest"):
         before.setdefault(name, {})[f"{platform} {os_version}".strip()] = digest
-    return {name: _TargetRow(digest, before.get(name, {}))
+    return {name: TargetRow(digest, before.get(name, {}))
             for name, digest in Tag.objects.filter(**where).values_list("name", "digest")}
 
 
 def _tag_plan(rule: Rule, sources: list[RuleSource], inventory: BulkInventory, value: str,
-              target_tags: dict[str, _TargetRow], states: dict[str, RuleTagState]) -> TagPlan:
+              target_tags: dict[str, TargetRow], states: dict[str, RuleTagState]) -> TagPlan:
     target_tag = template_render(rule.target_tag_template, value)
     target = f"{rule.target_repository}:{target_tag}"
     current_row = target_tags.get(target_tag)
@@ -398,7 +286,7 @@ def _tag_plan(rule: Rule, sources: list[RuleSource], inventory: BulkInventory, v
     return row
 
 
-def _also_plans(rule: Rule, rows: list[TagPlan], target_tags: dict[str, _TargetRow],
+def also_plans(rule: Rule, rows: list[TagPlan], target_tags: dict[str, TargetRow],
                 states: dict[str, RuleTagState]) -> list[TagPlan]:
     """`latest` (any also_tag) follows the newest semver tag the rule assembled or would assemble."""
     if not rule.also_tag:
@@ -461,239 +349,11 @@ def rule_tag_conflict(*, rule: Rule, tag: str, target: str, current: str, job: J
 # -- the apply job ----------------------------------------------------------------
 
 
-def rule_apply_job_create(*, rule: Rule, tags: list[str] | None = None, user=None, automatic: bool = False) -> Job:
+def rule_apply_submit(*, rule: Rule, tags: list[str] | None = None, user=None, automatic: bool = False) -> Job:
     """Queue one job for the rule's selected tags (all of them when `tags` is None)."""
-    from ..tasks import rule_apply_run
-
-    if not queue.queue_available():
-        raise queue.QueueUnavailable()
-    job = jobs.job_create(kind=Job.KIND_RULE_APPLY, registry=rule.registry, user=user,
-                          target=f"rule {rule.name}: {rule.target}",
-                          params={"rule": rule.pk, "tags": tags, "automatic": automatic})
-    queue.job_enqueue(task=rule_apply_run, job=job)
-    return job
-
-
-def rule_apply_job_run(*, job_id: int, worker: str = "") -> None:
-    """Run a rule's apply job, on one worker at a time, like a push."""
-    jobs.job_run(job_id=job_id, runner=rule_apply_execute, exclusive=True, worker=worker)
-
-
-def rule_apply_execute(job: Job, progress: jobs.JobProgress) -> None:
-    """The runner of a rule_apply job: every selected tag, then the also_tags; never raises."""
-    rule = rule_load(rule_id=job.params.get("rule") or 0)
-    if rule is None:
-        jobs.job_finish(job=job, progress=progress, error="the rule was deleted")
-        return
-    try:
-        outcome = _apply(rule, job, progress)
-    except SelectionInvalid as exc:
-        outcome = {"error": f"the rule's tag selection is invalid: {exc}", "result": {}}
-    except errors.RegistryError as exc:
-        outcome = {"error": f"registry error: {exc}", "result": {"code": exc.code}}
-    except Exception:
-        logger.exception("rule job %s crashed", job.pk)
-        outcome = {"error": "internal error: see the worker log", "result": {}}
-    Rule.objects.filter(pk=rule.pk).update(last_error=outcome["error"], last_applied_at=timezone.now())
-    jobs.job_finish(job=job, progress=progress, error=outcome["error"], result=outcome["result"])
-
-
-def _apply(rule: Rule, job: Job, progress: jobs.JobProgress) -> dict:
-    dry = rule_dry_run(rule=rule, tags=job.params.get("tags"))
-    rows = dry.rows
-    total = len(rows) + len(rule.also_tag)
-    results: dict[str, dict] = {}
-    pushed: list[tuple[str, Plan | None, str, bytes, str]] = []  # (tag, plan, digest, raw, media type)
-    present: set[str] = set()  # manifests and blobs known to be in the target repository
-    repository = rule.target_repository
-    across = _Across(progress)
-    with registry_client(registry=rule.registry) as client:
-        try:
-            for number, row in enumerate(rows, start=1):
-                results[row.tag] = _apply_one(rule, job, client, row, present, pushed, across)
-                progress({"event": "tag", "tag": row.tag, "n": number, "of": total, **results[row.tag],
-                          **({"transfer": across.stats.as_dict()} if across.clients else {})})
-        finally:
-            across.close()
-        if rule.also_tag:
-            # Take what this run assembled into account.
-            states = {s.tag: s for s in RuleTagState.objects.filter(rule=rule)}
-            target_tags = _targets(rule)
-            for row in rows:
-                outcome = results[row.tag]
-                if outcome["status"] in ("pushed", "unchanged"):
-                    row.status, row.digest = STATUS_UNCHANGED, outcome["digest"]
-                else:
-                    row.status = outcome["status"]
-            for number, row in enumerate(_also_plans(rule, rows, target_tags, states), start=len(rows) + 1):
-                results[row.tag] = _apply_also(rule, job, client, row, pushed, {r.tag: r for r in rows})
-                progress({"event": "tag", "tag": row.tag, "n": number, "of": total, **results[row.tag]})
-        counters = dict(client.counters)
-    _inventory_record(rule.registry, repository, pushed)
-    failed = [tag for tag, result in results.items() if result["status"] == "failed"]
-    counts: dict[str, int] = {}
-    for result in results.values():
-        counts[result["status"]] = counts.get(result["status"], 0) + 1
-    error = ""
-    if failed:
-        error = f"{len(failed)} of {total} tags failed: " + "; ".join(
-            f"{tag}: {results[tag]['error']}" for tag in failed[:5])
-    result = {"tags": results, "counts": counts, "requests": counters}
-    if across.clients:
-        result["transfer"] = across.stats.as_dict()
-    return {"error": error, "result": result}
-
-
-class _Across:
-    """Clients of the other registries a rule's sources live in, opened when first needed."""
-
-    def __init__(self, progress) -> None:
-        from registry.upload import TransferStats
-
-        self.stats = TransferStats()
-        self.clients: dict[int, object] = {}
-        self.progress = progress
-
-    def client(self, registry_id: int):
-        if registry_id not in self.clients:
-            self.clients[registry_id] = registry_client(registry=Registry.objects.get(pk=registry_id))
-        return self.clients[registry_id]
-
-    def close(self) -> None:
-        for client in self.clients.values():
-            client.close()
-
-    def bring(self, *, target, row: TagPlan, repository: str, present: set[str]) -> None:
-        """Stream the entries that live in another registry into the target repository."""
-        from registry.upload import manifest_transfer
-
-        assert row.plan is not None
-        for entry in row.plan.entries:
-            registry_id = row.foreign[entry.source_index] if entry.source_index < len(row.foreign) else None
-            if registry_id is None or entry.manifest.digest in present:
-                continue
-            manifest_transfer(source=self.client(registry_id), source_repository=entry.source_repository,
-                              target=target, target_repository=repository, manifest=entry.manifest,
-                              stats=self.stats, progress=self.progress)
-            present.add(entry.manifest.digest)
-
-
-def _record_push(rule: Rule, job: Job, *, tag: str, old: str, new: str, media_type: str, raw: bytes) -> None:
-    PushRecord.objects.create(registry=rule.registry, repository=rule.target_repository, tag=tag, old_digest=old,
-                              new_digest=new, media_type=media_type, raw=raw, job=job, user=job.created_by,
-                              rule=rule)
-
-
-def _apply_one(rule: Rule, job: Job, client, row: TagPlan, present: set[str], pushed: list,
-               across: _Across | None = None) -> dict:
-    target_tag = row.target.rpartition(":")[2]
-    if row.status == STATUS_INCOMPLETE:
-        rule_tag_state_set(rule=rule, tag=row.tag, status=RuleTagState.STATUS_INCOMPLETE, job=job,
-                           error="missing: " + ", ".join(row.missing))
-        return {"status": "incomplete", "missing": row.missing, "digest": ""}
-    if row.status == STATUS_INVALID:
-        rule_tag_state_set(rule=rule, tag=row.tag, status=RuleTagState.STATUS_FAILED, job=job, error=row.error)
-        return {"status": "failed", "error": row.error, "digest": ""}
-    if row.status == STATUS_CONFLICT:
-        rule_tag_conflict(rule=rule, tag=row.tag, target=row.target, current=row.current, job=job)
-        return {"status": "conflict", "current": row.current, "digest": row.digest}
-    assert row.plan is not None
-    # What the target may hold for the rule to write it: what the rule pushed last ("" when
-    # it never did); an owning rule overwrites whatever is there.
-    expect = None if rule.owns_target else (row.last_pushed if row.current else "")
-    try:
-        if across is not None and any(row.foreign):
-            # Blobs cannot be mounted from another registry: stream them first (then the copy finds them),
-            # unless the target already holds this very list.
-            if tag_current_digest(client=client, repository=rule.target_repository,
-                                  tag=target_tag) != row.plan.digest:
-                across.bring(target=client, row=row, repository=rule.target_repository, present=present)
-        try:
-            result = list_push(client=client, plan=row.plan, expect_digest=expect, present=present, verify=False)
-        except TagMoved as moved:
-            # The inventory was behind, but the target holds what the rule may replace: nothing, or its own list.
-            if moved.actual not in ("", row.last_pushed):
-                raise
-            result = list_push(client=client, plan=row.plan, expect_digest=moved.actual, present=present,
-                               verify=False)
-    except TagMoved as exc:
-        rule_tag_conflict(rule=rule, tag=row.tag, target=row.target, current=exc.actual, job=job)
-        return {"status": "conflict", "current": exc.actual, "digest": row.digest}
-    except errors.RegistryError as exc:
-        rule_tag_state_set(rule=rule, tag=row.tag, status=RuleTagState.STATUS_FAILED, job=job,
-                           error=f"registry error: {exc}")
-        return {"status": "failed", "error": f"registry error: {exc}", "digest": ""}
-    if result.already_done:
-        rule_tag_state_set(rule=rule, tag=row.tag, status=RuleTagState.STATUS_UNCHANGED, digest=result.digest,
-                           job=job)
-        if row.current != result.digest:  # the inventory did not know yet
-            pushed.append((target_tag, row.plan, result.digest, row.plan.raw, row.plan.media_type))
-        return {"status": "unchanged", "digest": result.digest}
-    with transaction.atomic():
-        _record_push(rule, job, tag=target_tag, old=result.old_digest, new=result.digest,
-                     media_type=result.media_type, raw=result.raw)
-        rule_tag_state_set(rule=rule, tag=row.tag, status=RuleTagState.STATUS_PUSHED, digest=result.digest,
-                           job=job)
-    pushed.append((target_tag, row.plan, result.digest, result.raw, result.media_type))
-    return {"status": "pushed", "digest": result.digest, "old_digest": result.old_digest,
-            "copied": result.copy.as_dict()}
-
-
-def _apply_also(rule: Rule, job: Job, client, row: TagPlan, pushed: list, by_tag: dict[str, TagPlan]) -> dict:
-    if row.status == STATUS_INCOMPLETE:
-        return {"status": "incomplete", "missing": row.missing, "digest": ""}
-    source = by_tag.get(row.follows)
-    raw, media_type = b"", ""
-    if source is not None and source.plan is not None and source.plan.digest == row.digest:
-        raw, media_type = source.plan.raw, source.plan.media_type
-    else:
-        stored = ManifestRow.objects.filter(digest=row.digest).first()
-        if stored is not None:
-            raw, media_type = bytes(stored.raw), stored.media_type
-    if not raw:
-        return {"status": "failed", "error": f"the list {row.digest} is not in the inventory", "digest": ""}
-    try:
-        current = tag_current_digest(client=client, repository=rule.target_repository, tag=row.tag)
-        if current == row.digest:
-            rule_tag_state_set(rule=rule, tag=row.tag, status=RuleTagState.STATUS_UNCHANGED, digest=row.digest,
-                               job=job)
-            return {"status": "unchanged", "digest": row.digest, "follows": row.follows}
-        if current and not rule.owns_target and current != row.last_pushed:
-            rule_tag_conflict(rule=rule, tag=row.tag, target=row.target, current=current, job=job)
-            return {"status": "conflict", "current": current, "digest": row.digest}
-        digest = client.put_manifest(rule.target_repository, row.tag, raw, media_type)
-    except errors.RegistryError as exc:
-        rule_tag_state_set(rule=rule, tag=row.tag, status=RuleTagState.STATUS_FAILED, job=job,
-                           error=f"registry error: {exc}")
-        return {"status": "failed", "error": f"registry error: {exc}", "digest": ""}
-    with transaction.atomic():
-        _record_push(rule, job, tag=row.tag, old=current, new=digest, media_type=media_type, raw=raw)
-        rule_tag_state_set(rule=rule, tag=row.tag, status=RuleTagState.STATUS_PUSHED, digest=digest, job=job)
-    pushed.append((row.tag, None, digest, raw, media_type))
-    return {"status": "pushed", "digest": digest, "old_digest": current, "follows": row.follows}
-
-
-def _inventory_record(registry: Registry, repository_name: str, pushed: list) -> None:
-    """Record the pushed lists as the target's tags without asking the registry again:
-    the job put these exact bytes (their children came from the inventory)."""
-    if not pushed:
-        return
-    from .scan import Learned, TagFetch, manifests_store, repository_aggregate, tags_apply
-
-    now = timezone.now()
-    fetches = []
-    learned = []
-    for tag, _plan, digest, raw, media_type in pushed:
-        manifest = parse_manifest(raw, content_type=media_type, digest=digest)
-        item = Learned(manifest=manifest)
-        learned.append(item)
-        fetches.append(TagFetch(name=tag, digest=digest, learned={digest: item}))
-    with transaction.atomic():
-        repository, _ = Repository.objects.select_for_update().get_or_create(registry=registry,
-                                                                             name=repository_name)
-        manifests_store(learned)
-        tags_apply(repository, fetches, now, set())
-        repository_aggregate(repository)
+    return jobs.job_submit(kind=Job.KIND_RULE_APPLY, registry=rule.registry, user=user,
+                           target=f"rule {rule.name}: {rule.target}",
+                           params={"rule": rule.pk, "tags": tags, "automatic": automatic})
 
 
 # -- automatic --------------------------------------------------------------------
@@ -734,13 +394,13 @@ def rules_on_tags_moved(sender, *, repository: Repository, moves, **kwargs) -> N
             if rule is None:
                 continue
             try:
-                rule_apply_job_create(rule=rule, tags=tags, automatic=True)
+                rule_apply_submit(rule=rule, tags=tags, automatic=True)
             except queue.QueueUnavailable:
                 # The broker's health is cached for a few seconds: ask it again once before giving up,
                 # and then say so on the rule, where its owner looks.
                 queue.queue_forget()
                 try:
-                    rule_apply_job_create(rule=rule, tags=tags, automatic=True)
+                    rule_apply_submit(rule=rule, tags=tags, automatic=True)
                 except queue.QueueUnavailable:
                     logger.warning("rules: the queue is down, %s not re-assembled for %s", tags, rule.name)
                     Rule.objects.filter(pk=rule.pk).update(

@@ -12,7 +12,6 @@ A signature present before and gone now records a signature_lost event.
 from __future__ import annotations
 
 import logging
-import re
 
 from django.conf import settings
 from django.db import transaction
@@ -32,12 +31,6 @@ from ..models import Event, Manifest, ManifestChild, Referrer, Repository, Tag, 
 from .coverage import REFERRER_TAG_REGEX
 
 logger = logging.getLogger(__name__)
-
-_REFERRER_TAG = re.compile(REFERRER_TAG_REGEX)
-
-
-def is_referrer_tag(name: str) -> bool:
-    return bool(_REFERRER_TAG.match(name))
 
 
 def _from_tags(repository: Repository) -> list[Referrer]:

@@ -9,7 +9,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from ..models import Registry, WebhookEvent
-from .scan import scan_enqueue
+from ..scan.fanout import scan_submit
 
 # Event ids are remembered this long: Distribution's retries come within minutes.
 WEBHOOK_EVENT_MEMORY = datetime.timedelta(days=1)
@@ -70,5 +70,5 @@ def webhook_scans_enqueue(*, registry: Registry, events: list[dict]) -> list[int
             elif isinstance(repository, str) and event.get("action") == "delete":
                 pushed.setdefault(repository, set())
         for repository, tags in pushed.items():
-            jobs.append(scan_enqueue(registry=registry, repository=repository, tags=sorted(tags) or None).pk)
+            jobs.append(scan_submit(registry=registry, repository=repository, tags=sorted(tags) or None).pk)
     return jobs

@@ -141,7 +141,7 @@ def builder_push(request: HttpRequest) -> HttpResponse:
         return render(request, "manifests/builder.html", context)
     overwrite = request.POST.get("overwrite") == "1"
     try:
-        job = push.push_job_create(
+        job = push.push_submit(
             registry=state.registry, target=state.target, user=request.user,
             sources=[builder.entry_to_spec(e)[0] for e in state.entries], fmt=state.fmt,
             annotations=preview.plan.annotations, expect_digest=None if overwrite else state.expect_digest,

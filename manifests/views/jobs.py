@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.paginator import Paginator
@@ -11,8 +13,6 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseStopPolling
-
-from registry.assemble import SourceSpec
 
 from ..models import Job, PushRecord, Tag
 from ..services import push, queue
@@ -66,19 +66,17 @@ def job_retry(request: HttpRequest, job_id: int) -> HttpResponse:
     """Push again what a failed push job asked for; `overwrite=1` skips the tag-moved check."""
     job = get_object_or_404(Job, pk=job_id, kind=Job.KIND_PUSH)
     require_push(request, job.registry)
-    params = dict(job.params)
+    asked = push.push_params(job.params)
     if request.POST.get("overwrite") == "1":
         # Overwriting a tag someone moved needs the dialog's confirmation, naming what it holds now.
         if not request.POST.get("confirm") or request.POST.get("confirm") != (job.result.get("actual") or ""):
             messages.error(request, f"Not pushed: confirm that {job.target} may be overwritten.")
             return redirect("manifests-job-detail", job_id=job.pk)
-        params["expect_digest"] = None
+        asked = dataclasses.replace(asked, expect_digest=None)
     try:
-        new = push.push_job_create(
-            registry=job.registry, target=job.target, user=request.user,
-            sources=[SourceSpec.from_json(s) for s in params.get("sources", [])], fmt=params.get("format", "auto"),
-            annotations=params.get("annotations") or {}, expect_digest=params.get("expect_digest"),
-            preview_digest=params.get("preview_digest"))
+        new = push.push_submit(
+            registry=job.registry, target=job.target, user=request.user, sources=asked.sources, fmt=asked.fmt,
+            annotations=asked.annotations, expect_digest=asked.expect_digest, preview_digest=asked.preview_digest)
     except queue.QueueUnavailable as exc:
         messages.error(request, str(exc))
         return redirect("manifests-job-detail", job_id=job.pk)
@@ -98,7 +96,7 @@ def push_rollback(request: HttpRequest, record_id: int) -> HttpResponse:
         return render(request, "manifests/rollback_confirm.html",
                        {"record": record, "current_digest": tag.digest if tag else ""}, status=400)
     try:
-        job = push.rollback_job_create(record=record, user=request.user)
+        job = push.rollback_submit(record=record, user=request.user)
     except queue.QueueUnavailable as exc:
         messages.error(request, str(exc))
         return redirect("manifests-registry-list")

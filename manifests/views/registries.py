@@ -5,19 +5,17 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from registry.platform import platform_sort_key
-
+from .. import selectors
 from ..forms.registries import RegistryForm
-from ..models import Registry, Repository, Tag
+from ..models import Registry
+from ..scan.fanout import scan_submit
 from ..services import queue, registries
-from ..services.scan import scan_enqueue
 from ._shared import registry_or_404
 
 
@@ -44,21 +42,7 @@ def _next_or(request: HttpRequest, fallback: str) -> str:
 @require_GET
 @login_required
 def registry_list(request: HttpRequest) -> HttpResponse:
-    registries = Registry.objects.annotate(
-        repository_total=Count("repositories", distinct=True),
-    ).order_by("name")
-    tag_totals = dict(
-        Tag.objects.values_list("repository__registry").annotate(n=Count("pk")).values_list("repository__registry", "n")
-    )
-    platforms: dict[int, set[str]] = {}
-    for registry_id, repo_platforms in Repository.objects.values_list("registry_id", "platforms"):
-        platforms.setdefault(registry_id, set()).update(repo_platforms)
-    rows = [
-        {"registry": r, "tags": tag_totals.get(r.pk, 0),
-         "platforms": sorted(platforms.get(r.pk, ()), key=platform_sort_key)}
-        for r in registries
-    ]
-    return render(request, "manifests/registry_list.html", {"rows": rows})
+    return render(request, "manifests/registry_list.html", {"rows": selectors.registry_rows()})
 
 
 @require_http_methods(["GET", "POST"])
@@ -91,7 +75,7 @@ def registry_test(request: HttpRequest, name: str | None = None) -> HttpResponse
     if form.is_valid():
         draft, secret = form.draft()
         try:
-            context["test_job"] = registries.registry_draft_check_enqueue(
+            context["test_job"] = registries.registry_draft_check_submit(
                 draft=draft, secret=secret, editing=instance, user=request.user)
         except queue.QueueUnavailable as exc:
             context["test_error"] = str(exc)
@@ -117,7 +101,7 @@ def registry_check(request: HttpRequest, name: str) -> HttpResponse:
     registry = registry_or_404(name)
     _require_scan(request, registry)
     try:
-        job = registries.registry_check_enqueue(registry=registry, user=request.user)
+        job = registries.registry_check_submit(registry=registry, user=request.user)
     except queue.QueueUnavailable as exc:
         if request.htmx:
             return render(request, "manifests/_action_error.html", {"error": str(exc)})
@@ -151,7 +135,7 @@ def scan_start(request: HttpRequest, name: str) -> HttpResponse:
     repository = request.POST.get("repository", "")
     tags = [t for t in request.POST.getlist("tag") if t] or None
     try:
-        job = scan_enqueue(registry=registry, repository=repository, tags=tags, user=request.user,
+        job = scan_submit(registry=registry, repository=repository, tags=tags, user=request.user,
                            verify_children=request.POST.get("verify") == "1")
     except queue.QueueUnavailable as exc:
         if request.htmx:

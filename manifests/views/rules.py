@@ -11,9 +11,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from ..forms.rules import RuleForm, rule_yaml
 from ..models import Registry, Rule
+from ..selectors import tag_digest
 from ..services import queue, rules
-from ..services.inventory import tag_digest_now
-from ..services.promote import PromotionInvalid, promotion_job_create, promotion_preview
+from ..services.promote import PromotionInvalid, promotion_preview, promotion_submit
 from ..services.rules_select import SelectionInvalid
 
 
@@ -100,7 +100,7 @@ def rule_apply(request: HttpRequest, rule_id: int) -> HttpResponse:
         messages.error(request, "Choose at least one tag to apply.")
         return redirect("manifests-rule-detail", rule.pk)
     try:
-        job = rules.rule_apply_job_create(rule=rule, tags=tags or None, user=request.user)
+        job = rules.rule_apply_submit(rule=rule, tags=tags or None, user=request.user)
     except queue.QueueUnavailable as exc:
         messages.error(request, str(exc))
         return redirect("manifests-rule-detail", rule.pk)
@@ -149,17 +149,17 @@ def promotion_page(request: HttpRequest) -> HttpResponse:
         except PromotionInvalid as exc:
             context["errors"] = {key.replace(".", "_"): messages for key, messages in exc.errors.items()}
             return render(request, "manifests/promotion.html", context, status=400)
-        current = tag_digest_now(registry=target_registry, reference=values["target"])
+        current = tag_digest(registry=target_registry, reference=values["target"])
         if request.POST.get("action") == "promote":
             if values["plan_digest"] != plan.digest:
                 context.update(plan=plan, current=current,
                                stale=f"the source changed since the preview: it would now push {plan.digest}")
                 return render(request, "manifests/promotion.html", context, status=409)
             try:
-                job = promotion_job_create(source=source, reference=values["reference"],
-                                           target_registry=target_registry, target=values["target"],
-                                           platforms=platforms, expect_digest=values["expect_digest"],
-                                           plan_digest=plan.digest, user=request.user)
+                job = promotion_submit(source=source, reference=values["reference"],
+                                       target_registry=target_registry, target=values["target"],
+                                       platforms=platforms, expect_digest=values["expect_digest"],
+                                       plan_digest=plan.digest, user=request.user)
             except queue.QueueUnavailable as exc:
                 messages.error(request, str(exc))
             else:

@@ -161,13 +161,12 @@ def demo_registry(demo_registry_server: RunningRegistry, redis_server, live_serv
     because a dashboard without its queue shows a warning banner on every page,
     which is not what a new user sees.
     """
+    from manifests.jobs import job_create, job_run
     from manifests.models import Registry
-    from manifests.services.jobs import job_create
-    from manifests.services.scan import scan_job_run
 
     registry = Registry.objects.create(name="demo", url=demo_registry_server.url, insecure=True)
     job = job_create(kind="scan", registry=registry, target=registry.name, params={})
-    scan_job_run(job_id=job.pk)
+    job_run(inline=True, job_id=job.pk)
     job.refresh_from_db()
     assert job.status == "succeeded", job.error
     registry.refresh_from_db()

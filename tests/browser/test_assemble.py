@@ -7,9 +7,8 @@ import json
 import pytest
 from playwright.sync_api import expect
 
+from manifests.jobs import job_create, job_run
 from manifests.models import Registry
-from manifests.services.jobs import job_create
-from manifests.services.scan import scan_job_run
 from registry.images import image_push
 from registry.platform import Platform
 
@@ -26,7 +25,7 @@ def canonical_registry(fresh_registry, live_server, redis_server):
     registry.set_secret(password)
     registry.save()
     job = job_create(kind="scan", registry=registry, target="lab", params={})
-    scan_job_run(job_id=job.pk)
+    job_run(inline=True, job_id=job.pk)
     return running, registry
 
 

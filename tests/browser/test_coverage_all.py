@@ -14,14 +14,13 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def two_registries(demo_registry, demo_registry_server):
     """The demo registry twice, as two registries of the dashboard (a mirror), each scanned."""
+    from manifests.jobs import job_create, job_run
     from manifests.models import Registry
-    from manifests.services.jobs import job_create
-    from manifests.services.scan import scan_job_run
 
     mirror = Registry.objects.create(name="mirror", url=demo_registry_server.url, insecure=True,
                                      required_platforms="linux/amd64")
     job = job_create(kind="scan", registry=mirror, target=mirror.name, params={})
-    scan_job_run(job_id=job.pk)
+    job_run(inline=True, job_id=job.pk)
     return demo_registry, mirror
 
 

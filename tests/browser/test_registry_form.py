@@ -6,9 +6,8 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
+from manifests.jobs import job_create, job_run
 from manifests.models import Job, Registry
-from manifests.services.jobs import job_create
-from manifests.services.scan import scan_job_run
 from manifests.stack.distribution import ADMIN_PASSWORD, ADMIN_USER
 from tests.browser.conftest import PASSWORD, USERNAME
 from tests.browser.test_a11y import AXE, AXE_RUN
@@ -152,7 +151,7 @@ def test_a_bad_field_is_named_by_test_connection_and_nothing_is_queued(page, log
 def test_after_saving_a_failed_first_scan_is_said_plainly(page, login, live_server, redis_server):
     login(page)
     registry = Registry.objects.create(name="staging", url=UNREACHABLE, insecure=True)
-    scan_job_run(job_id=job_create(kind="scan", registry=registry, target="staging", params={}).pk)
+    job_run(inline=True, job_id=job_create(kind="scan", registry=registry, target="staging", params={}).pk)
     page.goto(f"{live_server.url}/registries/staging/")
     expect(page.get_by_text("the last scan failed")).to_contain_text("cannot connect to 127.0.0.1:9: connection refused")
     expect(page.get_by_text("press Refresh")).to_have_count(0)

@@ -16,9 +16,8 @@ from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 from playwright.sync_api import Page, expect
 
+from manifests.jobs import job_create, job_run
 from manifests.models import Job, Registry
-from manifests.services.jobs import job_create
-from manifests.services.scan import scan_job_run
 from registry.images import image_push, index_push
 from registry.platform import Platform
 
@@ -55,7 +54,7 @@ def lab(fresh_registry, redis_server):
         image_push(client, repository="team/arm64", tag="v1", platform=Platform("linux", "arm64"))
         index_push(client, repository="team/amd64", tag="multi", children=[amd.descriptor()])
     registry = Registry.objects.create(name="lab", url=running.url, insecure=True)
-    scan_job_run(job_id=job_create(kind="scan", registry=registry, target="lab", params={}).pk)
+    job_run(inline=True, job_id=job_create(kind="scan", registry=registry, target="lab", params={}).pk)
     return running, registry
 
 

@@ -9,9 +9,8 @@ import time
 import pytest
 from playwright.sync_api import expect
 
+from manifests.jobs import job_create, job_run
 from manifests.models import Job, PushRecord, Registry, Rule, Tag
-from manifests.services.jobs import job_create
-from manifests.services.scan import scan_job_run
 from registry import errors
 from registry.images import image_push
 from registry.platform import Platform
@@ -36,7 +35,7 @@ def notifying_registry(fresh_registry, live_server, redis_server):
             image_push(client, repository=X86, tag=tag, platform=AMD64)
             image_push(client, repository=ARM, tag=tag, platform=ARM64)
         image_push(client, repository=X86, tag="1.2", platform=AMD64)  # arm64 not built yet
-    scan_job_run(job_id=job_create(kind="scan", registry=registry, target="lab", params={}).pk)
+    job_run(inline=True, job_id=job_create(kind="scan", registry=registry, target="lab", params={}).pk)
     return running, registry
 
 

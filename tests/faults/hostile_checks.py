@@ -7,8 +7,8 @@ from dataclasses import asdict
 from urllib.parse import quote
 
 from manifests.models import Registry, Repository, Tag
+from manifests.scan.repository import repository_scan
 from manifests.services.registries import registry_client
-from manifests.services.scan import repository_scan
 from registry import RegistryClient
 from registry.transport import READ_CHUNK
 from tests.faults.hostile.content import MAX_STREAM_BYTES, PASSWORD, SCRIPT, USER, Good

@@ -8,15 +8,16 @@ import time
 import pytest
 from django.contrib.auth.models import Group, User
 
+from manifests import jobs, tasks
+from manifests.jobs import job_create, job_run
 from manifests.models import Job, PushRecord, Registry, Repository, Tag
-from manifests.services import jobs, queue
-from manifests.services.jobs import job_create
-from manifests.services.push import push_job_create, push_job_run
-from manifests.services.scan import repository_scan, scan_enqueue, scan_job_run
+from manifests.scan.fanout import scan_submit
+from manifests.scan.repository import repository_scan
+from manifests.services import queue
+from manifests.services.push import push_submit
 from manifests.stack.distribution import NARROW_USER
 from manifests.stack.ports import free_port
 from manifests.stack.workers import worker_start
-from manifests.tasks import push_run
 from registry.assemble import SourceSpec
 from registry.images import image_push
 from registry.platform import Platform
@@ -108,7 +109,7 @@ def test_a_worker_killed_mid_push_is_redelivered_and_the_push_completes(registry
     env = {**worker_env, "CELERY_VISIBILITY_TIMEOUT": "3", "CELERY_RESTORE_INTERVAL": "1", "JOB_LEASE_SECONDS": "2"}
     first = worker_start(SESSION_DIR / "kill", env, name="victim", concurrency=1, queues=queue_name)
     try:
-        push_run.apply_async(args=[job.pk], queue=queue_name)
+        tasks.job_run.apply_async(args=[job.pk], queue=queue_name)
         running = _wait_for_step(job.pk, "blob")
         assert not running.is_done
     finally:
@@ -159,7 +160,7 @@ def test_a_stalled_worker_that_wakes_after_a_takeover_does_not_overwrite_the_new
     first = worker_start(SESSION_DIR / "stall", env, name="stalled", concurrency=1, queues=queue_name)
     second = None
     try:
-        push_run.apply_async(args=[job.pk], queue=queue_name)
+        tasks.job_run.apply_async(args=[job.pk], queue=queue_name)
         assert not _wait_for_step(job.pk, "blob").is_done
         os.killpg(first.process.pid, signal.SIGSTOP)
         second = worker_start(SESSION_DIR / "stall", env, name="heir", concurrency=1, queues=queue_name)
@@ -199,20 +200,20 @@ def test_a_push_delivered_again_while_its_first_run_is_alive_never_runs_beside_i
     with registry_token.client() as admin:
         sources = _big_images(admin, "twice", megabytes=IMAGE_MEGABYTES)
     registry = _narrow_slow_registry("twice", registry_token, slow_proxy)
-    job = push_job_create(registry=registry, target="twice/list:v1", sources=[SourceSpec(s) for s in sources],
-                          fmt="auto", annotations={}, expect_digest="")
+    job = push_submit(registry=registry, target="twice/list:v1", sources=[SourceSpec(s) for s in sources],
+                      fmt="auto", annotations={}, expect_digest="")
     assert not _wait_for_step(job.pk, "blob").is_done
     with pytest.raises(jobs.JobBusy):
-        push_job_run(job_id=job.pk)
-    again = push_run.apply_async(args=[job.pk])  # to the worker, beside the first run
+        job_run(job_id=job.pk)
+    again = tasks.job_run.apply_async(args=[job.pk])  # to the worker, beside the first run
     job = wait_job(job.pk, timeout=120)
     assert job.status == Job.STATUS_SUCCEEDED, job.error
     assert job.attempts == 1 and not any(step.get("event") == "retry" for step in job.steps)
     assert PushRecord.objects.filter(job=job).count() == 1
     deadline = time.monotonic() + 10
-    while f"push_run[{again.id}] retry: Retry in" not in celery_worker.log() and time.monotonic() < deadline:
+    while f"job_run[{again.id}] retry: Retry in" not in celery_worker.log() and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert f"push_run[{again.id}] retry: Retry in" in celery_worker.log(), "the second delivery was not put off"
+    assert f"job_run[{again.id}] retry: Retry in" in celery_worker.log(), "the second delivery was not put off"
     with registry_token.client() as admin:
         assert _list_is_whole_or_absent(admin, "twice/list", "v1") == job.digest
 
@@ -226,8 +227,8 @@ def test_a_registry_stopped_mid_push_fails_the_job_cleanly_and_a_retry_succeeds(
     # The narrow user's tokens refuse mounts: blobs are streamed, through the
     # slow proxy, so the registry can be stopped mid-way.
     registry = _narrow_slow_registry("stop", running, slow_proxy)
-    job = push_job_create(registry=registry, target="stopped/list:v1", sources=[SourceSpec(s) for s in sources],
-                          fmt="auto", annotations={}, expect_digest="")
+    job = push_submit(registry=registry, target="stopped/list:v1", sources=[SourceSpec(s) for s in sources],
+                      fmt="auto", annotations={}, expect_digest="")
     assert not _wait_for_step(job.pk, "blob").is_done
     running.stop()
     job = wait_job(job.pk, timeout=120)
@@ -238,8 +239,8 @@ def test_a_registry_stopped_mid_push_fails_the_job_cleanly_and_a_retry_succeeds(
     running.start()
     with running.client() as admin:
         assert _list_is_whole_or_absent(admin, "stopped/list", "v1") == ""
-    again = push_job_create(registry=registry, target="stopped/list:v1", sources=[SourceSpec(s) for s in sources],
-                            fmt="auto", annotations={}, expect_digest="")
+    again = push_submit(registry=registry, target="stopped/list:v1", sources=[SourceSpec(s) for s in sources],
+                        fmt="auto", annotations={}, expect_digest="")
     again = wait_job(again.pk, timeout=120)
     assert again.status == Job.STATUS_SUCCEEDED, again.error
     with running.client() as admin:
@@ -266,8 +267,8 @@ def test_a_registry_stopped_right_after_the_list_put_leaves_a_push_record_noting
         registry = Registry(name="cut", url=proxy.url, insecure=True, auth=Registry.AUTH_BASIC, username=username)
         registry.set_secret(password)
         registry.save()
-        job = push_job_create(registry=registry, target="cut/list:v1", fmt="auto", annotations={},
-                              expect_digest="", sources=[SourceSpec("cut/amd64:v1"), SourceSpec("cut/arm64:v1")])
+        job = push_submit(registry=registry, target="cut/list:v1", fmt="auto", annotations={},
+                          expect_digest="", sources=[SourceSpec("cut/amd64:v1"), SourceSpec("cut/arm64:v1")])
         job = wait_job(job.pk, timeout=120)
     finally:
         proxy.stop()
@@ -305,7 +306,7 @@ def test_an_inventory_refresh_that_fails_after_the_put_leaves_a_verified_push_re
     job = jobs.job_create(kind=Job.KIND_PUSH, registry=registry, target="refresh/list:v1", params={
         "sources": [SourceSpec("refresh/amd64:v1").to_json(), SourceSpec("refresh/arm64:v1").to_json()],
         "format": "auto", "annotations": {}, "expect_digest": None})
-    push_job_run(job_id=job.pk)
+    job_run(job_id=job.pk)
     job.refresh_from_db()
     assert job.status == Job.STATUS_FAILED and job.digest
     assert "reads back whole, but recording it in the inventory failed: database error" in job.error, job.error
@@ -316,7 +317,7 @@ def test_an_inventory_refresh_that_fails_after_the_put_leaves_a_verified_push_re
 
 @pytest.mark.django_db
 def test_a_rollback_whose_read_back_fails_is_recorded_like_a_push(fresh_registry):
-    from manifests.services.push import rollback_job_run
+    from manifests.jobs import job_run
     from registry.images import index_push
 
     running = fresh_registry("anonymous")
@@ -333,7 +334,7 @@ def test_a_rollback_whose_read_back_fails_is_recorded_like_a_push(fresh_registry
                                             new_digest=first.digest, media_type=first.media_type, raw=raw)
         job = jobs.job_create(kind=Job.KIND_ROLLBACK, registry=registry, target="rbcut/app:v1",
                               params={"record": earlier.pk})
-        rollback_job_run(job_id=job.pk)
+        job_run(job_id=job.pk)
     finally:
         proxy.stop()
     job.refresh_from_db()
@@ -358,7 +359,7 @@ def test_a_registry_stopped_during_a_scan_records_per_item_errors_and_loses_noth
                 image_push(client, repository=repository, tag=name, platform=PLATFORMS[len(name) % 3],
                            content=f"{repository}:{name}")
     registry = Registry.objects.create(name="midscan", url=running.url, insecure=True, concurrency=1)
-    assert wait_job(scan_enqueue(registry=registry).pk).status == Job.STATUS_SUCCEEDED
+    assert wait_job(scan_submit(registry=registry).pk).status == Job.STATUS_SUCCEEDED
     known = {(t.repository.name, t.name): (t.digest, t.platforms) for t in Tag.objects.select_related("repository")}
     assert len(known) == 7
     with running.client() as client:  # what the interrupted scan should learn, and will not all
@@ -369,7 +370,7 @@ def test_a_registry_stopped_during_a_scan_records_per_item_errors_and_loses_noth
     proxy = ThrottledProxy(running.port, bytes_per_second=64 * 1024 * 1024, cut_after_requests=5).start()
     try:
         Registry.objects.filter(pk=registry.pk).update(url=proxy.url)
-        job = wait_job(scan_enqueue(registry=registry).pk, timeout=120)
+        job = wait_job(scan_submit(registry=registry).pk, timeout=120)
     finally:
         proxy.stop()
     assert proxy.cut.is_set() and proxy.refused, proxy.requests  # stopped during the scan, not before it
@@ -390,7 +391,7 @@ def test_a_registry_stopped_during_a_scan_records_per_item_errors_and_loses_noth
     assert set(Repository.objects.values_list("name", flat=True)) == set(tags)
 
     Registry.objects.filter(pk=registry.pk).update(url=running.url)  # the registry is back
-    again = wait_job(scan_enqueue(registry=registry).pk)
+    again = wait_job(scan_submit(registry=registry).pk)
     assert again.status == Job.STATUS_SUCCEEDED and again.result["errors"] == 0, again.result
     assert not Tag.objects.exclude(error="").exists() and not Repository.objects.exclude(error="").exists()
     assert Tag.objects.count() == 8
@@ -402,10 +403,10 @@ def test_a_registry_stopped_between_scans_keeps_what_was_known_and_records_the_e
     with running.client() as client:
         pushed = image_push(client, repository="scan/stop", tag="v1", platform=PLATFORMS[0])
     registry = Registry.objects.create(name="scanstop", url=running.url, insecure=True)
-    scan_job_run(job_id=job_create(kind="scan", registry=registry, target="scanstop", params={}).pk)
+    job_run(inline=True, job_id=job_create(kind="scan", registry=registry, target="scanstop", params={}).pk)
     running.stop()
     failed = job_create(kind="scan", registry=registry, target="scanstop", params={})
-    scan_job_run(job_id=failed.pk)
+    job_run(inline=True, job_id=failed.pk)
     failed.refresh_from_db()
     registry.refresh_from_db()
     assert failed.status == Job.STATUS_FAILED and "cannot list repositories" in failed.error
@@ -418,7 +419,7 @@ def test_a_registry_stopped_between_scans_keeps_what_was_known_and_records_the_e
     tag.refresh_from_db()
     assert "cannot connect" in tag.error and tag.digest == pushed.digest
     running.start()
-    scan_job_run(job_id=job_create(kind="scan", registry=registry, target="scanstop", params={}).pk)
+    job_run(inline=True, job_id=job_create(kind="scan", registry=registry, target="scanstop", params={}).pk)
     tag.refresh_from_db()
     registry.refresh_from_db()
     assert tag.error == "" and registry.last_scan_error == ""

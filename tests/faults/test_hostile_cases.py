@@ -11,9 +11,8 @@ import time
 
 import pytest
 
+from manifests.jobs import job_create, job_run
 from manifests.models import Job, Repository
-from manifests.services.jobs import job_create
-from manifests.services.scan import scan_job_run
 from registry import client as client_module
 from registry.client import MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES
 from tests.faults import hostile_checks as checks
@@ -234,7 +233,7 @@ def test_repository_names_that_break_the_grammar_are_skipped_with_an_error_and_n
     with HostileRegistry(catalog=["good/app", *BAD_NAMES]) as hostile:
         registry = checks.registry_add(hostile)
         job = job_create(kind=Job.KIND_SCAN, registry=registry, target=registry.name, params={})
-        scan_job_run(job_id=job.pk)
+        job_run(inline=True, job_id=job.pk)
         job.refresh_from_db()
         registry.refresh_from_db()
     assert job.status == Job.STATUS_SUCCEEDED, job.error

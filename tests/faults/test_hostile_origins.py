@@ -13,10 +13,9 @@ from urllib.parse import quote
 import pytest
 from django.core.management import call_command
 
+from manifests.jobs import job_create, job_run
 from manifests.models import Job, Registry, Repository
-from manifests.services.jobs import job_create
-from manifests.services.registries import registry_check_run, registry_client
-from manifests.services.scan import scan_job_run
+from manifests.services.registries import registry_client
 from registry import RegistryClient, errors
 from tests.faults import hostile_checks as checks
 from tests.faults.hostile.content import PASSWORD, USER
@@ -62,7 +61,7 @@ def test_case_cross_origin_catalog_link_fails_the_listing_and_the_other_origin_g
     hostile.link_catalog_to_other()
     registry = checks.registry_add(hostile, auth=Registry.AUTH_BASIC)
     job = job_create(kind=Job.KIND_SCAN, registry=registry, target=registry.name, params={})
-    scan_job_run(job_id=job.pk)
+    job_run(inline=True, job_id=job.pk)
     job.refresh_from_db()
     assert job.status == Job.STATUS_FAILED
     assert job.error.startswith("cannot list repositories: PAGINATION_CROSS_ORIGIN: the next page of /v2/_catalog "
@@ -126,7 +125,7 @@ def test_case_downgrade_redirect_from_https_to_http_is_refused_unless_insecure_a
 
 def _check(registry: Registry) -> Job:
     job = job_create(kind=Job.KIND_CHECK, registry=registry, target=registry.name, params={})
-    registry_check_run(job_id=job.pk)
+    job_run(job_id=job.pk)
     job.refresh_from_db()
     registry.refresh_from_db()
     return job
@@ -148,7 +147,7 @@ def test_case_realm_change_fails_the_job_naming_both_origins_and_the_new_realm_g
         assert second.status == Job.STATUS_FAILED
         assert second.error.startswith(f"registry error: {expected}"), second.error
         scan = job_create(kind=Job.KIND_SCAN, registry=registry, target=registry.name, params={})
-        scan_job_run(job_id=scan.pk)
+        job_run(inline=True, job_id=scan.pk)
         scan.refresh_from_db()
         assert scan.status == Job.STATUS_FAILED and expected in scan.error, scan.error
         assert registry.token_realm_origin == hostile.url  # the recorded realm stays

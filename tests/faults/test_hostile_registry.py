@@ -24,8 +24,8 @@ import json
 import pytest
 
 from manifests.models import Job, Repository, Tag
-from manifests.services.push import push_job_create
-from manifests.services.scan import scan_enqueue
+from manifests.scan.fanout import scan_submit
+from manifests.services.push import push_submit
 from registry.assemble import SourceSpec
 from registry.transport import MAX_PAGE_BYTES, READ_CHUNK
 from tests.faults import hostile_checks as checks
@@ -42,7 +42,7 @@ def test_the_whole_hostile_registry_through_the_worker_loses_nothing_and_the_wor
     # first request past that timeout, and answers the retry.
     with HostileRegistry(hang_seconds=settings.REGISTRY_TIMEOUT_SECONDS + 2, hang_times=1) as hostile:
         registry = checks.registry_add(hostile)
-        job = wait_job(scan_enqueue(registry=registry).pk, timeout=150)
+        job = wait_job(scan_submit(registry=registry).pk, timeout=150)
         assert celery_worker.process.poll() is None, celery_worker.log()[-3000:]
         assert job.status == Job.STATUS_SUCCEEDED, (job.error, celery_worker.log()[-3000:])
         registry.refresh_from_db()
@@ -69,7 +69,7 @@ def test_the_whole_hostile_registry_through_the_worker_loses_nothing_and_the_wor
         checks.pages_answer(viewer, registry, extra=(f"/jobs/{job.pk}/", f"/api/v1/jobs/{job.pk}"))
 
         # The worker is alive and runs another job.
-        again = wait_job(scan_enqueue(registry=registry, repository="good/app").pk, timeout=60)
+        again = wait_job(scan_submit(registry=registry, repository="good/app").pk, timeout=60)
         assert again.status == Job.STATUS_SUCCEEDED, again.error
         assert celery_worker.process.poll() is None
         checks.check_good(figures, request, hostile, registry, *listed)
@@ -80,7 +80,7 @@ def test_a_push_whose_source_is_on_the_hostile_registry_fails_clearly_and_the_wo
         celery_worker, wait_job, viewer, figures, request):
     with HostileRegistry(catalog=["good/app", "good/other", "bad/digest"]) as hostile:
         registry = checks.registry_add(hostile)
-        lying = push_job_create(registry=registry, target="good/list:v1", fmt="auto", annotations={},
+        lying = push_submit(registry=registry, target="good/list:v1", fmt="auto", annotations={},
                                 sources=[SourceSpec("good/app:v1"), SourceSpec("bad/digest:lying")],
                                 expect_digest="")
         lying = wait_job(lying.pk)
@@ -88,7 +88,7 @@ def test_a_push_whose_source_is_on_the_hostile_registry_fails_clearly_and_the_wo
         assert lying.error.startswith("registry error: DIGEST_MISMATCH: manifest bad/digest@"), lying.error
         # A read-only registry refusing a push is a real one's mode: tests/faults/test_real_registry_content.py.
         assert celery_worker.process.poll() is None
-        scan = wait_job(scan_enqueue(registry=registry).pk)
+        scan = wait_job(scan_submit(registry=registry).pk)
         assert scan.status == Job.STATUS_SUCCEEDED, scan.error
         for job in (lying,):
             answers = checks.pages_answer(viewer, registry, extra=(f"/jobs/{job.pk}/", f"/api/v1/jobs/{job.pk}"))

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 import pytest
 
 from manifests.models import Job, Registry, Repository, Tag
-from manifests.services.push import push_job_create
+from manifests.scan.repository import repository_scan
+from manifests.services.push import push_submit
 from manifests.services.registries import registry_client
-from manifests.services.scan import repository_scan
 from manifests.stack.distribution import RunningRegistry
 from manifests.stack.ports import free_port
 from registry.assemble import SourceSpec
@@ -151,9 +151,9 @@ def test_case_a_read_only_real_registry_refuses_a_push_with_its_own_message_and_
         registry = _registry(running)
         with registry_client(registry=registry) as client:
             repository_scan(client=client, registry=registry, name="real-faults/app")
-        job = push_job_create(registry=registry, target="real-faults/list:v1", fmt="auto", annotations={},
-                              sources=[SourceSpec("real-faults/app:amd64"), SourceSpec("real-faults/app:arm64")],
-                              expect_digest="")
+        job = push_submit(registry=registry, target="real-faults/list:v1", fmt="auto", annotations={},
+                          sources=[SourceSpec("real-faults/app:amd64"), SourceSpec("real-faults/app:arm64")],
+                          expect_digest="")
         job = wait_job(job.pk)
         assert job.status == Job.STATUS_FAILED
         # Distribution's read-only mode answers a plain-text 405 with `Allow: GET, HEAD`.

@@ -11,10 +11,10 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
+from manifests.jobs import job_create, job_run
 from manifests.management.commands.seed_demo import seed
 from manifests.models import ApiToken, Job, Registry, Repository, Tag
-from manifests.services.jobs import job_create
-from manifests.services.scan import repository_scan, scan_job_run
+from manifests.scan.repository import repository_scan
 from manifests.stack.distribution import RunningRegistry
 from registry.images import attested_index_push, image_push, index_push
 from registry.platform import Platform
@@ -34,7 +34,7 @@ class Demo:
 
 def _scan(registry: Registry) -> Job:
     job = job_create(kind="scan", registry=registry, target=registry.name, params={})
-    scan_job_run(job_id=job.pk)
+    job_run(inline=True, job_id=job.pk)
     job.refresh_from_db()
     assert job.status == "succeeded", job.error
     return job

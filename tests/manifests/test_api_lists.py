@@ -7,9 +7,8 @@ import json
 import pytest
 from django.contrib.auth.models import Permission, User
 
+from manifests.jobs import job_create, job_run
 from manifests.models import ApiToken, Registry
-from manifests.services.jobs import job_create
-from manifests.services.scan import scan_job_run
 from registry.assemble import SourceSpec, list_plan
 from registry.images import attested_index_push, image_push
 from registry.platform import Platform
@@ -21,7 +20,7 @@ ARM64 = Platform("linux", "arm64", "v8")
 def _scanned(running, name: str = "api") -> Registry:
     registry = Registry.objects.create(name=name, url=running.url, insecure=True)
     job = job_create(kind="scan", registry=registry, target=name, params={})
-    scan_job_run(job_id=job.pk)
+    job_run(inline=True, job_id=job.pk)
     return registry
 
 

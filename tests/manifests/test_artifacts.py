@@ -9,8 +9,8 @@ import pytest
 from django.contrib.auth.models import User
 
 from manifests.models import Registry
+from manifests.scan.repository import repository_scan
 from manifests.services.registries import registry_client
-from manifests.services.scan import repository_scan
 from registry import RegistryClient
 from registry.images import image_push, index_push
 from registry.mediatypes import OCI_MANIFEST, Descriptor, sha256_digest

@@ -6,9 +6,8 @@ import json
 
 import pytest
 
+from manifests.jobs import job_create, job_run
 from manifests.models import PushRecord, Registry
-from manifests.services.jobs import job_create
-from manifests.services.push import rollback_job_run
 from registry import errors
 from registry.assemble import AssemblyInvalid, SourceSpec, TagMoved, list_plan, list_push
 from registry.images import attested_index_push, image_push, index_push
@@ -164,7 +163,7 @@ def test_rollback_puts_the_earlier_list_back_and_refuses_when_a_child_is_gone(fr
                                        media_type=first.media_type,
                                        raw=running.client().get_manifest("rb/app", first.digest).raw)
     job = job_create(kind="rollback", registry=registry, target="rb/app:v1", params={"record": record.pk})
-    rollback_job_run(job_id=job.pk)
+    job_run(job_id=job.pk)
     job.refresh_from_db()
     assert job.status == "succeeded", job.error
     with running.client() as client:
@@ -174,6 +173,6 @@ def test_rollback_puts_the_earlier_list_back_and_refuses_when_a_child_is_gone(fr
         client.request("DELETE", f"/v2/rb/app/manifests/{one.digest}", op="DELETE manifest", ok=(202,))
         index_push(client, repository="rb/app", tag="v1", children=[two.descriptor()])
     again = job_create(kind="rollback", registry=registry, target="rb/app:v1", params={"record": record.pk})
-    rollback_job_run(job_id=again.pk)
+    job_run(job_id=again.pk)
     again.refresh_from_db()
     assert again.status == "failed" and one.digest in again.error

@@ -9,8 +9,8 @@ import pytest
 from django.contrib.auth.models import User
 
 from manifests.models import Registry, Repository, Tag
+from manifests.scan.repository import repository_scan
 from manifests.services.registries import registry_client
-from manifests.services.scan import repository_scan
 from registry.images import image_push, index_push
 from registry.platform import Platform
 

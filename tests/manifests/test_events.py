@@ -7,8 +7,8 @@ from django.contrib.auth.models import Group, User
 from django.utils import timezone
 
 from manifests.models import Event, Registry, Repository, Tag
+from manifests.scan.repository import repository_scan
 from manifests.services.events import event_record
-from manifests.services.scan import repository_scan
 from registry.images import attested_index_push, image_push, index_push
 from registry.platform import Platform
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import User
 
+from manifests.jobs import job_create, job_run
 from manifests.models import CoverageSnapshot, Registry
-from manifests.services.jobs import job_create
-from manifests.services.scan import scan_job_run
 from registry.images import image_push, index_push
 from registry.platform import Platform
 
@@ -17,7 +16,7 @@ ARM64 = Platform("linux", "arm64", "v8")
 
 def _scan(registry: Registry, repository: str = "") -> None:
     job = job_create(kind="scan", registry=registry, target=registry.name, params={"repository": repository})
-    scan_job_run(job_id=job.pk)
+    job_run(inline=True, job_id=job.pk)
 
 
 @pytest.fixture

@@ -11,11 +11,11 @@ from cryptography.fernet import Fernet
 from django.db import OperationalError
 from django.utils import timezone
 
+from manifests import jobs
 from manifests.models import Job, PushRecord, Registry
-from manifests.services import jobs
-from manifests.services.push import push_job_create, rollback_job_create
-from manifests.services.registries import registry_check_enqueue
-from manifests.services.scan import scan_enqueue
+from manifests.scan.fanout import scan_submit
+from manifests.services.push import push_submit, rollback_submit
+from manifests.services.registries import registry_check_submit
 from registry.assemble import SourceSpec
 from registry.images import image_push
 from registry.platform import Platform
@@ -40,12 +40,12 @@ def test_undecryptable_credentials_fail_check_scan_push_and_rollback_jobs_on_the
                                        media_type=pushed.media_type, raw=raw)
 
     started = [
-        registry_check_enqueue(registry=registry),
-        scan_enqueue(registry=registry),  # the whole registry: the fan-out
-        scan_enqueue(registry=registry, repository="rotated/app"),
-        rollback_job_create(record=record),
-        push_job_create(registry=registry, target="rotated/list:v1", sources=[SourceSpec("rotated/app:v1")],
-                        fmt="auto", annotations={}, expect_digest=None),
+        registry_check_submit(registry=registry),
+        scan_submit(registry=registry),  # the whole registry: the fan-out
+        scan_submit(registry=registry, repository="rotated/app"),
+        rollback_submit(record=record),
+        push_submit(registry=registry, target="rotated/list:v1", sources=[SourceSpec("rotated/app:v1")],
+                    fmt="auto", annotations={}, expect_digest=None),
     ]
     for job in started:
         job = wait_job(job.pk)
@@ -109,7 +109,7 @@ def test_the_lease_heartbeat_survives_a_database_error(settings, monkeypatch, ca
 
     monkeypatch.setattr(jobs, "_heartbeat_write", flaky_write)
     before = Job.objects.get(pk=job.pk).heartbeat_at
-    with caplog.at_level(logging.WARNING, logger="manifests.services.jobs"), jobs.job_lease(job):
+    with caplog.at_level(logging.WARNING, logger="manifests.jobs"), jobs.job_lease(job):
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and not (
                 len(calls) > 3 and Job.objects.get(pk=job.pk).heartbeat_at > before):
@@ -133,7 +133,7 @@ def test_a_database_error_in_a_runner_fails_the_job_with_a_message(monkeypatch):
         raise OperationalError("database is locked")
 
     monkeypatch.setattr(registries, "registry_client", broken)
-    registries.registry_check_run(job_id=job.pk)
+    jobs.job_run(job_id=job.pk)
     job.refresh_from_db()
     assert job.status == Job.STATUS_FAILED
     assert job.error == "database error (OperationalError): see the worker log"

@@ -11,8 +11,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from manifests.models import Job, Registry
-from manifests.services.registries import registry_check_enqueue
-from manifests.services.scan import scan_enqueue
+from manifests.scan.fanout import scan_submit
+from manifests.services.registries import registry_check_submit
 from registry.images import image_push
 from registry.platform import Platform
 
@@ -57,10 +57,10 @@ def test_metrics_count_what_the_worker_did(client, settings, fresh_registry, cel
     registry.set_secret(password)
     registry.save()
 
-    scan = wait_job(scan_enqueue(registry=registry).pk)
+    scan = wait_job(scan_submit(registry=registry).pk)
     assert scan.status == Job.STATUS_SUCCEEDED, scan.error
     running.stop()  # a check of a registry that is gone fails
-    check = wait_job(registry_check_enqueue(registry=registry).pk)
+    check = wait_job(registry_check_submit(registry=registry).pk)
     assert check.status == Job.STATUS_FAILED
 
     samples = _scrape(client)

@@ -11,9 +11,9 @@ from django.contrib.auth.models import Group, User
 from django.test import override_settings
 
 from manifests.models import Channel, Delivery, Event, Registry
+from manifests.scan.fanout import scan_submit
 from manifests.services import notify
 from manifests.services.events import event_record
-from manifests.services.scan import scan_enqueue
 from registry.images import image_push, index_push
 from registry.platform import Platform
 from tests.harness import plugin
@@ -69,10 +69,10 @@ def test_a_lost_platform_reaches_the_webhook_slack_and_email_through_the_worker(
                           repository="other/*")
     smtp_receiver.messages.clear()
 
-    assert wait_job(scan_enqueue(registry=registry, repository="team/app").pk).status == "succeeded"
+    assert wait_job(scan_submit(registry=registry, repository="team/app").pk).status == "succeeded"
     with running.client() as client:
         amd64_only = image_push(client, repository="team/app", tag="v1", platform=AMD64, content="rebuilt")
-    assert wait_job(scan_enqueue(registry=registry, repository="team/app").pk).status == "succeeded"
+    assert wait_job(scan_submit(registry=registry, repository="team/app").pk).status == "succeeded"
 
     received = {r.path: r for r in http_receiver.wait(2)}
     assert set(received) == {"/hook", "/slack"}  # not the channel scoped to other/*
@@ -230,11 +230,11 @@ def test_a_child_deleted_under_a_list_reaches_the_webhook_after_a_registry_scan(
     registry = Registry.objects.create(name="clean", url=running.url, insecure=True)
     notify.channel_create(name="hook", kind="webhook", url=http_receiver.url, secret=SECRET,
                           events=["child_missing"])
-    assert wait_job(scan_enqueue(registry=registry).pk).status == "succeeded"
+    assert wait_job(scan_submit(registry=registry).pk).status == "succeeded"
     with running.client() as client:
         client.request("DELETE", f"/v2/team/app/manifests/{images[1].digest}", op="DELETE manifest", ok=(202,))
     _age_checks("team/app")
-    job = wait_job(scan_enqueue(registry=registry).pk)
+    job = wait_job(scan_submit(registry=registry).pk)
     assert job.status == "succeeded" and job.result["children_checked"] == 2
     body = _verified(http_receiver.wait(1)[0])
     assert (body["event"], body["tag"], body["platforms"]) == ("child_missing", "v1", ["linux/arm64"])

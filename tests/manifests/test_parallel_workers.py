@@ -11,12 +11,14 @@ import pytest
 from django.db import connection
 from django.db.models import Count
 
+from manifests import jobs
+from manifests.jobs import job_create
 from manifests.management.commands.seed_demo import seed
 from manifests.models import Job, Manifest, ManifestChild, PushRecord, Registry, Repository, Tag, TagPlatform
-from manifests.services import scan
-from manifests.services.jobs import job_create
-from manifests.services.push import push_job_create
-from manifests.services.scan import scan_enqueue
+from manifests.scan import fetching
+from manifests.scan import repository as scan_repository
+from manifests.scan.fanout import scan_submit
+from manifests.services.push import push_submit
 from manifests.stack.workers import worker_start
 from registry import RegistryClient
 from registry.assemble import SourceSpec
@@ -70,11 +72,11 @@ def test_parallel_scans_and_pushes_on_two_workers_lose_and_double_nothing(
         job_ids: list[int] = []
         for i in range(max(SCANS, (len(PUSHES) + 1) // 2)):
             if i < SCANS:
-                job_ids.append(scan_enqueue(registry=registry).pk)
+                job_ids.append(scan_submit(registry=registry).pk)
             for target, sources in PUSHES[2 * i:2 * i + 2]:
-                job_ids.append(push_job_create(registry=registry, target=target, fmt="auto", annotations={},
-                                               expect_digest=None,
-                                               sources=[SourceSpec(s) for s in sources]).pk)
+                job_ids.append(push_submit(registry=registry, target=target, fmt="auto", annotations={},
+                                           expect_digest=None,
+                                           sources=[SourceSpec(s) for s in sources]).pk)
         jobs = [wait_job(pk, timeout=120) for pk in job_ids]
     finally:
         second.stop()
@@ -149,10 +151,10 @@ def test_two_writers_of_one_repository_do_not_lose_each_others_tag_count(fresh_r
     overlapped: list[str] = []
     both_counted = threading.Barrier(2, timeout=3)
     counted: list[str] = []
-    fetch, save = scan.tag_fetch, Repository.save
+    fetch, save = fetching.tag_fetch, Repository.save
 
-    def fetch_then_wait_for_the_other(client, repository, tag, **kwargs):
-        fetched = fetch(client, repository, tag, **kwargs)
+    def fetch_then_wait_for_the_other(*, tag, **kwargs):
+        fetched = fetch(tag=tag, **kwargs)
         try:
             both_fetched.wait()
             overlapped.append(tag)
@@ -169,14 +171,14 @@ def test_two_writers_of_one_repository_do_not_lose_each_others_tag_count(fresh_r
                 pass  # the fix: the other writer is waiting for our lock, not counting beside us
         return save(self, *args, **kwargs)
 
-    monkeypatch.setattr(scan, "tag_fetch", fetch_then_wait_for_the_other)
+    monkeypatch.setattr(fetching, "tag_fetch", fetch_then_wait_for_the_other)
     monkeypatch.setattr(Repository, "save", save_after_both_counted)
     crashed: list[str] = []
 
     def refresh(tag: str) -> None:
         try:
             with running.client() as client:
-                scan.repository_scan(client=client, registry=registry, name="race/count", only_tags=[tag],
+                scan_repository.repository_scan(client=client, registry=registry, name="race/count", only_tags=[tag],
                                      concurrency=1)
         except Exception as exc:
             crashed.append(repr(exc))
@@ -211,7 +213,7 @@ def test_a_scan_with_an_older_listing_keeps_what_a_push_recorded_meanwhile(fresh
         pushed_meanwhile.append(f"{repository}:{tag}")
         with running.client() as client:
             image_push(client, repository=repository, tag=tag, platform=Platform("linux", "arm64", "v8"))
-            scan.repository_scan(client=client, registry=registry, name=repository, only_tags=[tag],
+            scan_repository.repository_scan(client=client, registry=registry, name=repository, only_tags=[tag],
                                  concurrency=1)
 
     def tags_then_pushes(self, repository, **kwargs):
@@ -223,7 +225,7 @@ def test_a_scan_with_an_older_listing_keeps_what_a_push_recorded_meanwhile(fresh
 
     monkeypatch.setattr(RegistryClient, "tags", tags_then_pushes)
     job = job_create(kind="scan", registry=registry, target=registry.name, params={})
-    scan.scan_job_run(job_id=job.pk)
+    jobs.job_run(inline=True, job_id=job.pk)
     job.refresh_from_db()
 
     assert job.status == "succeeded", job.error

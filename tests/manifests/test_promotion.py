@@ -10,9 +10,8 @@ import uuid
 import pytest
 from django.contrib.auth.models import User
 
+from manifests.jobs import job_create, job_run
 from manifests.models import ApiToken, PushRecord, Registry
-from manifests.services.jobs import job_create
-from manifests.services.scan import scan_job_run
 from registry.images import attested_index_push
 from registry.platform import Platform
 
@@ -33,7 +32,7 @@ def staging(registry_basic, registry_token):
     with registry_basic.client() as client:
         index, images, _ = attested_index_push(client, repository=repository, tag="1.0", platforms=[AMD64, ARM64])
     source, target = _row(registry_basic, "staging"), _row(registry_token, "production")
-    scan_job_run(job_id=job_create(kind="scan", registry=source, target="staging",
+    job_run(inline=True, job_id=job_create(kind="scan", registry=source, target="staging",
                                    params={"repository": repository}).pk)
     return repository, index, source, target
 

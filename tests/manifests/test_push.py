@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from manifests.models import PushRecord, Registry
-from manifests.services.push import push_job_create
+from manifests.services.push import push_submit
 from registry.assemble import SourceSpec
 from registry.images import attested_index_push, image_push
 from registry.platform import Platform
@@ -36,8 +36,8 @@ def test_it_assembles_a_list_from_two_repositories_and_skopeo_pulls_each_platfor
                    platform=Platform("linux", "arm64", "v8"))
     registry = _registry_row(any_registry)
 
-    job = push_job_create(registry=registry, target="username/test:latest", fmt="auto", annotations={},
-                          expect_digest=None, sources=[SourceSpec("username/x8664-test:latest"),
+    job = push_submit(registry=registry, target="username/test:latest", fmt="auto", annotations={},
+                      expect_digest=None, sources=[SourceSpec("username/x8664-test:latest"),
                                                        SourceSpec("username/arm64v8-test:latest")])
     job = wait_job(job.pk)
 
@@ -75,7 +75,7 @@ TEN_PLATFORMS = [Platform("linux", "amd64"), Platform("linux", "arm64", "v8"), P
 
 
 def _scanned(running, name: str, repositories: list[str]) -> Registry:
-    from manifests.services.scan import repository_scan
+    from manifests.scan.repository import repository_scan
 
     registry = Registry.objects.create(name=name, url=running.url, insecure=True, watch="\n".join(repositories))
     with running.client() as client:
@@ -85,14 +85,14 @@ def _scanned(running, name: str, repositories: list[str]) -> Registry:
 
 
 def _push_inline(registry: Registry, target: str, sources: list[str]):
+    from manifests import jobs
+    from manifests.jobs import job_run
     from manifests.models import Job
-    from manifests.services import jobs
-    from manifests.services.push import push_job_run
 
     job = jobs.job_create(kind=Job.KIND_PUSH, registry=registry, target=target, params={
         "sources": [SourceSpec(s).to_json() for s in sources], "format": "auto", "annotations": {},
         "expect_digest": ""})
-    push_job_run(job_id=job.pk)
+    job_run(job_id=job.pk)
     job.refresh_from_db()
     return job
 

@@ -9,7 +9,7 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 
 from manifests.models import Event, Referrer, Registry, Tag
-from manifests.services.scan import repository_scan
+from manifests.scan.repository import repository_scan
 from registry.images import image_push, index_push
 from registry.mediatypes import OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, sha256_digest
 from registry.platform import Platform
@@ -197,9 +197,8 @@ def test_distribution_serves_no_referrers_api_and_the_scan_asks_once_then_stops(
 def test_a_childs_signature_survives_into_an_assembled_list(fresh_registry, db, client):
     """Assembling copies each kept child into the target repository; its cosign signature goes with it,
     so `cosign verify target@<child digest>` finds it there."""
+    from manifests.jobs import job_create, job_run
     from manifests.models import Job
-    from manifests.services.jobs import job_create
-    from manifests.services.push import push_job_run
     from registry.assemble import SourceSpec
 
     running = fresh_registry("anonymous")
@@ -220,7 +219,7 @@ def test_a_childs_signature_survives_into_an_assembled_list(fresh_registry, db, 
     job = job_create(kind=Job.KIND_PUSH, registry=registry, target="username/test:latest", params={
         "sources": [SourceSpec.from_json({"reference": r}).to_json() for r in ("src/amd64:latest", "src/arm64:latest")],
         "format": "auto", "annotations": {}, "expect_digest": None, "preview_digest": None})
-    push_job_run(job_id=job.pk)
+    job_run(job_id=job.pk)
     job.refresh_from_db()
     assert job.status == "succeeded", job.error
     assert [(r["kind"], r["subject"]) for r in job.result["referrers"]] == [("cosign-signature", arm64.digest)]

@@ -6,16 +6,15 @@ import logging
 
 import pytest
 
+from manifests.jobs import job_create, job_run
 from manifests.models import Job, Registry
-from manifests.services.jobs import job_create
-from manifests.services.registries import registry_check_run
 from registry.images import image_push
 from registry.platform import Platform
 
 
 def _check(registry: Registry) -> Job:
     job = job_create(kind=Job.KIND_CHECK, registry=registry, target=registry.name, params={})
-    registry_check_run(job_id=job.pk)
+    job_run(job_id=job.pk)
     job.refresh_from_db()
     return job
 

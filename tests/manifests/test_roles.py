@@ -14,10 +14,9 @@ import pytest
 from django.contrib.auth.models import Group, Permission, User
 from django.core.management import call_command
 
+from manifests.jobs import job_create, job_run
 from manifests.models import ApiToken, Job, Registry, Repository, Tag
 from manifests.roles import roles_ensure
-from manifests.services.jobs import job_create
-from manifests.services.scan import scan_job_run
 from registry.images import image_push
 from registry.platform import Platform
 
@@ -45,7 +44,7 @@ def lab(fresh_registry):
         image_push(client, repository="team/amd64", tag="v1", platform=AMD64)
         image_push(client, repository="team/arm64", tag="v1", platform=ARM64)
     registry = Registry.objects.create(name="lab", url=running.url, insecure=True)
-    scan_job_run(job_id=job_create(kind="scan", registry=registry, target="lab", params={}).pk)
+    job_run(inline=True, job_id=job_create(kind="scan", registry=registry, target="lab", params={}).pk)
     return running, registry
 
 

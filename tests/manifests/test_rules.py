@@ -10,16 +10,15 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from manifests.forms.rules import RuleForm, rule_form_data
+from manifests.jobs import job_create, job_run
 from manifests.models import Event, Job, PushRecord, Registry, Rule, RuleTagState, Tag
 from manifests.services import rules
-from manifests.services.jobs import job_create
 from manifests.services.rules_select import (
     SelectionInvalid,
     regex_compile,
     selection_compile,
     semver_newest,
 )
-from manifests.services.scan import scan_job_run
 from registry.images import attested_index_push, image_push
 from registry.platform import Platform
 
@@ -36,7 +35,7 @@ def _registry(running, name: str = "rules") -> Registry:
 def _scan(registry: Registry, repository: str = "") -> None:
     job = job_create(kind="scan", registry=registry, target=registry.name,
                      params={"repository": repository} if repository else {})
-    scan_job_run(job_id=job.pk)
+    job_run(inline=True, job_id=job.pk)
 
 
 def _rule(registry: Registry, **fields) -> Rule:
@@ -53,7 +52,7 @@ def _apply(rule: Rule, tags: list[str] | None = None) -> Job:
     """The job's runner, in this process (the worker calls the same function)."""
     job = job_create(kind=Job.KIND_RULE_APPLY, registry=rule.registry, target=rule.target,
                      params={"rule": rule.pk, "tags": tags})
-    rules.rule_apply_job_run(job_id=job.pk)
+    job_run(job_id=job.pk)
     return Job.objects.get(pk=job.pk)
 
 
@@ -372,7 +371,7 @@ def test_moves_map_back_to_the_rules_and_tags_they_touch():
 
 @pytest.mark.django_db(transaction=True)
 def test_a_push_by_the_rule_rolls_back_like_any_push_and_the_rule_then_leaves_the_tag_alone(seeded):
-    from manifests.services.push import rollback_job_run
+    from manifests.jobs import job_run
 
     running, registry, _ = seeded
     rule = _rule(registry, tags="1.0.0")
@@ -384,7 +383,7 @@ def test_a_push_by_the_rule_rolls_back_like_any_push_and_the_rule_then_leaves_th
     record = PushRecord.objects.get(rule=rule, new_digest=first)
     job = job_create(kind=Job.KIND_ROLLBACK, registry=registry, target="username/test:1.0.0",
                      params={"record": record.pk})
-    rollback_job_run(job_id=job.pk)
+    job_run(job_id=job.pk)
     job.refresh_from_db()
     assert job.status == "succeeded", job.error
     with running.client() as client:

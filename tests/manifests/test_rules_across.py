@@ -7,10 +7,9 @@ import json
 import pytest
 
 from manifests.forms.rules import RuleForm, rule_form_data, rule_to_dict
+from manifests.jobs import job_create, job_run
 from manifests.models import Job, Registry, Repository
 from manifests.services import rules
-from manifests.services.jobs import job_create
-from manifests.services.scan import scan_job_run
 from manifests.signals import TagMove
 from registry.images import image_push
 from registry.platform import Platform
@@ -23,7 +22,7 @@ def _row(running, name: str) -> Registry:
     if password:
         row.set_secret(password)
     row.save()
-    scan_job_run(job_id=job_create(kind="scan", registry=row, target=name, params={}).pk)
+    job_run(inline=True, job_id=job_create(kind="scan", registry=row, target=name, params={}).pk)
     return row
 
 
@@ -46,7 +45,7 @@ def test_a_source_in_another_registry_is_streamed_into_the_target(fresh_registry
     assert [r.status for r in rules.rule_dry_run(rule=rule).rows] == ["new"]
 
     job = job_create(kind=Job.KIND_RULE_APPLY, registry=registry, target=rule.target, params={"rule": rule.pk})
-    rules.rule_apply_job_run(job_id=job.pk)
+    job_run(job_id=job.pk)
     job.refresh_from_db()
     assert job.result["tags"]["5.0"]["status"] == "pushed", job.result
     assert job.result["transfer"]["blobs_streamed"] == 2 and job.result["transfer"]["bytes_moved"] > 0

@@ -8,9 +8,8 @@ import pytest
 import yaml
 from django.contrib.auth.models import Permission, User
 
+from manifests.jobs import job_create, job_run
 from manifests.models import ApiToken, PushRecord, Registry, Rule
-from manifests.services.jobs import job_create
-from manifests.services.scan import scan_job_run
 from registry.images import image_push
 from registry.platform import Platform
 
@@ -37,7 +36,7 @@ def inventory(fresh_registry):
         image_push(client, repository=X86, tag="1.0.0", platform=Platform("linux", "amd64"))
         image_push(client, repository=ARM, tag="1.0.0", platform=Platform("linux", "arm64", "v8"))
     registry = Registry.objects.create(name="api", url=running.url, insecure=True)
-    scan_job_run(job_id=job_create(kind="scan", registry=registry, target="api", params={}).pk)
+    job_run(inline=True, job_id=job_create(kind="scan", registry=registry, target="api", params={}).pk)
     return running, registry
 
 

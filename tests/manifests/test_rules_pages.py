@@ -6,9 +6,8 @@ import pytest
 import yaml
 from django.contrib.auth.models import User
 
+from manifests.jobs import job_create, job_run
 from manifests.models import Job, Registry, Rule
-from manifests.services.jobs import job_create
-from manifests.services.scan import scan_job_run
 from registry.images import image_push
 from registry.platform import Platform
 
@@ -47,7 +46,7 @@ def test_a_rule_made_on_the_page_shows_its_dry_run_and_applies(client, admin, fr
                    platform=Platform("linux", "arm64", "v8"))
         image_push(registry_client, repository="username/x8664-test", tag="7.1.0", platform=Platform("linux", "amd64"))
     registry = Registry.objects.create(name="pages", url=running.url, insecure=True)
-    scan_job_run(job_id=job_create(kind="scan", registry=registry, target="pages", params={}).pk)
+    job_run(inline=True, job_id=job_create(kind="scan", registry=registry, target="pages", params={}).pk)
     assert "/rules/" in client.get("/").content.decode()  # in the nav
     response = client.post("/rules/new", FORM)
     rule = Rule.objects.get()

@@ -7,10 +7,10 @@ import json
 import pytest
 from django.core.management import call_command
 
+from manifests.jobs import job_create, job_run
 from manifests.management.commands.seed_demo import seed
 from manifests.models import Manifest, Registry, Repository, Tag
-from manifests.services.jobs import job_create
-from manifests.services.scan import repository_scan, scan_job_run
+from manifests.scan.repository import repository_scan
 from registry.images import attested_index_push, image_push, index_push
 from registry.platform import Platform
 
@@ -29,7 +29,7 @@ def seeded(fresh_registry, db):
 
 def _scan(registry: Registry):
     job = job_create(kind="scan", registry=registry, target=registry.name, params={})
-    scan_job_run(job_id=job.pk)
+    job_run(inline=True, job_id=job.pk)
     job.refresh_from_db()
     return job
 
@@ -134,13 +134,14 @@ def test_a_child_deleted_after_its_list_was_scanned_is_found_by_checking_childre
 
 
 def test_check_children_from_the_tag_page_queues_a_verifying_scan(seeded, client, django_user_model, monkeypatch):
-    from manifests.services import queue, scan
+    from manifests import jobs
+    from manifests.services import queue
 
     _, registry = seeded
     _scan(registry)
     sent = []
     monkeypatch.setattr(queue, "queue_available", lambda: True)
-    monkeypatch.setattr(scan.queue, "job_enqueue", lambda *, task, job: sent.append(job))
+    monkeypatch.setattr(jobs, "job_send", sent.append)
     from django.contrib.auth.models import Group
 
     pusher = django_user_model.objects.create_user("pusher")
@@ -153,7 +154,7 @@ def test_check_children_from_the_tag_page_queues_a_verifying_scan(seeded, client
     client.post("/registries/demo/scan", {"repository": "demo/webapp", "tag": "1.4"})
     assert [job.params["verify"] for job in sent] == [True, False]
     assert sent[0].params["tags"] == ["1.4"]
-    scan_job_run(job_id=sent[0].pk)
+    job_run(inline=True, job_id=sent[0].pk)
     done = client.get(f"/jobs/{sent[0].pk}/").content.decode()
     assert "children checked 6, missing 0" in done
     assert 'href="/registries/demo/r/demo/webapp/t/1.4"' in done

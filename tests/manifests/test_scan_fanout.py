@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from manifests.management.commands.seed_demo import seed
 from manifests.models import Job, Registry, Repository, ScanPart, Tag
-from manifests.services.scan import scan_enqueue, scan_part_run
+from manifests.scan.fanout import scan_part_run, scan_submit
 from registry.images import image_push
 from registry.platform import Platform
 from tests.harness.secrets import assert_never_logged
@@ -26,7 +26,7 @@ def test_a_registry_scan_fans_out_per_repository_on_the_worker(fresh_registry, c
     # Known from an earlier scan, since deleted from the registry.
     Repository.objects.create(registry=registry, name="gone/from-catalog",
                               scanned_at=timezone.now() - datetime.timedelta(days=1))
-    job = wait_job(scan_enqueue(registry=registry).pk)
+    job = wait_job(scan_submit(registry=registry).pk)
     assert job.status == Job.STATUS_SUCCEEDED, job.error
     assert sorted(job.params["names"]) == repositories
     assert sorted(ScanPart.objects.filter(job=job).values_list("repository", flat=True)) == repositories
@@ -37,7 +37,7 @@ def test_a_registry_scan_fans_out_per_repository_on_the_worker(fresh_registry, c
     registry.refresh_from_db()
     assert registry.last_scan_at is not None and registry.last_scan_error == ""
 
-    again = wait_job(scan_enqueue(registry=registry).pk)
+    again = wait_job(scan_submit(registry=registry).pk)
     assert again.result["requests"].get("HEAD manifest") == 12
     assert "GET manifest" not in again.result["requests"]
 
@@ -74,7 +74,7 @@ def test_a_scan_on_the_worker_never_logs_the_registry_credentials(fresh_registry
                         username=username)
     registry.set_secret(password)
     registry.save()
-    job = wait_job(scan_enqueue(registry=registry).pk)
+    job = wait_job(scan_submit(registry=registry).pk)
     assert job.status == Job.STATUS_SUCCEEDED and job.result["tags"] == 1, job.error
     assert job.worker.startswith("w1@")
     # The worker's log (INFO, as it runs) and this process's, at any level.
@@ -89,7 +89,7 @@ def test_a_repository_part_that_cannot_be_recorded_fails_the_scan_instead_of_lea
     error is injected at the close (a narrow error path no real database gives on demand)."""
     from django.db import OperationalError
 
-    from manifests.services import scan
+    from manifests.scan import fanout
 
     with registry_anonymous.client() as client:
         image_push(client, repository="close/app", tag="v1", platform=Platform("linux", "amd64"))
@@ -100,7 +100,7 @@ def test_a_repository_part_that_cannot_be_recorded_fails_the_scan_instead_of_lea
     def close_fails(job: Job) -> None:
         raise OperationalError("database is locked")
 
-    monkeypatch.setattr(scan, "_scan_close", close_fails)
+    monkeypatch.setattr(fanout, "_scan_close", close_fails)
     scan_part_run(job_id=job.pk, name="close/app")
     job.refresh_from_db()
     assert job.status == Job.STATUS_FAILED
@@ -131,7 +131,7 @@ def test_parts_scanning_side_by_side_fetch_a_digest_shared_by_repositories_once(
     proxy = ThrottledProxy(running.port, bytes_per_second=24 * 1024).start()
     try:
         registry = Registry.objects.create(name="share", url=proxy.url, insecure=True)
-        job = wait_job(scan_enqueue(registry=registry).pk, timeout=120)
+        job = wait_job(scan_submit(registry=registry).pk, timeout=120)
     finally:
         proxy.stop()
     assert job.status == Job.STATUS_SUCCEEDED, job.error

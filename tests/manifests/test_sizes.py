@@ -11,7 +11,7 @@ import pytest
 from django.contrib.auth.models import User
 
 from manifests.models import Registry, Repository, Tag
-from manifests.services.scan import repository_scan
+from manifests.scan.repository import repository_scan
 from manifests.services.sizes import repository_unique_bytes, tag_sizes
 from registry.images import DOCKER_LAYER, index_push
 from registry.mediatypes import DOCKER_CONFIG, DOCKER_MANIFEST, Descriptor, sha256_digest

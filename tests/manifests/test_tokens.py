@@ -12,9 +12,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 
+from manifests.jobs import job_create, job_run
 from manifests.models import ApiToken, Job, Registry
-from manifests.services.jobs import job_create
-from manifests.services.scan import scan_job_run
 from registry.images import image_push
 from registry.platform import Platform
 
@@ -45,7 +44,7 @@ def test_a_read_key_may_read_but_not_push_and_a_push_key_pushes_on_the_worker(
     with running.client() as rc:
         image_push(rc, repository="team/amd64", tag="v1", platform=Platform("linux", "amd64"))
     registry = Registry.objects.create(name="lab", url=running.url, insecure=True)
-    scan_job_run(job_id=job_create(kind="scan", registry=registry, target="lab", params={}).pk)
+    job_run(inline=True, job_id=job_create(kind="scan", registry=registry, target="lab", params={}).pk)
     body = {"registry": "lab", "target": "team/multi:v1", "sources": [{"reference": "team/amd64:v1"}]}
 
     read_key = _issue("ci", "--scope", "read")

@@ -14,9 +14,8 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
 
+from manifests.jobs import job_create, job_run
 from manifests.models import Job, Registry, Tag, WebhookEvent
-from manifests.services.jobs import job_create
-from manifests.services.scan import scan_job_run
 from registry.images import image_push
 from registry.platform import Platform
 
@@ -34,10 +33,11 @@ def _notify(client, name: str, token: str, events: list[dict]):
 @pytest.fixture
 def queue_up(monkeypatch):
     """Jobs are created but not sent: these tests are about what the webhook accepts, not the scan."""
-    from manifests.services import queue, scan
+    from manifests import jobs
+    from manifests.services import queue
 
     monkeypatch.setattr(queue, "queue_available", lambda: True)
-    monkeypatch.setattr(scan.queue, "job_enqueue", lambda *, task, job: None)
+    monkeypatch.setattr(jobs, "job_send", lambda job: None)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -51,7 +51,7 @@ def test_a_tag_re_pushed_shows_its_new_digest_after_the_webhook(fresh_registry, 
     registry.refresh_from_db()
     with running.client() as rc:
         first = image_push(rc, repository="hook/app", tag="v1", platform=Platform("linux", "amd64"))
-    scan_job_run(job_id=job_create(kind="scan", registry=registry, target="hooked", params={}).pk)
+    job_run(inline=True, job_id=job_create(kind="scan", registry=registry, target="hooked", params={}).pk)
     assert Tag.objects.get(name="v1").digest == first.digest
 
     with running.client() as rc:
@@ -153,14 +153,15 @@ def test_a_repeated_event_is_handled_once(client, queue_up):
 
 @pytest.mark.django_db
 def test_an_event_refused_while_the_queue_is_down_is_handled_on_the_retry(client, monkeypatch):
-    from manifests.services import queue, scan
+    from manifests import jobs
+    from manifests.services import queue
 
     registry = Registry.objects.create(name="hooked", url="http://127.0.0.1:9", insecure=True)
     token = registry.webhook_token_rotate()
     monkeypatch.setattr(queue, "queue_available", lambda: False)
     assert _notify(client, "hooked", token, [_event(event_id="ev-1")]).status_code == 503
     monkeypatch.setattr(queue, "queue_available", lambda: True)
-    monkeypatch.setattr(scan.queue, "job_enqueue", lambda *, task, job: None)
+    monkeypatch.setattr(jobs, "job_send", lambda job: None)
     assert len(_notify(client, "hooked", token, [_event(event_id="ev-1")]).json()["queued"]) == 1
 
 

@@ -54,7 +54,7 @@ class Command(BaseCommand):
             if no_apply:
                 continue
             try:
-                job = rules.rule_apply_job_create(rule=rule)
+                job = rules.rule_apply_submit(rule=rule)
             except queue.QueueUnavailable as exc:
                 raise CommandError(str(exc)) from None
             self.stdout.write(f"{rule.name}: apply job {job.pk} queued")

@@ -113,10 +113,10 @@ class Command(BaseCommand):
         web = self._spawn("web", [str(bin_dir / "gunicorn"), "config.wsgi", "-b", f"127.0.0.1:{port}", "-w", "3",
                                   "--access-logfile", "-"])
         _started(port, web, "gunicorn")
-        from manifests.services.scan import scan_enqueue
+        from manifests.scan.fanout import scan_submit
 
         try:
-            scan_enqueue(registry=Registry.objects.get(name="demo"))
+            scan_submit(registry=Registry.objects.get(name="demo"))
         except Exception as exc:  # the page says so too; the stack still runs
             self.stdout.write(f"could not enqueue the first scan: {exc}")
         self.stdout.write(self.style.SUCCESS(

@@ -5,7 +5,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from manifests.models import Job, Registry
-from manifests.services.scan import scan_enqueue
+from manifests.scan.fanout import scan_submit
 
 
 class Command(BaseCommand):
@@ -28,7 +28,7 @@ class Command(BaseCommand):
         if verify_children and not repository:
             raise CommandError("--verify-children needs --repository")
         try:
-            job = scan_enqueue(registry=registry, repository=repository, verify_children=verify_children)
+            job = scan_submit(registry=registry, repository=repository, verify_children=verify_children)
         except Exception as exc:  # kombu raises its own OperationalError when Redis is down
             raise CommandError(f"cannot enqueue the scan (is Redis running?): {exc}") from None
         self.stdout.write(f"scan job {job.pk} queued for {job.target}")

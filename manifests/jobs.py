@@ -1,8 +1,11 @@
-"""Jobs: the database row a page polls while a worker does registry I/O.
+"""The job engine: the database row a page polls while a worker does registry I/O.
 
+`job_submit` is the one way a job starts: it checks the queue, creates the
+row and sends the `job_run` task, by name, once the transaction commits.
 `job_run` is the one way a worker runs a job: it starts the job, keeps its
-lease, runs the job's runner and turns any exception into a failed job with
-a message, so that no job stays "running" after its worker gave up on it.
+lease, runs the runner its kind names in KINDS and turns any exception into
+a failed job with a message, so that no job stays "running" after its worker
+gave up on it. A new kind of job is one runner and one entry in KINDS.
 """
 
 from __future__ import annotations
@@ -12,16 +15,21 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import timedelta
 
+from celery import current_app
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from registry import errors
 
-from ..crypto import CredentialsUndecryptable
-from ..models import Job
+from .crypto import CredentialsUndecryptable
+from .models import Job
+from .services import queue
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +57,7 @@ class JobProgress:
 
 
 def job_create(*, kind: str, registry, target: str, params: dict, user=None) -> Job:
-    """Create a queued job; the caller enqueues its task with transaction.on_commit."""
+    """A queued job's row, not sent to a worker (job_submit sends it; a test may run it with job_run)."""
     return Job.objects.create(kind=kind, registry=registry, target=target, params=params,
                               created_by=user if user and user.is_authenticated else None)
 
@@ -138,22 +146,6 @@ def _connection_drop() -> None:
         pass
 
 
-def job_begin(*, job_id: int, exclusive: bool = False, worker: str = "") -> tuple[Job, JobProgress] | None:
-    """Start a job that works on its registry.
-
-    None when there is nothing to do: the job is done already (a redelivered
-    task), or its registry was removed (which fails the job).
-    """
-    job = job_start(job_id=job_id, exclusive=exclusive, worker=worker)
-    if job is None:
-        return None
-    progress = JobProgress(job)
-    if job.registry is None:
-        job_finish(job=job, progress=progress, error="the registry was removed")
-        return None
-    return job, progress
-
-
 def job_finish(*, job: Job, progress: JobProgress | None, error: str = "", digest: str = "",
                result: dict | None = None) -> bool:
     """End the job, if this attempt still owns it; False (and nothing written) when it does not.
@@ -189,8 +181,6 @@ class JobFailed(Exception):
 # A runner returns this when its job goes on elsewhere (a scan's repository tasks finish it).
 CONTINUES = object()
 
-Runner = Callable[[Job, JobProgress], object]
-
 
 def job_error(exc: BaseException) -> tuple[str, dict]:
     """The message and result a failed job shows for `exc`: the user's words, never a secret."""
@@ -218,28 +208,141 @@ def job_fail(*, job: Job, progress: JobProgress | None, exc: BaseException) -> b
     return job_finish(job=job, progress=progress, error=message, result=result, digest=digest)
 
 
-def job_run(*, job_id: int, runner: Runner, exclusive: bool = False, worker: str = "",
-            needs_registry: bool = True) -> None:
-    """Start, lease, run and end one job: the single place a job's end is decided.
+
+
+# -- the kinds ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JobKind:
+    """How the engine runs one kind of job. Dotted paths, imported when a job of the kind runs."""
+
+    runner: str  # runner(job, progress): ends the job with job_finish, raises, or returns CONTINUES
+    exclusive: bool = False  # one worker at a time (it moves tags): a redelivery while it runs gets JobBusy
+    needs_registry: bool = True  # a job whose registry was removed fails before its runner runs
+    handed_off: str = ""  # predicate(job): the job goes on in other tasks (a fanned-out scan); nothing to do
+    cleanup: str = ""  # cleanup(job_id), after every run, whatever its outcome
+
+
+KINDS: dict[str, JobKind] = {
+    Job.KIND_SCAN: JobKind("manifests.scan.fanout.scan_execute", handed_off="manifests.scan.fanout.scan_handed_off"),
+    Job.KIND_PUSH: JobKind("manifests.services.push.push_execute", exclusive=True),
+    Job.KIND_ROLLBACK: JobKind("manifests.services.push.rollback_execute", exclusive=True, needs_registry=False),
+    Job.KIND_CHECK: JobKind("manifests.services.registries.registry_check_execute", needs_registry=False,
+                            cleanup="manifests.services.registries.registry_draft_forget"),
+    Job.KIND_RULE_APPLY: JobKind("manifests.services.rules_apply.rule_apply_execute", exclusive=True),
+    Job.KIND_PROMOTE: JobKind("manifests.services.promote.promotion_execute", exclusive=True),
+}
+
+# The task every job runs in (manifests/tasks.py), sent by name: no service imports the tasks.
+JOB_TASK = "manifests.tasks.job_run"
+
+
+# -- submitting --------------------------------------------------------------------
+
+
+def task_send(name: str, *args, on_error: Callable[[Exception], None] | None = None) -> None:
+    """Send the task `name` with `args` once the transaction commits (at once outside one)."""
+
+    def send() -> None:
+        try:
+            current_app.send_task(name, args=list(args), retry=False)
+        except Exception as exc:  # kombu's errors vary by transport
+            logger.warning("could not queue %s%s: %s", name, tuple(args), exc)
+            if on_error is not None:
+                on_error(exc)
+
+    transaction.on_commit(send)
+
+
+def job_submit(*, kind: str, registry, target: str, params: dict, user=None) -> Job:
+    """Create a job and send it to a worker once the transaction commits.
+
+    Refused up front (queue.QueueUnavailable) when the queue is down: nothing
+    is queued into the void. A job whose task cannot be sent fails at once.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"no job kind {kind!r}")
+    if not queue.queue_available():
+        raise queue.QueueUnavailable()
+    job = job_create(kind=kind, registry=registry, target=target, params=params, user=user)
+    job_send(job)
+    return job
+
+
+def job_send(job: Job) -> None:
+    """Send a created job to a worker once the transaction commits; it fails at once if it cannot be sent."""
+
+    def unsent(exc: Exception) -> None:
+        Job.objects.filter(pk=job.pk).update(status=Job.STATUS_FAILED, finished_at=timezone.now(),
+                                             error="the task queue was unreachable: nothing was done")
+
+    task_send(JOB_TASK, job.pk, on_error=unsent)
+
+
+# -- running -----------------------------------------------------------------------
+
+_inline: ContextVar[bool] = ContextVar("job_inline", default=False)
+
+
+def job_inline() -> bool:
+    """Whether the job running now runs its parts here, one after another (job_run(inline=True))."""
+    return _inline.get()
+
+
+def _job_started(job_id: int, spec: JobKind, worker: str) -> tuple[Job, JobProgress] | None:
+    """Start the job; None when there is nothing to do (done already, handed off, its registry removed)."""
+    if spec.handed_off:
+        job = Job.objects.select_related("registry").filter(pk=job_id).first()
+        if job is None or job.is_done or import_string(spec.handed_off)(job):
+            return None
+    job = job_start(job_id=job_id, exclusive=spec.exclusive, worker=worker)
+    if job is None:
+        return None
+    progress = JobProgress(job)
+    if spec.needs_registry and job.registry is None:
+        job_finish(job=job, progress=progress, error="the registry was removed")
+        return None
+    return job, progress
+
+
+def job_run(*, job_id: int, worker: str = "", inline: bool = False) -> None:
+    """Start, lease, run and end one job of any kind: the single place a job's end is decided.
 
     The runner ends a job that succeeds (with `job_finish`, in its own
     transaction when it writes more) or raises: any exception fails the job
     with a message (`job_error`). A runner that returns without ending the job
-    fails it too, unless it returns CONTINUES.
+    fails it too, unless it returns CONTINUES. `inline` runs the job's parts
+    here instead of sending them to workers (tests, the benchmark, a machine
+    without a worker): the same code users' workers run. Raises JobBusy when
+    an exclusive job is running on another worker.
     """
-    if needs_registry:
-        begun = job_begin(job_id=job_id, exclusive=exclusive, worker=worker)
-        if begun is None:
-            return
-        job, progress = begun
-    else:
-        started = job_start(job_id=job_id, exclusive=exclusive, worker=worker)
-        if started is None:
-            return
-        job, progress = started, JobProgress(started)
+    kind = Job.objects.filter(pk=job_id).values_list("kind", flat=True).first()
+    if kind is None:
+        return
+    spec = KINDS.get(kind)
+    if spec is None:  # a row this version has no runner for: it ends, and says why
+        job = job_start(job_id=job_id, worker=worker)
+        if job is not None:
+            job_finish(job=job, progress=None, error=f"no runner for jobs of kind {kind!r}")
+        return
+    token = _inline.set(inline)
+    try:
+        _job_run(job_id, spec, worker)
+    finally:
+        _inline.reset(token)
+        if spec.cleanup:
+            import_string(spec.cleanup)(job_id)
+
+
+def _job_run(job_id: int, spec: JobKind, worker: str) -> None:
+    started = _job_started(job_id, spec, worker)
+    if started is None:
+        return
+    job, progress = started
     with job_lease(job):
         try:
-            outcome = runner(job, progress)
+            outcome = import_string(spec.runner)(job, progress)
         except Exception as exc:
             try:
                 job_fail(job=job, progress=progress, exc=exc)

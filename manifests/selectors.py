@@ -1,0 +1,145 @@
+"""The read side: what the stored inventory says, for pages, the API and the scan.
+
+One walk of a stored index (nested indexes followed), one rebuild of an image
+config from the columns a scan kept, one answer to "what does this tag hold
+now" from the database (registry.assemble's tag_current_digest asks the
+registry), and the registry list's rows.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass, field
+
+from django.db.models import Count
+
+from registry.mediatypes import KIND_INDEX
+from registry.platform import Platform, platform_sort_key
+from registry.reference import Reference
+
+from .models import Manifest as ManifestRow
+from .models import ManifestChild, Registry, Repository, Tag
+
+MAX_DEPTH = 4  # nested indexes deeper than this are not followed
+
+# Marks a config rebuilt from a row's columns: not worth storing as the config.
+CONFIG_PARTIAL = "\x00partial"
+
+
+# -- indexes ------------------------------------------------------------------------
+
+
+@dataclass
+class IndexEntry:
+    """One entry of a stored index: its descriptor, the stored manifest it names (if any), and, for a
+    nested index that is followed, its own entries."""
+
+    child: ManifestChild
+    row: ManifestRow | None
+    nested: list[IndexEntry] | None = None
+
+
+def index_entries(index: ManifestRow, *, depth: int = 0) -> list[IndexEntry]:
+    """The entries of a stored index in order, nested indexes followed up to MAX_DEPTH."""
+    children = list(index.children.all())
+    stored = {row.digest: row for row in ManifestRow.objects.filter(digest__in=[c.digest for c in children]).only(
+        "digest", "kind", "size", "created", "artifact_type")}
+    entries: list[IndexEntry] = []
+    for child in children:
+        row = stored.get(child.digest)
+        entry = IndexEntry(child=child, row=row)
+        if not child.is_attestation and row is not None and row.kind == KIND_INDEX and depth < MAX_DEPTH:
+            entry.nested = index_entries(row, depth=depth + 1)
+        entries.append(entry)
+    return entries
+
+
+@dataclass
+class Summary:
+    platforms: list[tuple[str, str, str]]  # (normalized, os_version, digest)
+    size: int
+    created: datetime.datetime | None
+    child_digests: list[str] = field(default_factory=list)
+
+
+def manifest_summary(row: ManifestRow) -> Summary:
+    """Platforms, total size and newest creation time of a stored manifest."""
+    if row.kind != KIND_INDEX:
+        platforms = [(row.platform, row.os_version, row.digest)] if row.platform else []
+        return Summary(platforms, row.size, row.created)
+    return _entries_summary(index_entries(row))
+
+
+def _entries_summary(entries: list[IndexEntry]) -> Summary:
+    platforms: list[tuple[str, str, str]] = []
+    size, created = 0, None
+    child_digests = [entry.child.digest for entry in entries]
+    for entry in entries:
+        child, child_row = entry.child, entry.row
+        if child.is_attestation:
+            continue
+        if entry.nested is not None:
+            nested = _entries_summary(entry.nested)
+            platforms += nested.platforms
+            size += nested.size
+            child_digests += nested.child_digests
+            created = max(filter(None, [created, nested.created]), default=None)
+            continue
+        if child.platform:
+            platforms.append((child.platform, child.os_version, child.digest))
+        if child_row is not None:
+            size += child_row.size
+            created = max(filter(None, [created, child_row.created]), default=None)
+    return Summary(platforms, size, created, child_digests)
+
+
+# -- configs ------------------------------------------------------------------------
+
+
+def config_stored(row) -> dict:
+    """An image config as far as the scan kept it (the platform fields), from the manifest row it came with."""
+    return Platform(os=row.os, architecture=row.architecture, variant=row.variant, os_version=row.os_version,
+                    os_features=tuple(row.os_features or ())).to_json()
+
+
+def config_known(*, digest: str) -> dict | None:
+    """A config as the scan knows it, from a stored manifest that uses it: whole when it was stored,
+    else rebuilt from the row's columns (marked CONFIG_PARTIAL); None when no stored manifest uses it."""
+    row = ManifestRow.objects.filter(config_digest=digest).only(
+        "os", "architecture", "variant", "os_version", "os_features", "created", "config").first()
+    if row is None:
+        return None
+    if isinstance(row.config, dict):
+        return row.config
+    config = {**config_stored(row), CONFIG_PARTIAL: True}
+    if row.created:
+        config["created"] = row.created.isoformat()
+    return config
+
+
+# -- tags and registries ------------------------------------------------------------
+
+
+def tag_digest(*, registry: Registry, reference: str) -> str:
+    """What the inventory says `repository:tag` holds ("" for a new tag)."""
+    ref = Reference.parse(reference, allow_host=False)
+    tag = Tag.objects.filter(repository__registry=registry, repository__name=ref.repository, name=ref.tag).first()
+    return tag.digest if tag else ""
+
+
+def registry_rows() -> list[dict]:
+    """The registry list's rows: each registry with its repository and tag counts and its platforms."""
+    registries = Registry.objects.annotate(
+        repository_total=Count("repositories", distinct=True),
+    ).order_by("name")
+    tag_totals = dict(
+        Tag.objects.values_list("repository__registry").annotate(n=Count("pk")).values_list("repository__registry", "n")
+    )
+    platforms: dict[int, set[str]] = {}
+    for registry_id, repo_platforms in Repository.objects.values_list("registry_id", "platforms"):
+        platforms.setdefault(registry_id, set()).update(repo_platforms)
+    return [
+        {"registry": r, "tags": tag_totals.get(r.pk, 0),
+         "platforms": sorted(platforms.get(r.pk, ()), key=platform_sort_key)}
+        for r in registries
+    ]

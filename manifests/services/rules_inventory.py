@@ -1,0 +1,117 @@
+"""A rule's inventory, loaded in bulk: the rows of its source repositories, read in a few queries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db.models import Q
+
+from registry import errors
+from registry.mediatypes import Manifest, parse_manifest
+
+from ..models import Manifest as ManifestRow
+from ..models import ManifestChild, Registry, Tag
+from ..selectors import config_stored
+
+
+@dataclass(frozen=True, slots=True)
+class _TagRow:
+    name: str
+    digest: str
+    kind: str
+    manifest: str  # the stored manifest's digest, "" when the scan could not read it
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class _ManifestRow:
+    digest: str
+    media_type: str
+    raw: bytes
+    config_digest: str
+    os: str
+    architecture: str
+    variant: str
+    os_version: str
+    os_features: list
+
+
+@dataclass(frozen=True, slots=True)
+class TargetRow:
+    digest: str
+    before: dict  # {"platform os_version": digest}, as the builder's diff reads it
+
+
+class BulkInventory:
+    """The part of RegistryClient that `list_plan` uses, answered from rows loaded once.
+
+    The per-request InventoryClient asks the database for each manifest; a rule
+    plans hundreds of lists, so the rows of its source repositories are read in
+    two queries up front (plain tuples, no model instances) and every plan is
+    computed from memory.
+    """
+
+    def __init__(self, *, registry: Registry, repositories: list[str], tag_names: set[str] | None,
+                 elsewhere: dict[int, list[str]] | None = None) -> None:
+        """`repositories` of `registry`, and the `elsewhere` ones: {registry id: repository names}
+        (a repository name stands for one registry only in a rule)."""
+        self.counters: dict[str, int] = {}
+        where = Q(repository__registry=registry, repository__name__in=repositories)
+        for registry_id, names in (elsewhere or {}).items():
+            where |= Q(repository__registry_id=registry_id, repository__name__in=names)
+        repositories = repositories + [name for names in (elsewhere or {}).values() for name in names]
+        tags = Tag.objects.filter(where)
+        if tag_names is not None:
+            tags = tags.filter(name__in=sorted(tag_names))
+        self.tags: dict[str, dict[str, _TagRow]] = {name: {} for name in repositories}
+        self._in_repository: dict[str, set[str]] = {name: set() for name in repositories}
+        indexes: list[tuple[str, str]] = []
+        for repository, name, digest, kind, manifest, error in tags.values_list(
+                "repository__name", "name", "digest", "kind", "manifest__digest", "error"):
+            self.tags[repository][name] = _TagRow(name, digest, kind, manifest or "", error)
+            if manifest:
+                self._in_repository[repository].add(manifest)
+                if kind == "index":
+                    indexes.append((repository, manifest))
+        children = ManifestChild.objects.filter(parent_id__in=tags.filter(kind="index").values("manifest_id"))
+        self._manifests: dict[str, _ManifestRow] = {}
+        for values in ManifestRow.objects.filter(
+                Q(pk__in=tags.values("manifest_id")) | Q(digest__in=children.values("digest"))).values_list(
+                "digest", "media_type", "raw", "config_digest", "os", "architecture", "variant", "os_version",
+                "os_features"):
+            self._manifests[values[0]] = _ManifestRow(*values)
+        self._parsed: dict[str, Manifest] = {}
+        for repository, digest in indexes:
+            if digest in self._manifests:
+                listing = self._parse(self._manifests[digest])
+                self._in_repository[repository].update(c.digest for c in listing.children)
+        self._configs = {row.config_digest: row for row in self._manifests.values() if row.config_digest}
+
+    def _parse(self, row: _ManifestRow) -> Manifest:
+        parsed = self._parsed.get(row.digest)
+        if parsed is None:
+            parsed = self._parsed[row.digest] = parse_manifest(bytes(row.raw), content_type=row.media_type,
+                                                               digest=row.digest)
+        return parsed
+
+    def get_manifest(self, repository: str, reference: str) -> Manifest:
+        if ":" in reference:
+            row = self._manifests.get(reference)
+            if row is None or reference not in self._in_repository.get(repository, ()):
+                raise errors.ManifestUnknown(
+                    f"{repository}@{reference} is not in the inventory: scan the repository first")
+        else:
+            tag = self.tags.get(repository, {}).get(reference)
+            if tag is None:
+                raise errors.ManifestUnknown(f"{repository}:{reference} is not in the inventory")
+            row = self._manifests.get(tag.manifest) if tag.manifest else None
+            if row is None:
+                raise errors.ManifestUnknown(
+                    f"{repository}:{reference} could not be read at the last scan: {tag.error or 'unknown'}")
+        return self._parse(row)
+
+    def get_json_blob(self, repository: str, digest: str, **kwargs) -> dict:
+        row = self._configs.get(digest)
+        if row is None:
+            raise errors.BlobUnknown(f"config {digest} is not in the inventory")
+        return config_stored(row)
