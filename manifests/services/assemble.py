@@ -316,6 +316,10 @@ class PushResult:
     raw: bytes
     copy: CopyReport
     already_done: bool = False
+    # What the PUT's answer proved (201 with our digest), and the children no answer proved:
+    # what a read-back must still ask (list_confirm).
+    confirmed: bool = False
+    unproven: list[str] = field(default_factory=list)
 
 
 def list_push(*, client: RegistryClient, plan: Plan, expect_digest: str | None = None,
@@ -356,36 +360,36 @@ def list_push(*, client: RegistryClient, plan: Plan, expect_digest: str | None =
                       report=report, progress=progress, check_first=False, present=present)
     progress({"event": "put", "digest": plan.digest})
     answer = client.put_manifest_answer(repository, tag, plan.raw, plan.media_type)
-    result = PushResult(answer.digest, current, plan.media_type, plan.raw, report)
+    unproven = [entry.descriptor.digest for entry in plan.entries if entry.descriptor.digest not in report.confirmed]
+    result = PushResult(answer.digest, current, plan.media_type, plan.raw, report, confirmed=answer.confirmed,
+                        unproven=unproven)
     if on_put is not None:
         on_put(result)
-    if verify:
-        unproven = [entry.descriptor.digest for entry in plan.entries
-                    if entry.descriptor.digest not in report.confirmed]
+    if verify:  # a bulk push (rules) confirms with read_tag=False: the PUT's answer proves the tag
         list_confirm(client=client, repository=repository, tag=tag, digest=answer.digest,
                      put_confirmed=answer.confirmed, children=unproven)
-    elif answer.digest != plan.digest:
-        # A bulk push (rules) trusts the PUT's answer instead of reading every list back: Distribution
-        # stores a list only when every child is present, and the answer names the digest it stored.
-        raise errors.DigestMismatch(f"{repository}:{tag} was stored as {answer.digest}, not {plan.digest}")
     progress({"event": "done", "digest": answer.digest, **report.as_dict()})
     return result
 
 
 def list_confirm(*, client: RegistryClient, repository: str, tag: str, digest: str, put_confirmed: bool,
-                 children: list[str]) -> None:
+                 children: list[str], read_tag: bool = True) -> None:
     """The fewest reads that prove a push: the tag names `digest` and every child is present.
 
     One HEAD of the tag (a registry whose answer to the PUT gave no digest is
     read by GET when its HEAD gives none either), and one HEAD per child whose
     own PUT answer did not prove it (`children`: those the push did not copy).
+    `read_tag=False` (a bulk push at the request floor) takes a confirmed PUT
+    answer (201 naming our digest) as the proof for the tag, and reads it only
+    when the answer proved nothing.
     """
-    head = client.head_manifest(repository, tag)
-    actual = head.digest
-    if not actual and not put_confirmed:
-        actual = client.get_manifest(repository, tag).digest
-    if actual and actual != digest:
-        raise errors.DigestMismatch(f"after the push {repository}:{tag} holds {actual}, not {digest}")
+    if read_tag or not put_confirmed:
+        head = client.head_manifest(repository, tag)
+        actual = head.digest
+        if not actual and not put_confirmed:
+            actual = client.get_manifest(repository, tag).digest
+        if actual and actual != digest:
+            raise errors.DigestMismatch(f"after the push {repository}:{tag} holds {actual}, not {digest}")
     for child in dict.fromkeys(children):
         if not client.manifest_exists(repository, child):
             raise errors.ManifestUnknown(f"child {child} is missing from {repository} after the push")

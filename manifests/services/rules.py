@@ -20,6 +20,7 @@ from django.db.models import Prefetch, Q
 from django.utils import timezone
 
 from registry import errors
+from registry.copy import CopyReport
 from registry.mediatypes import Manifest, parse_manifest
 from registry.reference import validate_repository, validate_tag
 
@@ -38,7 +39,17 @@ from ..models import (
 )
 from ..models import Manifest as ManifestRow
 from . import events, jobs, queue
-from .assemble import AssemblyInvalid, Plan, SourceSpec, TagMoved, list_plan, list_push, tag_current_digest
+from .assemble import (
+    AssemblyInvalid,
+    Plan,
+    PushResult,
+    SourceSpec,
+    TagMoved,
+    list_confirm,
+    list_plan,
+    list_push,
+    tag_current_digest,
+)
 from .builder import diff_rows
 from .inventory import config_stored
 from .registries import registry_client
@@ -578,10 +589,25 @@ class _Across:
             present.add(entry.manifest.digest)
 
 
-def _record_push(rule: Rule, job: Job, *, tag: str, old: str, new: str, media_type: str, raw: bytes) -> None:
+def _record_push(rule: Rule, job: Job, *, tag: str, old: str, new: str, media_type: str, raw: bytes,
+                 verify_error: str) -> None:
     PushRecord.objects.create(registry=rule.registry, repository=rule.target_repository, tag=tag, old_digest=old,
                               new_digest=new, media_type=media_type, raw=raw, job=job, user=job.created_by,
-                              rule=rule)
+                              rule=rule, verified=not verify_error, verify_error=verify_error)
+
+
+def _push_confirm(client, *, repository: str, tag: str, result: PushResult, present: set[str]) -> str:
+    """The read-back of a rule's push at the request floor, as the builder's (list_confirm): the PUT's
+    answer proves the tag when it named our digest, and only the children no answer proved (in this job
+    or earlier ones) are asked for, once per job. "" when proven, else what failed."""
+    children = [digest for digest in result.unproven if digest not in present]
+    try:
+        list_confirm(client=client, repository=repository, tag=tag, digest=result.digest,
+                     put_confirmed=result.confirmed, children=children, read_tag=False)
+    except errors.RegistryError as exc:
+        return f"read-back failed: {exc}"
+    present.update(children)
+    return ""
 
 
 def _apply_one(rule: Rule, job: Job, client, row: TagPlan, present: set[str], pushed: list,
@@ -629,9 +655,16 @@ def _apply_one(rule: Rule, job: Job, client, row: TagPlan, present: set[str], pu
         if row.current != result.digest:  # the inventory did not know yet
             pushed.append((target_tag, row.plan, result.digest, row.plan.raw, row.plan.media_type))
         return {"status": "unchanged", "digest": result.digest}
+    verify_error = _push_confirm(client, repository=rule.target_repository, tag=target_tag, result=result,
+                                 present=present)
     with transaction.atomic():
         _record_push(rule, job, tag=target_tag, old=result.old_digest, new=result.digest,
-                     media_type=result.media_type, raw=result.raw)
+                     media_type=result.media_type, raw=result.raw, verify_error=verify_error)
+        if verify_error:
+            error = f"{row.target} now holds {result.digest} (recorded in its history), but {verify_error}"
+            rule_tag_state_set(rule=rule, tag=row.tag, status=RuleTagState.STATUS_FAILED, digest=result.digest,
+                               job=job, error=error)
+            return {"status": "failed", "error": error, "digest": result.digest, "old_digest": result.old_digest}
         rule_tag_state_set(rule=rule, tag=row.tag, status=RuleTagState.STATUS_PUSHED, digest=result.digest,
                            job=job)
     pushed.append((target_tag, row.plan, result.digest, result.raw, result.media_type))
@@ -661,13 +694,18 @@ def _apply_also(rule: Rule, job: Job, client, row: TagPlan, pushed: list, by_tag
         if current and not rule.owns_target and current != row.last_pushed:
             rule_tag_conflict(rule=rule, tag=row.tag, target=row.target, current=current, job=job)
             return {"status": "conflict", "current": current, "digest": row.digest}
-        digest = client.put_manifest(rule.target_repository, row.tag, raw, media_type)
+        answer = client.put_manifest_answer(rule.target_repository, row.tag, raw, media_type)
     except errors.RegistryError as exc:
         rule_tag_state_set(rule=rule, tag=row.tag, status=RuleTagState.STATUS_FAILED, job=job,
                            error=f"registry error: {exc}")
         return {"status": "failed", "error": f"registry error: {exc}", "digest": ""}
+    digest = answer.digest
+    # The children are those of the list it follows, proven by that tag's push: only the tag is left to prove.
+    put = PushResult(digest, current, media_type, raw, CopyReport(), confirmed=answer.confirmed)
+    verify_error = _push_confirm(client, repository=rule.target_repository, tag=row.tag, result=put, present=set())
     with transaction.atomic():
-        _record_push(rule, job, tag=row.tag, old=current, new=digest, media_type=media_type, raw=raw)
+        _record_push(rule, job, tag=row.tag, old=current, new=digest, media_type=media_type, raw=raw,
+                     verify_error=verify_error)
         rule_tag_state_set(rule=rule, tag=row.tag, status=RuleTagState.STATUS_PUSHED, digest=digest, job=job)
     pushed.append((row.tag, None, digest, raw, media_type))
     return {"status": "pushed", "digest": digest, "old_digest": current, "follows": row.follows}
