@@ -23,7 +23,8 @@ from registry.errors import InvalidPlatform, InvalidReference
 from registry.platform import normalize_platform_string
 
 from .models import ApiToken, Job, Manifest, ManifestChild, Registry, Repository, Tag
-from .services.assemble import FORMAT_AUTO, AssemblyInvalid, SourceSpec, list_plan
+from .services.across import list_plan_inventory
+from .services.assemble import FORMAT_AUTO, AssemblyInvalid, SourceSpec
 from .services.coverage import (
     NewestInvalid,
     PatternInvalid,
@@ -33,7 +34,7 @@ from .services.coverage import (
     pattern_validate,
     required_parse,
 )
-from .services.inventory import InventoryClient, tag_digest_now
+from .services.inventory import tag_digest_now
 from .services.push import push_job_create
 from .services.queue import QueueUnavailable
 from .services.scan import MAX_DEPTH
@@ -392,8 +393,8 @@ def list_create(request: HttpRequest) -> JsonResponse:
     if fields:
         raise _ApiError(400, "the request has problems", **_source_fields(fields))
     try:
-        plan = list_plan(client=InventoryClient(registry), target=target, sources=specs, fmt=str(fmt),
-                         annotations=annotations)
+        plan, _ = list_plan_inventory(registry=registry, target=target, sources=specs, fmt=str(fmt),
+                                      annotations=annotations)
     except AssemblyInvalid as exc:
         raise _ApiError(400, "the list cannot be built", **_source_fields(exc.errors)) from None
     if expect_digest is not None:

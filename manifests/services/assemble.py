@@ -71,6 +71,8 @@ class SourceSpec:
     # For an index source: take exactly this child (then `platform` annotates
     # it instead of selecting), with the attestations whose subject it is.
     select: str = ""
+    # The name of another registered registry the source lives in ("" for the target's own).
+    registry: str = ""
 
     @classmethod
     def from_json(cls, data: dict) -> SourceSpec:
@@ -87,6 +89,7 @@ class SourceSpec:
             os_features=tuple(str(f) for f in features),
             annotations={str(k): str(v) for k, v in annotations.items()},
             select=str(data.get("select") or ""),
+            registry=str(data.get("registry") or ""),
         )
 
     def to_json(self) -> dict:
@@ -94,6 +97,8 @@ class SourceSpec:
                 "os_features": list(self.os_features), "annotations": dict(self.annotations)}
         if self.select:
             data["select"] = self.select
+        if self.registry:
+            data["registry"] = self.registry
         return data
 
 
@@ -260,8 +265,13 @@ def list_render(*, media_type: str, entries: list[Entry], annotations: dict[str,
 
 
 def list_plan(*, client: RegistryClient, target: str, sources: list[SourceSpec], fmt: str = FORMAT_AUTO,
-              annotations: dict[str, str] | None = None) -> Plan:
-    """Resolve sources and build the exact bytes to push. Raises AssemblyInvalid."""
+              annotations: dict[str, str] | None = None,
+              source_client: Callable[[SourceSpec], RegistryClient] | None = None) -> Plan:
+    """Resolve sources and build the exact bytes to push. Raises AssemblyInvalid.
+
+    `source_client` gives the client to read a source from when not `client`
+    (a source in another registry).
+    """
     problems: dict[str, list[str]] = {}
     try:
         target_ref = Reference.parse(target, allow_host=False)
@@ -276,7 +286,8 @@ def list_plan(*, client: RegistryClient, target: str, sources: list[SourceSpec],
     entries: list[Entry] = []
     for index, spec in enumerate(sources):
         try:
-            entries.extend(source_resolve(client=client, spec=spec, index=index))
+            entries.extend(source_resolve(client=source_client(spec) if source_client else client, spec=spec,
+                                          index=index))
         except AssemblyInvalid as exc:
             for key, messages in exc.errors.items():
                 problems.setdefault(key, []).extend(messages)

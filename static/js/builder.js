@@ -21,7 +21,7 @@
     node.dataset.digest = digestOf(data);
     const set = (name, value) => { const input = node.querySelector(`[name="${name}"]`); if (input) input.value = value || ""; };
     set("e_key", key);
-    ["ref", "select", "label", "os", "arch", "variant", "os_version", "os_features"].forEach((f) => set("e_" + f, data[f]));
+    ["ref", "select", "label", "os", "arch", "variant", "os_version", "os_features", "registry"].forEach((f) => set("e_" + f, data[f]));
     node.querySelector(".entry-label").textContent = data.label || data.ref;
     const problems = node.querySelector(".problems");
     problems.id = "problems-" + key;
