@@ -39,6 +39,7 @@ from ..models import (
 )
 from ..models import Manifest as ManifestRow
 from . import events, jobs, queue
+from .across import Across
 from .assemble import (
     AssemblyInvalid,
     Plan,
@@ -52,6 +53,7 @@ from .assemble import (
 )
 from .builder import diff_rows
 from .inventory import config_stored
+from .labels import config_labels, configs_load, contributed_digest, label_field_problem, label_values, uses_labels
 from .registries import registry_client
 from .rules_select import SelectionInvalid, selection_compile, semver_newest, semver_parse
 
@@ -97,18 +99,21 @@ def target_validate(target: str) -> str | None:
     return None
 
 
-_ANNOTATION_FIELD = re.compile(r"\{([a-z0-9_.]+)\}")
+_ANNOTATION_FIELD = re.compile(r"\{([A-Za-z0-9_.]*label:[^{}]*|[a-z0-9_.]+)\}")
 
 
-def annotation_fields(*, tag: str, sources: list[tuple[RuleSource, str, str]]) -> dict[str, str]:
+def annotation_fields(*, tag: str, sources: list[tuple[RuleSource, str, str]],
+                      labels: list[dict[str, str]] | None = None) -> dict[str, str]:
     """What annotation values may name: {tag}, {version} and, per source N (1-based),
-    {sourceN.repository}, {sourceN.tag} and {sourceN.digest}."""
+    {sourceN.repository}, {sourceN.tag} and {sourceN.digest}; with the sources' image labels
+    (per source, in order), {label:NAME} and {sourceN.label:NAME} (services.labels)."""
     version = semver_parse(tag)
     values = {"tag": tag, "version": tag.lstrip("v") if version else tag}
     for number, (source, source_tag, digest) in enumerate(sources, start=1):
         values[f"source{number}.repository"] = source.repository
         values[f"source{number}.tag"] = source_tag
         values[f"source{number}.digest"] = digest
+    values.update(label_values(labels or []))
     return values
 
 
@@ -118,14 +123,30 @@ def annotations_render(annotations: dict[str, str], values: dict[str, str]) -> d
             for key, value in annotations.items()}
 
 
+def annotations_unfilled(annotations: dict[str, str], values: dict[str, str]) -> str:
+    """What a tag lacks to render its annotations (a label no source carries), said per annotation; ""."""
+    problems = []
+    for key, value in annotations.items():
+        for name in _ANNOTATION_FIELD.findall(value):
+            if "label:" in name and name not in values:
+                source, _, label = name.rpartition("label:")
+                who = f"source {source[6:-1]}'s image" if source else "no source image"
+                verb = "does not carry" if source else "carries"
+                problems.append(f"annotation {key}: {who} {verb} the label {label}")
+    return "; ".join(problems)
+
+
 def annotations_check(annotations: dict[str, str], *, source_count: int) -> list[str]:
     known = set(annotation_fields(tag="1.0.0", sources=[(RuleSource(repository="r"), "t", "d")] * source_count))
     problems = []
     for key, value in annotations.items():
         for name in _ANNOTATION_FIELD.findall(value):
-            if name not in known:
+            if problem := label_field_problem(name, source_count=source_count):
+                problems.append(f"{key}: {problem}")
+            elif name not in known and "label:" not in name:
                 problems.append(f"{key}: unknown field {{{name}}}: use {{tag}}, {{version}}, "
-                                "{sourceN.repository}, {sourceN.tag} or {sourceN.digest}")
+                                "{sourceN.repository}, {sourceN.tag}, {sourceN.digest}, {label:NAME} "
+                                "or {sourceN.label:NAME}")
     return problems
 
 
@@ -204,6 +225,7 @@ class BulkInventory:
                 listing = self._parse(self._manifests[digest])
                 self._in_repository[repository].update(c.digest for c in listing.children)
         self._configs = {row.config_digest: row for row in self._manifests.values() if row.config_digest}
+        self._kept_configs: dict[str, dict] | None = None
 
     def _parse(self, row: _ManifestRow) -> Manifest:
         parsed = self._parsed.get(row.digest)
@@ -227,6 +249,16 @@ class BulkInventory:
                 raise errors.ManifestUnknown(
                     f"{repository}:{reference} could not be read at the last scan: {tag.error or 'unknown'}")
         return self._parse(row)
+
+    def labels(self, repository: str, tag: str, platform: str) -> dict[str, str]:
+        """The image labels a source tag contributes (services.labels); the configs load in one query."""
+        if self._kept_configs is None:
+            self._kept_configs = configs_load(digests=set(self._manifests))
+        found = self.tags.get(repository, {}).get(tag)
+        row = self._manifests.get(found.manifest) if found is not None else None
+        if row is None:
+            return {}
+        return config_labels(self._kept_configs.get(contributed_digest(self._parse(row), platform)))
 
     def get_json_blob(self, repository: str, digest: str, **kwargs) -> dict:
         row = self._configs.get(digest)
@@ -383,7 +415,13 @@ def _tag_plan(rule: Rule, sources: list[RuleSource], inventory: BulkInventory, v
              for source, source_tag, _ in present]
     row.foreign = [source.registry_id if source.registry_id not in (None, rule.registry_id) else None
                    for source, _, _ in present]
-    annotations = annotations_render(rule.annotations, annotation_fields(tag=value, sources=present))
+    labels = ([inventory.labels(source.repository, source_tag, source.platform) for source, source_tag, _ in present]
+              if uses_labels(rule.annotations) else None)
+    fields = annotation_fields(tag=value, sources=present, labels=labels)
+    if unfilled := annotations_unfilled(rule.annotations, fields):
+        row.status, row.error = STATUS_INVALID, unfilled
+        return row
+    annotations = annotations_render(rule.annotations, fields)
     try:
         plan = list_plan(client=inventory, target=target, sources=specs, fmt=rule.format, annotations=annotations)
     except AssemblyInvalid as exc:
@@ -517,7 +555,7 @@ def _apply(rule: Rule, job: Job, progress: jobs.JobProgress) -> dict:
     pushed: list[tuple[str, Plan | None, str, bytes, str]] = []  # (tag, plan, digest, raw, media type)
     present: set[str] = set()  # manifests and blobs known to be in the target repository
     repository = rule.target_repository
-    across = _Across(progress)
+    across = Across(progress)
     with registry_client(registry=rule.registry) as client:
         try:
             for number, row in enumerate(rows, start=1):
@@ -555,40 +593,6 @@ def _apply(rule: Rule, job: Job, progress: jobs.JobProgress) -> dict:
     return {"error": error, "result": result}
 
 
-class _Across:
-    """Clients of the other registries a rule's sources live in, opened when first needed."""
-
-    def __init__(self, progress) -> None:
-        from registry.upload import TransferStats
-
-        self.stats = TransferStats()
-        self.clients: dict[int, object] = {}
-        self.progress = progress
-
-    def client(self, registry_id: int):
-        if registry_id not in self.clients:
-            self.clients[registry_id] = registry_client(registry=Registry.objects.get(pk=registry_id))
-        return self.clients[registry_id]
-
-    def close(self) -> None:
-        for client in self.clients.values():
-            client.close()
-
-    def bring(self, *, target, row: TagPlan, repository: str, present: set[str]) -> None:
-        """Stream the entries that live in another registry into the target repository."""
-        from registry.upload import manifest_transfer
-
-        assert row.plan is not None
-        for entry in row.plan.entries:
-            registry_id = row.foreign[entry.source_index] if entry.source_index < len(row.foreign) else None
-            if registry_id is None or entry.manifest.digest in present:
-                continue
-            manifest_transfer(source=self.client(registry_id), source_repository=entry.source_repository,
-                              target=target, target_repository=repository, manifest=entry.manifest,
-                              stats=self.stats, progress=self.progress)
-            present.add(entry.manifest.digest)
-
-
 def _record_push(rule: Rule, job: Job, *, tag: str, old: str, new: str, media_type: str, raw: bytes,
                  verify_error: str) -> None:
     PushRecord.objects.create(registry=rule.registry, repository=rule.target_repository, tag=tag, old_digest=old,
@@ -611,7 +615,7 @@ def _push_confirm(client, *, repository: str, tag: str, result: PushResult, pres
 
 
 def _apply_one(rule: Rule, job: Job, client, row: TagPlan, present: set[str], pushed: list,
-               across: _Across | None = None) -> dict:
+               across: Across | None = None) -> dict:
     target_tag = row.target.rpartition(":")[2]
     if row.status == STATUS_INCOMPLETE:
         rule_tag_state_set(rule=rule, tag=row.tag, status=RuleTagState.STATUS_INCOMPLETE, job=job,
@@ -633,7 +637,8 @@ def _apply_one(rule: Rule, job: Job, client, row: TagPlan, present: set[str], pu
             # unless the target already holds this very list.
             if tag_current_digest(client=client, repository=rule.target_repository,
                                   tag=target_tag) != row.plan.digest:
-                across.bring(target=client, row=row, repository=rule.target_repository, present=present)
+                across.bring(target=client, plan=row.plan, foreign=row.foreign, repository=rule.target_repository,
+                             present=present)
         try:
             result = list_push(client=client, plan=row.plan, expect_digest=expect, present=present, verify=False)
         except TagMoved as moved:
