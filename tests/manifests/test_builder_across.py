@@ -15,24 +15,12 @@ import pytest
 from django.contrib.auth.models import Permission, User
 
 from manifests.demo import image_push
-from manifests.models import ApiToken, Job, PushRecord, Registry
-from manifests.services.jobs import job_create
-from manifests.services.scan import scan_job_run
+from manifests.models import ApiToken, Job, PushRecord
 from registry.platform import Platform
+from tests.manifests.across import registry_scanned
 
 AMD64 = Platform("linux", "amd64")
 ARM64 = Platform("linux", "arm64", "v8")
-
-
-def _row(running, name: str) -> Registry:
-    username, password = running.credentials()
-    row = Registry(name=name, url=running.url, insecure=True, auth=Registry.AUTH_BASIC if username else "anonymous",
-                   username=username)
-    if password:
-        row.set_secret(password)
-    row.save()
-    scan_job_run(job_id=job_create(kind="scan", registry=row, target=name, params={}).pk)
-    return row
 
 
 @pytest.fixture
@@ -43,7 +31,7 @@ def two(fresh_registry):
         image_push(client, repository="username/x8664-test", tag="5.0", platform=AMD64)
     with lab.client() as client:
         image_push(client, repository="username/arm64v8-test", tag="5.0", platform=ARM64)
-    return main, lab, _row(main, "main"), _row(lab, "lab")
+    return main, lab, registry_scanned(main, "main"), registry_scanned(lab, "lab")
 
 
 def _both_platforms_pull(skopeo, running, reference: str, tmp_path) -> None:
@@ -96,6 +84,9 @@ def test_the_builder_makes_a_list_from_the_images_of_two_registries(two, celery_
     assert transfer["blobs_streamed"] == 2 and transfer["bytes_moved"] > 0 and transfer["bytes_per_second"] > 0
     assert any(step.get("event") == "upload" and "bytes_per_second" in step for step in job.steps)
     assert PushRecord.objects.get(job=job).verified is True
+    page = client.get(response["Location"]).content.decode()
+    assert re.search(r'id="transfer-result">Streamed from another registry: [0-9.]+\xa0\w+ \([0-9.]+\xa0\w+/s\), '
+                     r"2 blobs streamed", page), page
     _both_platforms_pull(skopeo, main, "username/test:5.0", tmp_path)
 
 
