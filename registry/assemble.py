@@ -70,6 +70,8 @@ class SourceSpec:
     # For an index source: take exactly this child (then `platform` annotates
     # it instead of selecting), with the attestations whose subject it is.
     select: str = ""
+    # The name of another registered registry the source lives in ("" for the target's own).
+    registry: str = ""
 
     @classmethod
     def from_json(cls, data: dict) -> SourceSpec:
@@ -86,6 +88,7 @@ class SourceSpec:
             os_features=tuple(str(f) for f in features),
             annotations={str(k): str(v) for k, v in annotations.items()},
             select=str(data.get("select") or ""),
+            registry=str(data.get("registry") or ""),
         )
 
     def to_json(self) -> dict:
@@ -93,6 +96,8 @@ class SourceSpec:
                 "os_features": list(self.os_features), "annotations": dict(self.annotations)}
         if self.select:
             data["select"] = self.select
+        if self.registry:
+            data["registry"] = self.registry
         return data
 
 
@@ -259,8 +264,13 @@ def list_render(*, media_type: str, entries: list[Entry], annotations: dict[str,
 
 
 def list_plan(*, client: RegistryClient, target: str, sources: list[SourceSpec], fmt: str = FORMAT_AUTO,
-              annotations: dict[str, str] | None = None) -> Plan:
-    """Resolve sources and build the exact bytes to push. Raises AssemblyInvalid."""
+              annotations: dict[str, str] | None = None,
+              source_client: Callable[[SourceSpec], RegistryClient] | None = None) -> Plan:
+    """Resolve sources and build the exact bytes to push. Raises AssemblyInvalid.
+
+    `source_client` gives the client to read a source from when not `client`
+    (a source in another registry).
+    """
     problems: dict[str, list[str]] = {}
     try:
         target_ref = Reference.parse(target, allow_host=False)
@@ -275,7 +285,8 @@ def list_plan(*, client: RegistryClient, target: str, sources: list[SourceSpec],
     entries: list[Entry] = []
     for index, spec in enumerate(sources):
         try:
-            entries.extend(source_resolve(client=client, spec=spec, index=index))
+            entries.extend(source_resolve(client=source_client(spec) if source_client else client, spec=spec,
+                                          index=index))
         except AssemblyInvalid as exc:
             for key, messages in exc.errors.items():
                 problems.setdefault(key, []).extend(messages)
@@ -315,6 +326,10 @@ class PushResult:
     raw: bytes
     copy: CopyReport
     already_done: bool = False
+    # What the PUT's answer proved (201 with our digest), and the children no answer proved:
+    # what a read-back must still ask (list_confirm).
+    confirmed: bool = False
+    unproven: list[str] = field(default_factory=list)
 
 
 def list_push(*, client: RegistryClient, plan: Plan, expect_digest: str | None = None,
@@ -355,36 +370,36 @@ def list_push(*, client: RegistryClient, plan: Plan, expect_digest: str | None =
                       report=report, progress=progress, check_first=False, present=present)
     progress({"event": "put", "digest": plan.digest})
     answer = client.put_manifest_answer(repository, tag, plan.raw, plan.media_type)
-    result = PushResult(answer.digest, current, plan.media_type, plan.raw, report)
+    unproven = [entry.descriptor.digest for entry in plan.entries if entry.descriptor.digest not in report.confirmed]
+    result = PushResult(answer.digest, current, plan.media_type, plan.raw, report, confirmed=answer.confirmed,
+                        unproven=unproven)
     if on_put is not None:
         on_put(result)
-    if verify:
-        unproven = [entry.descriptor.digest for entry in plan.entries
-                    if entry.descriptor.digest not in report.confirmed]
+    if verify:  # a bulk push (rules) confirms with read_tag=False: the PUT's answer proves the tag
         list_confirm(client=client, repository=repository, tag=tag, digest=answer.digest,
                      put_confirmed=answer.confirmed, children=unproven)
-    elif answer.digest != plan.digest:
-        # A bulk push (rules) trusts the PUT's answer instead of reading every list back: Distribution
-        # stores a list only when every child is present, and the answer names the digest it stored.
-        raise errors.DigestMismatch(f"{repository}:{tag} was stored as {answer.digest}, not {plan.digest}")
     progress({"event": "done", "digest": answer.digest, **report.as_dict()})
     return result
 
 
 def list_confirm(*, client: RegistryClient, repository: str, tag: str, digest: str, put_confirmed: bool,
-                 children: list[str]) -> None:
+                 children: list[str], read_tag: bool = True) -> None:
     """The fewest reads that prove a push: the tag names `digest` and every child is present.
 
     One HEAD of the tag (a registry whose answer to the PUT gave no digest is
     read by GET when its HEAD gives none either), and one HEAD per child whose
     own PUT answer did not prove it (`children`: those the push did not copy).
+    `read_tag=False` (a bulk push at the request floor) takes a confirmed PUT
+    answer (201 naming our digest) as the proof for the tag, and reads it only
+    when the answer proved nothing.
     """
-    head = client.head_manifest(repository, tag)
-    actual = head.digest
-    if not actual and not put_confirmed:
-        actual = client.get_manifest(repository, tag).digest
-    if actual and actual != digest:
-        raise errors.DigestMismatch(f"after the push {repository}:{tag} holds {actual}, not {digest}")
+    if read_tag or not put_confirmed:
+        head = client.head_manifest(repository, tag)
+        actual = head.digest
+        if not actual and not put_confirmed:
+            actual = client.get_manifest(repository, tag).digest
+        if actual and actual != digest:
+            raise errors.DigestMismatch(f"after the push {repository}:{tag} holds {actual}, not {digest}")
     for child in dict.fromkeys(children):
         if not client.manifest_exists(repository, child):
             raise errors.ManifestUnknown(f"child {child} is missing from {repository} after the push")

@@ -64,15 +64,15 @@ def layer(content: str, *, path: str = "etc/demo-release") -> tuple[bytes, str]:
 
 def image_push(client: RegistryClient, *, repository: str, tag: str | None, platform: Platform,
                content: str = "", oci: bool = False, created: str = "2026-01-01T00:00:00Z",
-               extra_layer_bytes: int = 0) -> Pushed:
-    """Push a single-platform image; `tag=None` pushes it by digest only."""
+               extra_layer_bytes: int = 0, labels: dict[str, str] | None = None) -> Pushed:
+    """Push a single-platform image (its config carrying `labels`); `tag=None` pushes it by digest only."""
     layer_bytes, diff_id = layer(content or f"{repository}:{tag} {platform.normalized} {platform.os_version}\n"
                                  + ("x" * extra_layer_bytes))
     config: dict = {
         "architecture": platform.architecture,
         "os": platform.os,
         "created": created,
-        "config": {"Cmd": ["/bin/sh"]},
+        "config": {"Cmd": ["/bin/sh"], **({"Labels": dict(labels)} if labels else {})},
         "rootfs": {"type": "layers", "diff_ids": [diff_id]},
         "history": [{"created": created, "created_by": "manifest-dashboard demo"}],
     }

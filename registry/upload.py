@@ -7,7 +7,9 @@ most one chunk is held in memory. When a PATCH's connection breaks, the
 upload's status is asked (GET <location>: 204 with Range) and the upload goes
 on from the byte the registry has. A registry that cannot say (Distribution
 drops a session whose bytes no longer match its state, when a PATCH broke
-half-way) gets a new session, and the source is read again from the start.
+half-way: its status answers 404 BLOB_UPLOAD_INVALID, or, asked before it
+wrote the broken bytes, the old Range and then 404 BLOB_UPLOAD_INVALID to the
+resumed PATCH) gets a new session, and the source is read again from the start.
 """
 
 from __future__ import annotations
@@ -104,12 +106,21 @@ def _send_chunk(client: RegistryClient, repository: str, location: str, chunk: b
                 stats: TransferStats, progress: Progress) -> str:
     """PATCH one chunk; on a broken connection ask the session how far it got and send the rest."""
     sent_from = start
+    broken = False
     for _ in range(MAX_RESUMES + 1):
         try:
             location = _patch(client, repository, location, chunk[sent_from - start:], sent_from)
             stats.chunks += 1
             return location
+        except (errors.NotFound, errors.RequestInvalid) as exc:
+            if not broken:
+                raise
+            # Asked before Distribution had written the broken PATCH's bytes, the status named the
+            # offset the session had; the bytes landed since, and the session is now refused
+            # (404 BLOB_UPLOAD_INVALID): it is gone, as when the status says so at once.
+            raise _Restart() from exc
         except errors.RegistryUnavailable as exc:
+            broken = True
             status = upload_status(client, repository, location)
             if status is None:
                 raise _Restart() from exc

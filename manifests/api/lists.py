@@ -7,11 +7,11 @@ from typing import Any
 from django.http import HttpRequest, JsonResponse
 from django.urls import reverse
 
-from registry.assemble import AssemblyInvalid, list_plan
+from registry.assemble import AssemblyInvalid
 
 from ..forms.lists import ListCreateForm
 from ..selectors import tag_digest
-from ..services.inventory import InventoryClient
+from ..services.across import list_plan_inventory
 from ..services.push import push_submit
 from ..services.queue import QueueUnavailable
 from .base import ApiError, api_view, json_object
@@ -51,7 +51,7 @@ def list_create(request: HttpRequest) -> JsonResponse:
     specs, fmt, annotations = form.cleaned_data["sources"], form.cleaned_data["format"], form.cleaned_data["annotations"]
     target, expect_digest = form.cleaned_data["target"], form.cleaned_data["expect_digest"]
     try:
-        plan = list_plan(client=InventoryClient(registry), target=target, sources=specs, fmt=str(fmt),
+        plan, _ = list_plan_inventory(registry=registry, target=target, sources=specs, fmt=str(fmt),
                          annotations=annotations)
     except AssemblyInvalid as exc:
         raise ApiError(400, "the list cannot be built", **_source_fields(exc.errors)) from None

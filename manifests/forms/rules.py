@@ -163,7 +163,8 @@ class RuleForm(forms.Form):
                         help_text="Empty: every source must be present. Else these platforms, the rest optional.")
     format = forms.ChoiceField(choices=[(f, f) for f in FORMATS], initial="auto")
     annotations = AnnotationsField(required=False, help_text="key=value lines; {tag}, {version}, "
-                                   "{source1.tag}, {source1.digest} may be used")
+                                   "{source1.tag}, {source1.digest} and the sources' labels, "
+                                   "{label:org.opencontainers.image.revision} or {source2.label:NAME}, may be used")
     also_tag = ListField(required=False, label="Also tag",
                          help_text="e.g. latest: follows the newest semver tag the rule assembled")
     owns_target = StrictBooleanField(label="The rule owns its targets (overwrite a target someone else changed)")

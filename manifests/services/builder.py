@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import json
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from django.db.models import F
 
-from registry.assemble import FORMAT_AUTO, FORMATS, AssemblyInvalid, Plan, SourceSpec, list_plan
+from registry.assemble import FORMAT_AUTO, FORMATS, AssemblyInvalid, Plan, SourceSpec
 from registry.errors import InvalidPlatform, InvalidReference
 from registry.platform import Platform, platform_sort_key
 from registry.reference import Reference
 
 from ..models import ManifestChild, Registry, Tag
 from ..selectors import tag_digest
-from .inventory import InventoryClient
+from .across import list_plan_inventory
 
-ENTRY_FIELDS = ("key", "ref", "select", "label", "os", "arch", "variant", "os_version", "os_features", "annotations")
+ENTRY_FIELDS = ("key", "ref", "select", "label", "os", "arch", "variant", "os_version", "os_features", "annotations",
+                "registry")
 
 
 @dataclass
@@ -32,6 +33,7 @@ class BuilderEntry:
     os_version: str = ""
     os_features: str = ""
     annotations: str = ""
+    registry: str = ""  # another registered registry the image lives in ("" for the target's own)
 
     @property
     def platform(self) -> str:
@@ -107,7 +109,7 @@ def entry_to_spec(entry: BuilderEntry) -> tuple[SourceSpec | None, list[str]]:
         return None, problems
     features = tuple(f.strip() for f in entry.os_features.split(",") if f.strip())
     return SourceSpec(reference=entry.ref, platform=platform, os_version=entry.os_version, os_features=features,
-                      annotations=annotations, select=entry.select), []
+                      annotations=annotations, select=entry.select, registry=entry.registry), []
 
 
 def preview_build(state: BuilderState) -> Preview:
@@ -131,9 +133,11 @@ def preview_build(state: BuilderState) -> Preview:
     if state.fmt not in FORMATS:
         errors["format"] = [f"format must be one of {', '.join(FORMATS)}"]
     plan = None
+    others: dict[str, Registry] = {}
     try:
-        plan = list_plan(client=InventoryClient(state.registry), target=state.target, sources=specs,
-                         fmt=state.fmt if state.fmt in FORMATS else FORMAT_AUTO, annotations=annotations)
+        plan, others = list_plan_inventory(registry=state.registry, target=state.target, sources=specs,
+                                           fmt=state.fmt if state.fmt in FORMATS else FORMAT_AUTO,
+                                           annotations=annotations)
     except AssemblyInvalid as exc:
         for name, messages in exc.errors.items():
             if name.startswith("sources."):
@@ -156,7 +160,8 @@ def preview_build(state: BuilderState) -> Preview:
     preview = Preview(plan if not errors and not entry_errors else None, errors, entry_errors, current)
     if preview.plan is not None:
         preview.diff = diff_build(registry=state.registry, target=state.target, plan=preview.plan)
-        preview.command = command_build(registry=state.registry, state=state, plan=preview.plan)
+        hosts = [others[spec.registry].host if spec.registry in others else state.registry.host for spec in specs]
+        preview.command = command_build(registry=state.registry, state=state, plan=preview.plan, hosts=hosts)
     return preview
 
 
@@ -200,8 +205,10 @@ def diff_rows(*, before: dict[str, str], plan: Plan) -> list[dict]:
     return rows
 
 
-def command_build(*, registry: Registry, state: BuilderState, plan: Plan) -> str:
-    """The one-line `docker buildx imagetools create` that makes the same list (attestations aside)."""
+def command_build(*, registry: Registry, state: BuilderState, plan: Plan, hosts: list[str] | None = None) -> str:
+    """The one-line `docker buildx imagetools create` that makes the same list (attestations aside).
+
+    `hosts`: per source, the host of the registry it lives in (the target's by default)."""
     host = registry.host
     parts = ["docker", "buildx", "imagetools", "create", "-t", f"{host}/{plan.target.repository}:{plan.target.tag}"]
     for key, value in plan.annotations.items():
@@ -209,7 +216,8 @@ def command_build(*, registry: Registry, state: BuilderState, plan: Plan) -> str
     for entry in plan.entries:
         if entry.descriptor.is_attestation:
             continue
-        parts.append(f"{host}/{entry.source_repository}@{entry.descriptor.digest}")
+        source_host = hosts[entry.source_index] if hosts and entry.source_index < len(hosts) else host
+        parts.append(f"{source_host}/{entry.source_repository}@{entry.descriptor.digest}")
     return " ".join(shlex.quote(p) for p in parts)
 
 
@@ -257,6 +265,7 @@ class Candidate:
     digest: str
     media_type: str
     from_list: bool
+    registry: str = ""  # set when the image lives in another registry than the list's
 
     @property
     def token(self) -> str:
@@ -302,6 +311,15 @@ def candidates_search(*, registry: Registry, query: str = "", limit: int = 60) -
     return found
 
 
+def palette_candidates(*, registry: Registry, source: Registry | None, query: str = "") -> list[Candidate]:
+    """The palette: images of `source` (any registered registry; the target's by default), each naming its
+    registry when it is not the target's, so the entry it makes is streamed across at the push."""
+    if source is None or source.pk == registry.pk:
+        return candidates_search(registry=registry, query=query)
+    return [replace(c, registry=source.name, label=f"{source.name}: {c.label}")
+            for c in candidates_search(registry=source, query=query)]
+
+
 def entry_from_token(token: str, *, existing: list[BuilderEntry]) -> BuilderEntry:
     """A new entry from a candidate's Add button (a JSON object of entry fields)."""
     try:
@@ -320,4 +338,5 @@ def entry_from_token(token: str, *, existing: list[BuilderEntry]) -> BuilderEntr
 def candidate_token(candidate: Candidate) -> str:
     return json.dumps({"ref": candidate.ref, "select": candidate.select, "label": candidate.label,
                        "os": candidate.os, "arch": candidate.arch, "variant": candidate.variant,
-                       "os_version": candidate.os_version, "os_features": candidate.os_features})
+                       "os_version": candidate.os_version, "os_features": candidate.os_features,
+                       **({"registry": candidate.registry} if candidate.registry else {})})

@@ -11,6 +11,7 @@ from django.db import transaction
 from registry import errors
 from registry.assemble import (
     AssemblyInvalid,
+    Plan,
     PushResult,
     SourceSpec,
     TagMoved,
@@ -24,6 +25,7 @@ from registry.mediatypes import parse_manifest
 from .. import jobs
 from ..models import Job, PushRecord, Registry
 from . import signatures
+from .across import Across, SourceClients, source_registries, sources_foreign
 from .inventory import InventoryClient
 from .registries import registry_client
 
@@ -172,14 +174,35 @@ def _after_put(*, client, job: Job, record: PushRecord, verify: Callable[[], Non
 
 def push_execute(job: Job, progress: jobs.JobProgress) -> None:
     """The runner of a push job (jobs.KINDS): plan, copy, put, verify, record."""
+    across = Across(progress)
+    try:
+        _push_with(job, progress, across)
+    finally:
+        across.close()
+
+
+def _plan_sources(job: Job, client, across: Across) -> tuple[Plan, list[SourceSpec], list[int | None]]:
+    """Plan from the inventories (each source from its own registry's), with which sources live elsewhere."""
+    params = push_params(job.params)
+    sources = params.sources
+    try:
+        others, unknown = source_registries(registry=job.registry, specs=sources)
+        if unknown:
+            raise AssemblyInvalid(unknown)
+        clients = SourceClients(_InventoryFirst(job.registry, client), {
+            name: _InventoryFirst(row, across.client(row.pk)) for name, row in others.items()})
+        plan = list_plan(client=clients.default, target=job.target, sources=sources, source_client=clients,
+                         fmt=params.fmt, annotations=params.annotations)
+    except AssemblyInvalid as exc:
+        raise jobs.JobFailed(str(exc), result={"errors": exc.errors}) from None
+    return plan, sources, sources_foreign(registry=job.registry, specs=sources, others=others)
+
+
+def _push_with(job: Job, progress: jobs.JobProgress, across: Across) -> None:
     params = push_params(job.params)
     with registry_client(registry=job.registry) as client:
         progress({"event": "plan", "sources": len(params.sources)})
-        try:
-            plan = list_plan(client=_InventoryFirst(job.registry, client), target=job.target, sources=params.sources,
-                             fmt=params.fmt, annotations=params.annotations)
-        except AssemblyInvalid as exc:
-            raise jobs.JobFailed(str(exc), result={"errors": exc.errors}) from None
+        plan, sources, foreign = _plan_sources(job, client, across)
         progress({"event": "planned", "digest": plan.digest, "media_type": plan.media_type,
                   "entries": len(plan.entries)})
         preview_digest = params.preview_digest
@@ -193,9 +216,14 @@ def push_execute(job: Job, progress: jobs.JobProgress) -> None:
                                        new_digest=put.digest, media_type=put.media_type, raw=put.raw))
 
         verify_error: list[BaseException] = []
+        present: set[str] | None = None
         try:
+            if any(foreign):  # blobs cannot be mounted from another registry: streamed first, as a rule's
+                present = set()
+                if tag_current_digest(client=client, repository=repository, tag=tag) != plan.digest:
+                    across.bring(target=client, plan=plan, foreign=foreign, repository=repository, present=present)
             result = list_push(client=client, plan=plan, expect_digest=params.expect_digest,
-                               progress=progress, on_put=on_put)
+                               progress=progress, on_put=on_put, present=present)
         except TagMoved as exc:
             raise jobs.JobFailed(str(exc), result={"tag_moved": True, "expected": exc.expected,
                                                    "actual": exc.actual}) from None
@@ -214,18 +242,20 @@ def push_execute(job: Job, progress: jobs.JobProgress) -> None:
             on_put(result)
         record = records[0]
         carried: list[dict] = []
+        local = [e for e in plan.entries if e.source_index >= len(foreign) or foreign[e.source_index] is None]
 
         def carry() -> None:  # each kept child's signatures, SBOMs and attestations go with it
-            carried.extend(signatures.referrers_carry(client=client, registry=job.registry, entries=plan.entries,
+            carried.extend(signatures.referrers_carry(client=client, registry=job.registry, entries=local,
                                                       target=repository, progress=progress))
 
         _after_put(client=client, job=job, record=record, verify=verify, carry=carry)
         counters = dict(client.counters)
+    transfer = {"transfer": across.stats.as_dict()} if any(foreign) else {}
     with transaction.atomic():
         jobs.job_finish(job=job, progress=progress, digest=record.new_digest,
                         result={"media_type": record.media_type, "copied": result.copy.as_dict(),
                                 "requests": counters, "old_digest": record.old_digest, "record": record.pk,
-                                "verified": True, "referrers": carried})
+                                "verified": True, "referrers": carried, **transfer})
     logger.info("pushed %s as %s", job.target, record.new_digest)
 
 

@@ -35,6 +35,7 @@ from ..models import (
 )
 from . import events, queue
 from .builder import diff_rows
+from .labels import label_field_problem, label_values, uses_labels
 from .rules_inventory import BulkInventory, TargetRow
 from .rules_select import SelectionInvalid, selection_compile, semver_newest, semver_parse
 
@@ -80,18 +81,21 @@ def target_validate(target: str) -> str | None:
     return None
 
 
-_ANNOTATION_FIELD = re.compile(r"\{([a-z0-9_.]+)\}")
+_ANNOTATION_FIELD = re.compile(r"\{([A-Za-z0-9_.]*label:[^{}]*|[a-z0-9_.]+)\}")
 
 
-def annotation_fields(*, tag: str, sources: list[tuple[RuleSource, str, str]]) -> dict[str, str]:
+def annotation_fields(*, tag: str, sources: list[tuple[RuleSource, str, str]],
+                      labels: list[dict[str, str]] | None = None) -> dict[str, str]:
     """What annotation values may name: {tag}, {version} and, per source N (1-based),
-    {sourceN.repository}, {sourceN.tag} and {sourceN.digest}."""
+    {sourceN.repository}, {sourceN.tag} and {sourceN.digest}; with the sources' image labels
+    (per source, in order), {label:NAME} and {sourceN.label:NAME} (services.labels)."""
     version = semver_parse(tag)
     values = {"tag": tag, "version": tag.lstrip("v") if version else tag}
     for number, (source, source_tag, digest) in enumerate(sources, start=1):
         values[f"source{number}.repository"] = source.repository
         values[f"source{number}.tag"] = source_tag
         values[f"source{number}.digest"] = digest
+    values.update(label_values(labels or []))
     return values
 
 
@@ -101,14 +105,30 @@ def annotations_render(annotations: dict[str, str], values: dict[str, str]) -> d
             for key, value in annotations.items()}
 
 
+def annotations_unfilled(annotations: dict[str, str], values: dict[str, str]) -> str:
+    """What a tag lacks to render its annotations (a label no source carries), said per annotation; ""."""
+    problems = []
+    for key, value in annotations.items():
+        for name in _ANNOTATION_FIELD.findall(value):
+            if "label:" in name and name not in values:
+                source, _, label = name.rpartition("label:")
+                who = f"source {source[6:-1]}'s image" if source else "no source image"
+                verb = "does not carry" if source else "carries"
+                problems.append(f"annotation {key}: {who} {verb} the label {label}")
+    return "; ".join(problems)
+
+
 def annotations_check(annotations: dict[str, str], *, source_count: int) -> list[str]:
     known = set(annotation_fields(tag="1.0.0", sources=[(RuleSource(repository="r"), "t", "d")] * source_count))
     problems = []
     for key, value in annotations.items():
         for name in _ANNOTATION_FIELD.findall(value):
-            if name not in known:
+            if problem := label_field_problem(name, source_count=source_count):
+                problems.append(f"{key}: {problem}")
+            elif name not in known and "label:" not in name:
                 problems.append(f"{key}: unknown field {{{name}}}: use {{tag}}, {{version}}, "
-                                "{sourceN.repository}, {sourceN.tag} or {sourceN.digest}")
+                                "{sourceN.repository}, {sourceN.tag}, {sourceN.digest}, {label:NAME} "
+                                "or {sourceN.label:NAME}")
     return problems
 
 
@@ -260,7 +280,13 @@ def _tag_plan(rule: Rule, sources: list[RuleSource], inventory: BulkInventory, v
              for source, source_tag, _ in present]
     row.foreign = [source.registry_id if source.registry_id not in (None, rule.registry_id) else None
                    for source, _, _ in present]
-    annotations = annotations_render(rule.annotations, annotation_fields(tag=value, sources=present))
+    labels = ([inventory.labels(source.repository, source_tag, source.platform) for source, source_tag, _ in present]
+              if uses_labels(rule.annotations) else None)
+    fields = annotation_fields(tag=value, sources=present, labels=labels)
+    if unfilled := annotations_unfilled(rule.annotations, fields):
+        row.status, row.error = STATUS_INVALID, unfilled
+        return row
+    annotations = annotations_render(rule.annotations, fields)
     try:
         plan = list_plan(client=inventory, target=target, sources=specs, fmt=rule.format, annotations=annotations)
     except AssemblyInvalid as exc:

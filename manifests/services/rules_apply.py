@@ -12,12 +12,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from registry import errors
-from registry.assemble import Plan, TagMoved, list_push, tag_current_digest
+from registry.assemble import Plan, PushResult, TagMoved, list_confirm, list_push, tag_current_digest
+from registry.copy import CopyReport
 from registry.mediatypes import parse_manifest
 
 from .. import jobs
 from ..models import Job, PushRecord, Registry, Repository, Rule, RuleTagState
 from ..models import Manifest as ManifestRow
+from .across import Across
 from .registries import registry_client
 from .rules import (
     STATUS_CONFLICT,
@@ -64,7 +66,7 @@ def _apply(rule: Rule, job: Job, progress: jobs.JobProgress) -> dict:
     pushed: list[tuple[str, Plan | None, str, bytes, str]] = []  # (tag, plan, digest, raw, media type)
     present: set[str] = set()  # manifests and blobs known to be in the target repository
     repository = rule.target_repository
-    across = _Across(progress)
+    across = Across(progress)
     with registry_client(registry=rule.registry) as client:
         try:
             for number, row in enumerate(rows, start=1):
@@ -102,48 +104,29 @@ def _apply(rule: Rule, job: Job, progress: jobs.JobProgress) -> dict:
     return {"error": error, "result": result}
 
 
-class _Across:
-    """Clients of the other registries a rule's sources live in, opened when first needed."""
-
-    def __init__(self, progress) -> None:
-        from registry.upload import TransferStats
-
-        self.stats = TransferStats()
-        self.clients: dict[int, object] = {}
-        self.progress = progress
-
-    def client(self, registry_id: int):
-        if registry_id not in self.clients:
-            self.clients[registry_id] = registry_client(registry=Registry.objects.get(pk=registry_id))
-        return self.clients[registry_id]
-
-    def close(self) -> None:
-        for client in self.clients.values():
-            client.close()
-
-    def bring(self, *, target, row: TagPlan, repository: str, present: set[str]) -> None:
-        """Stream the entries that live in another registry into the target repository."""
-        from registry.upload import manifest_transfer
-
-        assert row.plan is not None
-        for entry in row.plan.entries:
-            registry_id = row.foreign[entry.source_index] if entry.source_index < len(row.foreign) else None
-            if registry_id is None or entry.manifest.digest in present:
-                continue
-            manifest_transfer(source=self.client(registry_id), source_repository=entry.source_repository,
-                              target=target, target_repository=repository, manifest=entry.manifest,
-                              stats=self.stats, progress=self.progress)
-            present.add(entry.manifest.digest)
-
-
-def _record_push(rule: Rule, job: Job, *, tag: str, old: str, new: str, media_type: str, raw: bytes) -> None:
+def _record_push(rule: Rule, job: Job, *, tag: str, old: str, new: str, media_type: str, raw: bytes,
+                 verify_error: str) -> None:
     PushRecord.objects.create(registry=rule.registry, repository=rule.target_repository, tag=tag, old_digest=old,
                               new_digest=new, media_type=media_type, raw=raw, job=job, user=job.created_by,
-                              rule=rule)
+                              rule=rule, verified=not verify_error, verify_error=verify_error)
+
+
+def _push_confirm(client, *, repository: str, tag: str, result: PushResult, present: set[str]) -> str:
+    """The read-back of a rule's push at the request floor, as the builder's (list_confirm): the PUT's
+    answer proves the tag when it named our digest, and only the children no answer proved (in this job
+    or earlier ones) are asked for, once per job. "" when proven, else what failed."""
+    children = [digest for digest in result.unproven if digest not in present]
+    try:
+        list_confirm(client=client, repository=repository, tag=tag, digest=result.digest,
+                     put_confirmed=result.confirmed, children=children, read_tag=False)
+    except errors.RegistryError as exc:
+        return f"read-back failed: {exc}"
+    present.update(children)
+    return ""
 
 
 def _apply_one(rule: Rule, job: Job, client, row: TagPlan, present: set[str], pushed: list,
-               across: _Across | None = None) -> dict:
+               across: Across | None = None) -> dict:
     target_tag = row.target.rpartition(":")[2]
     if row.status == STATUS_INCOMPLETE:
         rule_tag_state_set(rule=rule, tag=row.tag, status=RuleTagState.STATUS_INCOMPLETE, job=job,
@@ -165,7 +148,8 @@ def _apply_one(rule: Rule, job: Job, client, row: TagPlan, present: set[str], pu
             # unless the target already holds this very list.
             if tag_current_digest(client=client, repository=rule.target_repository,
                                   tag=target_tag) != row.plan.digest:
-                across.bring(target=client, row=row, repository=rule.target_repository, present=present)
+                across.bring(target=client, plan=row.plan, foreign=row.foreign, repository=rule.target_repository,
+                             present=present)
         try:
             result = list_push(client=client, plan=row.plan, expect_digest=expect, present=present, verify=False)
         except TagMoved as moved:
@@ -187,9 +171,16 @@ def _apply_one(rule: Rule, job: Job, client, row: TagPlan, present: set[str], pu
         if row.current != result.digest:  # the inventory did not know yet
             pushed.append((target_tag, row.plan, result.digest, row.plan.raw, row.plan.media_type))
         return {"status": "unchanged", "digest": result.digest}
+    verify_error = _push_confirm(client, repository=rule.target_repository, tag=target_tag, result=result,
+                                 present=present)
     with transaction.atomic():
         _record_push(rule, job, tag=target_tag, old=result.old_digest, new=result.digest,
-                     media_type=result.media_type, raw=result.raw)
+                     media_type=result.media_type, raw=result.raw, verify_error=verify_error)
+        if verify_error:
+            error = f"{row.target} now holds {result.digest} (recorded in its history), but {verify_error}"
+            rule_tag_state_set(rule=rule, tag=row.tag, status=RuleTagState.STATUS_FAILED, digest=result.digest,
+                               job=job, error=error)
+            return {"status": "failed", "error": error, "digest": result.digest, "old_digest": result.old_digest}
         rule_tag_state_set(rule=rule, tag=row.tag, status=RuleTagState.STATUS_PUSHED, digest=result.digest,
                            job=job)
     pushed.append((target_tag, row.plan, result.digest, result.raw, result.media_type))
@@ -219,13 +210,18 @@ def _apply_also(rule: Rule, job: Job, client, row: TagPlan, pushed: list, by_tag
         if current and not rule.owns_target and current != row.last_pushed:
             rule_tag_conflict(rule=rule, tag=row.tag, target=row.target, current=current, job=job)
             return {"status": "conflict", "current": current, "digest": row.digest}
-        digest = client.put_manifest(rule.target_repository, row.tag, raw, media_type)
+        answer = client.put_manifest_answer(rule.target_repository, row.tag, raw, media_type)
     except errors.RegistryError as exc:
         rule_tag_state_set(rule=rule, tag=row.tag, status=RuleTagState.STATUS_FAILED, job=job,
                            error=f"registry error: {exc}")
         return {"status": "failed", "error": f"registry error: {exc}", "digest": ""}
+    digest = answer.digest
+    # The children are those of the list it follows, proven by that tag's push: only the tag is left to prove.
+    put = PushResult(digest, current, media_type, raw, CopyReport(), confirmed=answer.confirmed)
+    verify_error = _push_confirm(client, repository=rule.target_repository, tag=row.tag, result=put, present=set())
     with transaction.atomic():
-        _record_push(rule, job, tag=row.tag, old=current, new=digest, media_type=media_type, raw=raw)
+        _record_push(rule, job, tag=row.tag, old=current, new=digest, media_type=media_type, raw=raw,
+                     verify_error=verify_error)
         rule_tag_state_set(rule=rule, tag=row.tag, status=RuleTagState.STATUS_PUSHED, digest=digest, job=job)
     pushed.append((row.tag, None, digest, raw, media_type))
     return {"status": "pushed", "digest": digest, "old_digest": current, "follows": row.follows}

@@ -12,6 +12,7 @@ from registry.mediatypes import Manifest, parse_manifest
 from ..models import Manifest as ManifestRow
 from ..models import ManifestChild, Registry, Tag
 from ..selectors import config_stored
+from .labels import config_labels, configs_load, contributed_digest
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +87,7 @@ class BulkInventory:
                 listing = self._parse(self._manifests[digest])
                 self._in_repository[repository].update(c.digest for c in listing.children)
         self._configs = {row.config_digest: row for row in self._manifests.values() if row.config_digest}
+        self._kept_configs: dict[str, dict] | None = None
 
     def _parse(self, row: _ManifestRow) -> Manifest:
         parsed = self._parsed.get(row.digest)
@@ -109,6 +111,16 @@ class BulkInventory:
                 raise errors.ManifestUnknown(
                     f"{repository}:{reference} could not be read at the last scan: {tag.error or 'unknown'}")
         return self._parse(row)
+
+    def labels(self, repository: str, tag: str, platform: str) -> dict[str, str]:
+        """The image labels a source tag contributes (services.labels); the configs load in one query."""
+        if self._kept_configs is None:
+            self._kept_configs = configs_load(digests=set(self._manifests))
+        found = self.tags.get(repository, {}).get(tag)
+        row = self._manifests.get(found.manifest) if found is not None else None
+        if row is None:
+            return {}
+        return config_labels(self._kept_configs.get(contributed_digest(self._parse(row), platform)))
 
     def get_json_blob(self, repository: str, digest: str, **kwargs) -> dict:
         row = self._configs.get(digest)

@@ -50,14 +50,22 @@ def _palette(candidates: list, entries: list[builder.BuilderEntry]) -> list[dict
             for g in sorted(groups.values(), key=lambda g: g["repository"])]
 
 
+def _palette_registry(request: HttpRequest, registry: Registry | None) -> Registry | None:
+    """The registry the palette lists images of (any registered one: its images are streamed across)."""
+    name = request.POST.get("source_registry") or request.GET.get("source_registry")
+    return Registry.objects.filter(name=name).first() if name else registry
+
+
 def _builder_context(request: HttpRequest, state: builder.BuilderState, *, with_preview: bool = True) -> dict:
     preview = builder.preview_build(state) if with_preview and (state.entries or state.target) else None
     if preview is not None and not state.expect_digest and request.method == "GET":
         state.expect_digest = preview.current_digest
     query = request.GET.get("q", "")
-    candidates = builder.candidates_search(registry=state.registry, query=query) if state.registry else []
+    source = _palette_registry(request, state.registry)
+    candidates = builder.palette_candidates(registry=state.registry, source=source, query=query) if state.registry else []
     return {
-        "state": state, "preview": preview, "query": query,
+        "state": state, "preview": preview, "query": query, "source": source,
+        "sources": Registry.objects.order_by("name"),
         "registries": _pushable(request),
         "palette": _palette(candidates, state.entries),
         "blank_entry": builder.BuilderEntry(key="", ref=""),
@@ -111,7 +119,8 @@ def builder_page(request: HttpRequest) -> HttpResponse:
 @permission_required("manifests.push_registry", raise_exception=True)
 def builder_candidates(request: HttpRequest) -> HttpResponse:
     registry = _builder_registry(request)
-    candidates = builder.candidates_search(registry=registry, query=request.GET.get("q", "")) if registry else []
+    candidates = builder.palette_candidates(registry=registry, source=_palette_registry(request, registry),
+                                            query=request.GET.get("q", "")) if registry else []
     entries = builder.state_from_post(builder_data(request.GET), registry).entries
     return render(request, "manifests/_candidates.html", {"palette": _palette(candidates, entries)})
 

@@ -8,22 +8,12 @@ import pytest
 
 from manifests.forms.rules import RuleForm, rule_form_data, rule_to_dict
 from manifests.jobs import job_create, job_run
-from manifests.models import Job, Registry, Repository
+from manifests.models import Job, Repository
 from manifests.services import rules
 from manifests.signals import TagMove
 from registry.images import image_push
 from registry.platform import Platform
-
-
-def _row(running, name: str) -> Registry:
-    username, password = running.credentials()
-    row = Registry(name=name, url=running.url, insecure=True, auth=Registry.AUTH_BASIC if username else "anonymous",
-                   username=username)
-    if password:
-        row.set_secret(password)
-    row.save()
-    job_run(inline=True, job_id=job_create(kind="scan", registry=row, target=name, params={}).pk)
-    return row
+from tests.manifests.across import registry_scanned
 
 
 @pytest.mark.django_db(transaction=True)
@@ -33,7 +23,7 @@ def test_a_source_in_another_registry_is_streamed_into_the_target(fresh_registry
         image_push(client, repository="username/x8664-test", tag="5.0", platform=Platform("linux", "amd64"))
     with lab.client() as client:
         image_push(client, repository="username/arm64v8-test", tag="5.0", platform=Platform("linux", "arm64", "v8"))
-    registry, other = _row(main, "main"), _row(lab, "lab")
+    registry, other = registry_scanned(main, "main"), registry_scanned(lab, "lab")
     data, problems = rule_form_data({
         "name": "across", "registry": "main", "target": "username/test:{tag}",
         "sources": [{"repository": "username/x8664-test"},

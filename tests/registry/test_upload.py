@@ -35,6 +35,21 @@ def _target_bytes(running, digest: str) -> bytes:
         return client.get_blob("dst/app", digest, max_bytes=10 * 1024 * 1024)
 
 
+def _transfer_cut(two_registries, size: int, *, progress=None, **cut):
+    """A random blob of `size` copied through a CuttingProxy(**cut): (stats, proxy, digest, data)."""
+    source, target = two_registries
+    proxy = CuttingProxy(target.port, **cut).start()
+    try:
+        with source.client() as src, RegistryClient(proxy.url, insecure=True) as dst:
+            digest, data = _blob(src, size)
+            stats = blob_transfer(source=src, source_repository="src/app", target=dst, target_repository="dst/app",
+                                  digest=digest, size=len(data), chunk_size=CHUNK,
+                                  **({"progress": progress} if progress else {}))
+    finally:
+        proxy.stop()
+    return stats, proxy, digest, data
+
+
 def test_a_blob_larger_than_the_chunk_size_goes_in_chunks(two_registries):
     source, target = two_registries
     with source.client() as src:
@@ -72,17 +87,35 @@ def test_a_connection_cut_before_a_chunk_is_resumed_from_the_upload_status(two_r
 
 def test_a_connection_cut_in_the_middle_of_a_chunk_starts_a_new_session(two_registries):
     """Distribution drops a session whose bytes do not match its state: the copy starts again."""
-    source, target = two_registries
-    proxy = CuttingProxy(target.port, cut_patch=2, cut_patch_after=20_000).start()
-    try:
-        with source.client() as src, RegistryClient(proxy.url, insecure=True) as dst:
-            digest, data = _blob(src, 4 * CHUNK)
-            stats = blob_transfer(source=src, source_repository="src/app", target=dst, target_repository="dst/app",
-                                  digest=digest, size=len(data), chunk_size=CHUNK)
-    finally:
-        proxy.stop()
+    _, target = two_registries
+    stats, proxy, digest, _ = _transfer_cut(two_registries, 4 * CHUNK, cut_patch=2, cut_patch_after=20_000)
     assert proxy.cuts == 1 and stats.restarts == 1
     assert hashlib.sha256(_target_bytes(target, digest)).hexdigest() == digest[7:]
+
+
+def test_a_stale_upload_status_after_a_cut_in_the_middle_of_a_chunk_still_starts_a_new_session(two_registries,
+                                                                                               monkeypatch):
+    """Asked before Distribution has written the broken PATCH's bytes, the status answers 204 with the Range the
+    session had (0-65535), and the resumed PATCH then gets 404 BLOB_UPLOAD_INVALID. The real registry gives that
+    order only by timing, so the status answer is pinned to the one it gives in that race; every other request,
+    the refused resume included, goes to the real registry."""
+    import registry.upload as upload
+
+    asked: list[str] = []
+
+    def stale(client, repository, location):
+        asked.append(location)
+        return location, CHUNK  # what the session held before the cut chunk
+
+    monkeypatch.setattr(upload, "upload_status", stale)
+    _, target = two_registries
+    events: list[dict] = []
+    stats, proxy, digest, data = _transfer_cut(two_registries, 4 * CHUNK, progress=events.append, cut_patch=2,
+                                               cut_patch_after=20_000)
+    assert len(asked) == 1 and proxy.cuts == 1
+    assert (stats.resumes, stats.restarts) == (1, 1)
+    assert [e["event"] for e in events if e["event"] in ("resume", "restart")] == ["resume", "restart"]
+    assert _target_bytes(target, digest) == data
 
 
 def test_a_large_blob_is_never_held_whole_in_memory(two_registries):
