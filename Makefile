@@ -54,6 +54,7 @@ run: system-run venv keys
 # nothing and only makes `make test` longer.
 test: system-test venv keys
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) manage.py makemigrations --check --dry-run -v 0
 	TEST_DATABASE=sqlite $(PY) -m pytest $(PYTEST_ARGS)
 	TEST_DATABASE=postgres $(PY) -m pytest --ignore=tests/registry $(PYTEST_ARGS)
@@ -66,6 +67,7 @@ bench: system-run venv
 
 lint: venv
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache
 
 # The gallery under docs/screenshots/: every page at 390 and 1440 px, light and
 # dark, from the demo registry (a real Distribution, scanned). Only the few
