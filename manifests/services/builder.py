@@ -6,7 +6,7 @@ import json
 import shlex
 from dataclasses import dataclass, field
 
-from django.db.models import F
+from django.db.models import F, Q
 
 from registry.errors import InvalidPlatform, InvalidReference
 from registry.platform import Platform, platform_sort_key
@@ -238,6 +238,9 @@ def entries_from_tag(*, registry: Registry, target: str) -> list[BuilderEntry]:
     return entries
 
 
+_CANDIDATE_FIELDS = ("os", "architecture", "variant", "os_version", "os_features", "platform", "media_type")
+
+
 @dataclass(frozen=True)
 class Candidate:
     """An image the user can add: a single-platform tag or a platform child of a list."""
@@ -262,25 +265,37 @@ class Candidate:
         return candidate_token(self)
 
 
-def candidates_search(*, registry: Registry, query: str = "", limit: int = 60) -> list[Candidate]:
-    """Single-platform images and the platform children of lists, from the inventory."""
-    terms = query.strip().lower().split()
-    images = Tag.objects.filter(repository__registry=registry, kind="image").select_related("repository", "manifest")
-    children = ManifestChild.objects.filter(
-        parent__tags__repository__registry=registry, is_attestation=False, platform__gt="",
-    ).annotate(tag_name=F("parent__tags__name"), repository_name=F("parent__tags__repository__name"),
-               parent_digest=F("parent__digest"))
+def _candidate_terms(terms: list[str], *, platform: str, repository: str, tag: str) -> Q:
+    """Every term matches (a substring, any case): a platform or a repository path for a term with `/`,
+    else the repository or the tag. One Q, so that a list child's conditions all name the same tag."""
+    where = Q()
     for term in terms:
-        if "/" in term and term.count("/") >= 1 and not any(c in term for c in ":@"):
+        if "/" in term and not any(c in term for c in ":@"):
             # A platform (linux/arm64) or a repository path: match either.
-            images = images.filter(manifest__platform__icontains=term) | images.filter(
-                repository__name__icontains=term)
-            children = children.filter(platform__icontains=term) | children.filter(
-                parent__tags__repository__name__icontains=term)
+            where &= Q(**{f"{platform}__icontains": term}) | Q(**{f"{repository}__icontains": term})
         else:
-            images = images.filter(repository__name__icontains=term) | images.filter(name__icontains=term)
-            children = children.filter(parent__tags__repository__name__icontains=term) | children.filter(
-                parent__tags__name__icontains=term)
+            where &= Q(**{f"{repository}__icontains": term}) | Q(**{f"{tag}__icontains": term})
+    return where
+
+
+def candidates_search(*, registry: Registry, query: str = "", limit: int = 60) -> list[Candidate]:
+    """Single-platform images and the platform children of lists, from the inventory.
+
+    Two queries whatever the inventory's size: each walks the registry's
+    repositories and their tags in name order (the order shown) through the
+    (registry, name) and (repository, name) unique indexes and stops at `limit`,
+    so nothing is sorted and no manifest's raw bytes are read.
+    """
+    terms = query.strip().lower().split()
+    images = (Tag.objects.filter(Q(repository__registry=registry, kind="image") & _candidate_terms(
+        terms, platform="manifest__platform", repository="repository__name", tag="name"))
+        .select_related("repository", "manifest")
+        .only("name", "digest", "repository__name", *(f"manifest__{name}" for name in _CANDIDATE_FIELDS)))
+    children = ManifestChild.objects.filter(
+        Q(parent__tags__repository__registry=registry, is_attestation=False, platform__gt="") & _candidate_terms(
+            terms, platform="platform", repository="parent__tags__repository__name", tag="parent__tags__name"),
+    ).annotate(tag_name=F("parent__tags__name"), repository_name=F("parent__tags__repository__name"),
+               parent_digest=F("parent__digest")).only("digest", *_CANDIDATE_FIELDS)
     found: list[Candidate] = []
     for tag in images.order_by("repository__name", "name")[:limit]:
         m = tag.manifest
