@@ -170,15 +170,16 @@ def coverage_rows(*, registry: Registry | None, pattern: str = "", lacking: str 
     ).filter(chosen_tag__isnull=False)
     if search:
         repositories = repositories.filter(name__icontains=search)
+    # Per repository, probes by tag id (EXISTS), not `IN` lists of every tag holding a platform.
     if lacking and newest > 1:
         matching = Tag.objects.filter(_Glob(F("name"), pattern)) if pattern else Tag.objects.all()
-        repositories = repositories.filter(pk__in=matching.exclude(
-            pk__in=TagPlatform.objects.filter(platform=lacking).values("tag_id")).values("repository_id"))
+        repositories = repositories.filter(Exists(matching.filter(repository=OuterRef("pk")).exclude(
+            Exists(TagPlatform.objects.filter(tag=OuterRef("pk"), platform=lacking)))))
     elif lacking:
         repositories = repositories.exclude(
-            chosen_tag__in=TagPlatform.objects.filter(platform=lacking).values("tag_id"))
+            Exists(TagPlatform.objects.filter(tag=OuterRef("chosen_tag"), platform=lacking)))
     if unsigned:  # lacking a signature on at least one platform
-        repositories = repositories.filter(chosen_tag__in=_unsigned_platform_rows().values("tag_id"))
+        repositories = repositories.filter(Exists(_unsigned_platform_rows().filter(tag=OuterRef("chosen_tag"))))
     return repositories.order_by("registry__name", "name")
 
 
