@@ -56,6 +56,7 @@ PAGES = [
     "/coverage?registry=%2A&newest=5&tag=1.*",
     "/coverage?registry=%2A",
     "/coverage?registry=%2A&lacking=linux/s390x",
+    "/coverage?registry=%2A&unsigned=1",
     "/build/candidates?registry=big&q=app00",
     "/build/candidates?registry=big&q=linux/arm",
     "/build/candidates?registry=big&q=app00+1.",
