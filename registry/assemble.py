@@ -127,7 +127,8 @@ class Plan:
 
 def _config_platform(client: RegistryClient, repository: str, manifest: Manifest) -> Platform:
     """The platform of a single image, from its config blob."""
-    assert manifest.config is not None
+    if manifest.config is None:
+        raise errors.ManifestInvalid(f"{repository}: an image manifest without a config has no platform")
     config = client.get_json_blob(repository, manifest.config.digest)
     try:
         return Platform.from_json(config)

@@ -122,6 +122,8 @@ class Tag(_ManifestKind, models.Model):
     class Meta:
         ordering = ["name"]
         constraints = [models.UniqueConstraint(fields=["repository", "name"], name="tag_unique_name")]
+        # The coverage matrix's newest tag per repository, read backwards from the end.
+        indexes = [models.Index(fields=["repository", "created", "name"], name="tag_newest_idx")]
 
     def __str__(self) -> str:
         return f"{self.repository.name}:{self.name}"

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 
 from django.db.models import Case, Exists, F, IntegerField, Lookup, OuterRef, QuerySet, Subquery, Value, When, Window
-from django.db.models.functions import RowNumber
+from django.db.models.functions import Coalesce, RowNumber
 
 from registry.platform import Platform, platform_sort_key
 from registry.referrers import SIGNATURES
@@ -122,17 +122,31 @@ def _tag_order() -> list:
     return [is_latest.desc(), F("created").desc(nulls_last=True), F("name").desc()]
 
 
-def _chosen_tags(pattern: str) -> QuerySet[Tag]:
-    """Per repository, the tag the matrix shows: newest matching `pattern`, `latest` first by default."""
-    tags = Tag.objects.filter(repository=OuterRef("pk"))
+def _matching_tags(pattern: str) -> QuerySet[Tag]:
+    """Tags the matrix may show: matching `pattern`, signatures and attestations left out."""
+    tags = Tag.objects.all()
     for glob in REFERRER_TAG_GLOBS:  # globs, not REFERRER_TAG_REGEX: this query never runs a regular expression
         tags = tags.exclude(_Glob(F("name"), glob))
     if pattern:
         tags = tags.filter(_Glob(F("name"), pattern))
-    tags = tags.annotate(
-        is_latest=Case(When(name="latest", then=Value(1)), default=Value(0), output_field=IntegerField())
-    )
-    return tags.order_by("-is_latest", F("created").desc(nulls_last=True), "-name")
+    return tags
+
+
+def _chosen_tag(pattern: str) -> Coalesce:
+    """Per repository, the id of the tag the matrix shows: newest matching `pattern`, `latest` first.
+
+    The order of `_tag_order` as three probes a repository answers from its
+    indexes, each stopping at the first row: `latest` ((repository, name)),
+    else the newest dated tag, else the last undated one by name (both
+    (repository, created, name) walked backwards). A sorted subquery per
+    repository read every tag of every repository.
+    """
+    tags = _matching_tags(pattern).filter(repository=OuterRef("pk"))
+    latest = tags.filter(name="latest")
+    dated = tags.filter(created__isnull=False).order_by("-created", "-name")
+    undated = tags.filter(created__isnull=True).order_by("-name")
+    return Coalesce(*(Subquery(probe.values("pk")[:1]) for probe in (latest, dated, undated)),
+                    output_field=IntegerField())
 
 
 def _unsigned_platform_rows() -> QuerySet[TagPlatform]:
@@ -152,29 +166,27 @@ def coverage_rows(*, registry: Registry | None, pattern: str = "", lacking: str 
     pattern_validate(pattern)
     scope = Repository.objects.filter(registry=registry) if registry is not None else Repository.objects.all()
     repositories = scope.annotate(
-        chosen_tag=Subquery(_chosen_tags(pattern).values("pk")[:1])
+        chosen_tag=_chosen_tag(pattern)
     ).filter(chosen_tag__isnull=False)
     if search:
         repositories = repositories.filter(name__icontains=search)
+    # Per repository, probes by tag id (EXISTS), not `IN` lists of every tag holding a platform.
     if lacking and newest > 1:
         matching = Tag.objects.filter(_Glob(F("name"), pattern)) if pattern else Tag.objects.all()
-        repositories = repositories.filter(pk__in=matching.exclude(
-            pk__in=TagPlatform.objects.filter(platform=lacking).values("tag_id")).values("repository_id"))
+        repositories = repositories.filter(Exists(matching.filter(repository=OuterRef("pk")).exclude(
+            Exists(TagPlatform.objects.filter(tag=OuterRef("pk"), platform=lacking)))))
     elif lacking:
         repositories = repositories.exclude(
-            chosen_tag__in=TagPlatform.objects.filter(platform=lacking).values("tag_id"))
+            Exists(TagPlatform.objects.filter(tag=OuterRef("chosen_tag"), platform=lacking)))
     if unsigned:  # lacking a signature on at least one platform
-        repositories = repositories.filter(chosen_tag__in=_unsigned_platform_rows().values("tag_id"))
+        repositories = repositories.filter(Exists(_unsigned_platform_rows().filter(tag=OuterRef("chosen_tag"))))
     return repositories.order_by("registry__name", "name")
 
 
 def _newest_tags(repositories: list[Repository], *, newest: int, pattern: str) -> dict[int, list[Tag]]:
     """Per repository id, its `newest` tags matching `pattern`, in the matrix's order: one query."""
-    tags = Tag.objects.filter(repository_id__in=[r.pk for r in repositories])
-    for glob in REFERRER_TAG_GLOBS:  # signatures and SBOMs are shown under their subject, not as tags
-        tags = tags.exclude(_Glob(F("name"), glob))
-    if pattern:
-        tags = tags.filter(_Glob(F("name"), pattern))
+    # signatures and SBOMs are shown under their subject, not as tags
+    tags = _matching_tags(pattern).filter(repository_id__in=[r.pk for r in repositories])
     tags = tags.annotate(rank=Window(RowNumber(), partition_by=[F("repository_id")], order_by=_tag_order()))
     by_repository: dict[int, list[Tag]] = {}
     for tag in sorted(tags.filter(rank__lte=newest), key=lambda t: (t.repository_id, t.rank)):

@@ -138,7 +138,8 @@ def _apply_one(rule: Rule, job: Job, client, row: TagPlan, present: set[str], pu
     if row.status == STATUS_CONFLICT:
         rule_tag_conflict(rule=rule, tag=row.tag, target=row.target, current=row.current, job=job)
         return {"status": "conflict", "current": row.current, "digest": row.digest}
-    assert row.plan is not None
+    if row.plan is None:  # every status but these three comes with a plan (rules._tag_plan)
+        raise RuntimeError(f"{row.target}: the dry run gave status {row.status!r} and no list")
     # What the target may hold for the rule to write it: what the rule pushed last ("" when
     # it never did); an owning rule overwrites whatever is there.
     expect = None if rule.owns_target else (row.last_pushed if row.current else "")

@@ -9,7 +9,7 @@ from django.contrib.auth.models import User
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from manifests.models import Manifest, ManifestChild, Registry, Repository, Tag, TagPlatform
+from manifests.models import Manifest, ManifestChild, Registry, Repository, Rule, RuleSource, Tag, TagPlatform
 
 PLATFORMS = [("linux", "amd64", ""), ("linux", "arm64", "v8"), ("linux", "arm", "v7")]
 
@@ -54,6 +54,13 @@ PAGES = [
     "/coverage?registry=big&newest=5",
     "/coverage?registry=big&newest=5&lacking=linux/s390x",
     "/coverage?registry=%2A&newest=5&tag=1.*",
+    "/coverage?registry=%2A",
+    "/coverage?registry=%2A&lacking=linux/s390x",
+    "/coverage?registry=%2A&unsigned=1",
+    "/build/candidates?registry=big&q=app00",
+    "/build/candidates?registry=big&q=linux/arm",
+    "/build/candidates?registry=big&q=app00+1.",
+    "/build/?registry=big",
     "/api/v1/registries/big/repositories",
     "/api/v1/registries/big/repositories/team/app0000/tags/latest",
     "/api/v1/coverage?registry=big",
@@ -87,3 +94,23 @@ def test_each_page_stays_under_its_query_budget(client, redis_server, django_ass
     _inventory(repositories=8, tags=6)
     with django_assert_max_num_queries(15):
         assert client.get(path).status_code == 200
+
+
+def _rule_page(registry: Registry) -> str:
+    """A rule over every tag of the first repository: its page is the dry run of all of them."""
+    rule = Rule.objects.create(name="every-tag", registry=registry, target="team/merged:{tag}", automatic=False)
+    RuleSource.objects.create(rule=rule, position=0, repository="team/app0000", tag="{tag}")
+    return f"/rules/{rule.pk}/"
+
+
+@pytest.mark.django_db
+def test_a_rules_dry_run_page_costs_the_same_queries_at_two_sizes(client, redis_server,
+                                                                   django_assert_max_num_queries):
+    client.force_login(User.objects.create_superuser("root"))
+    small = _queries(client, _rule_page(_inventory(repositories=3, tags=4)))
+    Registry.objects.all().delete()
+    Manifest.objects.all().delete()
+    path = _rule_page(_inventory(repositories=40, tags=25))
+    with django_assert_max_num_queries(15):
+        large = _queries(client, path)
+    assert large == small
