@@ -9,15 +9,14 @@ one base layer per platform uploaded once and mounted everywhere, one config
 upload and one manifest PUT per image, and one PUT by tag per tag (a PUT of a
 manifest the registry already holds is a single request), all in threads.
 
-The image shapes follow registry/images.py (gzip'd tar layers, configs with
-diff_ids, attestations as `attestation_push` makes them: an in-toto layer and
-the empty `{}` config).
+Layers, configs, manifests and attestations are built by registry/images.py's
+pure builders, the ones `image_push` and `attestation_push` push (gzip'd tar
+layers, configs with diff_ids, an in-toto layer and the empty `{}` config).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import random
 import time
@@ -27,23 +26,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from registry import RegistryClient
-from registry.images import layer
+from registry.images import attestation_build, config_build, image_manifest_build, index_build, layer
 from registry.mediatypes import (
     ATTESTATION_MANIFEST,
     ATTESTATION_REFERENCE_DIGEST,
     ATTESTATION_REFERENCE_TYPE,
-    DOCKER_CONFIG,
-    DOCKER_LIST,
-    DOCKER_MANIFEST,
-    OCI_CONFIG,
-    OCI_INDEX,
     OCI_MANIFEST,
+    Descriptor,
     sha256_digest,
 )
-
-DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
-OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
-INTOTO = "application/vnd.in-toto+json"
+from registry.platform import Platform
 
 # (os, architecture, variant, os.version)
 LINUX = [("linux", "amd64", "", ""), ("linux", "arm64", "", ""), ("linux", "arm", "v7", ""),
@@ -58,10 +50,6 @@ ATTESTED_RATIO = 0.6  # of lists
 ARCH_TAG_RATIO = 0.3  # of lists: one child also tagged `<version>-<arch>`
 TWIN_RATIO = 0.1  # of single images: also pushed in the other format, same config
 MIRROR_RATIO = 0.1  # of repositories: a copy of an earlier one (digests shared across repositories)
-
-
-def _json(data: dict) -> bytes:
-    return json.dumps(data, indent=2).encode()
 
 
 @dataclass(frozen=True)
@@ -147,66 +135,34 @@ class _Builder:
 
     def image(self, repo: RepoPlan, platform: tuple, *, version: str, created: str, oci: bool,
               config_raw: bytes | None = None) -> tuple[PoolManifest, bytes]:
-        os_, arch, variant, os_version = platform
         layer_digest, layer_size, diff_id = self.base[platform]
         if config_raw is None:
-            config: dict = {"architecture": arch, "os": os_, "created": created,
-                            "config": {"Cmd": ["/bin/sh"], "Env": [f"VERSION={version}"],
-                                       "Labels": {"org.opencontainers.image.version": version,
-                                                  "org.opencontainers.image.source": repo.name}},
-                            "rootfs": {"type": "layers", "diff_ids": [diff_id]},
-                            "history": [{"created": created, "created_by": "bench generator"}]}
-            if variant:
-                config["variant"] = variant
-            if os_version:
-                config["os.version"] = os_version
-            config_raw = json.dumps(config, sort_keys=True).encode()
+            config_raw = config_build(Platform(*platform), diff_id=diff_id, created=created,
+                                      created_by="bench generator",
+                                      config={"Cmd": ["/bin/sh"], "Env": [f"VERSION={version}"],
+                                              "Labels": {"org.opencontainers.image.version": version,
+                                                         "org.opencontainers.image.source": repo.name}})
         config_digest = sha256_digest(config_raw)
         repo.blobs[config_digest] = config_raw
-        media_type = OCI_MANIFEST if oci else DOCKER_MANIFEST
-        raw = _json({
-            "schemaVersion": 2, "mediaType": media_type,
-            "config": {"mediaType": OCI_CONFIG if oci else DOCKER_CONFIG, "digest": config_digest,
-                       "size": len(config_raw)},
-            "layers": [{"mediaType": OCI_LAYER if oci else DOCKER_LAYER, "digest": layer_digest,
-                        "size": layer_size}],
-        })
+        media_type, raw = image_manifest_build(config_raw=config_raw, layer_digest=layer_digest,
+                                               layer_size=layer_size, oci=oci)
         manifest = PoolManifest(sha256_digest(raw), media_type, raw, "image", (config_digest, layer_digest))
         repo.manifests.append(manifest)
         return manifest, config_raw
 
     def attestation(self, repo: RepoPlan, subject: PoolManifest) -> PoolManifest:
-        statement = json.dumps({"_type": "https://in-toto.io/Statement/v0.1",
-                                "predicateType": "https://spdx.dev/Document",
-                                "subject": [{"name": repo.name, "digest": {"sha256": subject.digest[7:]}}],
-                                "predicate": {"spdxVersion": "SPDX-2.3"}}).encode()
-        empty = b"{}"
+        statement, empty, raw = attestation_build(repository=repo.name, subject_digest=subject.digest)
         for blob in (statement, empty):
             repo.blobs[sha256_digest(blob)] = blob
-        raw = _json({
-            "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": OCI_CONFIG, "digest": sha256_digest(empty), "size": len(empty)},
-            "layers": [{"mediaType": INTOTO, "digest": sha256_digest(statement), "size": len(statement),
-                        "annotations": {"in-toto.io/predicate-type": "https://spdx.dev/Document"}}],
-        })
         manifest = PoolManifest(sha256_digest(raw), OCI_MANIFEST, raw, "attestation",
                                 (sha256_digest(empty), sha256_digest(statement)))
         repo.manifests.append(manifest)
         return manifest
 
     @staticmethod
-    def _descriptor(manifest: PoolManifest, platform: tuple | None, annotations: dict | None = None) -> dict:
-        data: dict = {"mediaType": manifest.media_type, "digest": manifest.digest, "size": manifest.size}
-        if annotations:
-            data["annotations"] = annotations
-        if platform is not None:
-            os_, arch, variant, os_version = platform
-            data["platform"] = {"architecture": arch, "os": os_}
-            if variant:
-                data["platform"]["variant"] = variant
-            if os_version:
-                data["platform"]["os.version"] = os_version
-        return data
+    def _descriptor(manifest: PoolManifest, platform: tuple, annotations: dict | None = None) -> Descriptor:
+        return Descriptor(manifest.media_type, manifest.digest, manifest.size, Platform(*platform),
+                          annotations or {})
 
     def repository(self, name: str, tag_count: int) -> RepoPlan:
         rng = self.rng
@@ -235,8 +191,7 @@ class _Builder:
                             attestation, ("unknown", "unknown", "", ""),
                             {ATTESTATION_REFERENCE_TYPE: ATTESTATION_MANIFEST,
                              ATTESTATION_REFERENCE_DIGEST: image.digest}))
-                media_type = DOCKER_LIST if docker else OCI_INDEX
-                raw = _json({"schemaVersion": 2, "mediaType": media_type, "manifests": children})
+                media_type, raw = index_build(children, docker=docker)
                 index_manifest = PoolManifest(sha256_digest(raw), media_type, raw, "index")
                 repo.manifests.append(index_manifest)
                 primary.append((version, index_manifest))

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable
 
 PAGINATION = ("GET catalog", "GET tags")
 P95_TARGET_MS = 200.0
 COLD_TARGET, WARM_TARGET, CPU_TARGET = 1.15, 1.10, 1.30
 MEMORY_TARGET_MIB = 150.0
+
+Add = Callable[[str, str, bool | None], None]  # add(goal, measured, ok): one row of the goals table
 
 
 def kinds_text(requests: dict[str, int]) -> str:
@@ -58,13 +61,8 @@ def tool_medians(results: dict) -> dict[str, dict]:
     return out
 
 
-def _scan_goals(results: dict) -> list[dict]:
+def _scan_goals(results: dict, add: Add) -> None:
     """Time, CPU, requests and memory of the scans against the floor."""
-    rows: list[dict] = []
-
-    def add(goal: str, measured: str, ok: bool | None) -> None:
-        rows.append({"goal": goal, "measured": measured, "ok": ok})
-
     kinds = scans_by_kind(results)
     for kind, target in (("cold", COLD_TARGET), ("warm", WARM_TARGET)):
         scans = kinds.get(kind, [])
@@ -108,16 +106,10 @@ def _scan_goals(results: dict) -> list[dict]:
             f"{spread(peaks, ' MiB', 0)} at {results['generation']['plan']['tags']:,} tags (VmHWM of the "
             "worker's pool process); 100,000 tags not scanned here: see the note under Scans",
             max(peaks) < MEMORY_TARGET_MIB)
-    return rows
 
 
-def _tool_goals(results: dict) -> list[dict]:
+def _tool_goals(results: dict, add: Add) -> None:
     """Ours against the CLI tools."""
-    rows: list[dict] = []
-
-    def add(goal: str, measured: str, ok: bool | None) -> None:
-        rows.append({"goal": goal, "measured": measured, "ok": ok})
-
     kinds = scans_by_kind(results)
     tools = tool_medians(results)
     cold = kinds.get("cold", [])
@@ -131,16 +123,10 @@ def _tool_goals(results: dict) -> list[dict]:
                 f"ours cold {ours_cold:.1f} s vs {entry['all_seconds']:.0f} s for all tags (from a sample of "
                 f"{results['tools']['sample']}: {entry['per_tag_ms']:.0f} ms and {entry['requests_per_tag']:.2f} "
                 f"requests a tag); {entry['failures']} failed calls", ours_cold < entry["all_seconds"])
-    return rows
 
 
-def _page_goals(results: dict) -> list[dict]:
+def _page_goals(results: dict, add: Add) -> None:
     """Page latency and constant queries; what is not measured here."""
-    rows: list[dict] = []
-
-    def add(goal: str, measured: str, ok: bool | None) -> None:
-        rows.append({"goal": goal, "measured": measured, "ok": ok})
-
     for database in (results.get("synthetic") or {}).get("databases", []):
         for item in database["load"]:
             add(f"p95 under {P95_TARGET_MS:.0f} ms at {database['written']['tags']:,} tags, {database['database']}: "
@@ -156,16 +142,10 @@ def _page_goals(results: dict) -> list[dict]:
     add("A rule's dry run of 1,000 tags", "rules do not exist on this branch's main: not measured", None)
     add("Coverage matrix across all registries",
         "the matrix shows one registry at a time on this branch's main: measured per registry", None)
-    return rows
 
 
-def _scaleout_goals(results: dict) -> list[dict]:
+def _scaleout_goals(results: dict, add: Add) -> None:
     """Scale-out figures (no target)."""
-    rows: list[dict] = []
-
-    def add(goal: str, measured: str, ok: bool | None) -> None:
-        rows.append({"goal": goal, "measured": measured, "ok": ok})
-
     scale = results.get("scaleout")
     if scale and scale.get("runs"):
         runs = {(r["kind"], r["workers"]): r for r in scale["runs"]}
@@ -176,12 +156,18 @@ def _scaleout_goals(results: dict) -> list[dict]:
                                  f"({one['seconds'] / runs[(kind, n)]['seconds']:.2f}x)"
                                  for n in sorted({w for k, w in runs if k == kind}))
                 add(f"Scale-out on PostgreSQL, {kind}", text, None)
-    return rows
 
 
 def goals_evaluate(results: dict) -> list[dict]:
     """Every goal with what was measured and whether it is met (None: no target, or not measured)."""
-    return [*_scan_goals(results), *_tool_goals(results), *_page_goals(results), *_scaleout_goals(results)]
+    rows: list[dict] = []
+
+    def add(goal: str, measured: str, ok: bool | None) -> None:
+        rows.append({"goal": goal, "measured": measured, "ok": ok})
+
+    for section in (_scan_goals, _tool_goals, _page_goals, _scaleout_goals):
+        section(results, add)
+    return rows
 
 
 def queries_by_page(results: dict) -> dict[str, list[tuple[int, str]]]:

@@ -62,56 +62,47 @@ def layer(content: str, *, path: str = "etc/demo-release") -> tuple[bytes, str]:
     return compressed, "sha256:" + hashlib.sha256(tar_bytes).hexdigest()
 
 
-def image_push(client: RegistryClient, *, repository: str, tag: str | None, platform: Platform,
-               content: str = "", oci: bool = False, created: str = "2026-01-01T00:00:00Z",
-               extra_layer_bytes: int = 0, labels: dict[str, str] | None = None) -> Pushed:
-    """Push a single-platform image (its config carrying `labels`); `tag=None` pushes it by digest only."""
-    layer_bytes, diff_id = layer(content or f"{repository}:{tag} {platform.normalized} {platform.os_version}\n"
-                                 + ("x" * extra_layer_bytes))
-    config: dict = {
+def config_build(platform: Platform, *, diff_id: str, created: str, config: dict,
+                 created_by: str = "manifest-dashboard demo") -> bytes:
+    """An image config's bytes (sorted keys) for one layer; `config` is its `config` object (Cmd, Env, Labels)."""
+    data: dict = {
         "architecture": platform.architecture,
         "os": platform.os,
         "created": created,
-        "config": {"Cmd": ["/bin/sh"], **({"Labels": dict(labels)} if labels else {})},
+        "config": config,
         "rootfs": {"type": "layers", "diff_ids": [diff_id]},
-        "history": [{"created": created, "created_by": "manifest-dashboard demo"}],
+        "history": [{"created": created, "created_by": created_by}],
     }
     if platform.variant:
-        config["variant"] = platform.variant
+        data["variant"] = platform.variant
     if platform.os_version:
-        config["os.version"] = platform.os_version
+        data["os.version"] = platform.os_version
     if platform.os_features:
-        config["os.features"] = list(platform.os_features)
-    config_raw = json.dumps(config, sort_keys=True).encode()
-    for blob in (layer_bytes, config_raw):
-        digest = sha256_digest(blob)
-        if not client.blob_exists(repository, digest, push=True):
-            client.upload_blob(repository, digest, blob)
+        data["os.features"] = list(platform.os_features)
+    return json.dumps(data, sort_keys=True).encode()
+
+
+def image_manifest_build(*, config_raw: bytes, layer_digest: str, layer_size: int, oci: bool) -> tuple[str, bytes]:
+    """A single-platform image manifest over one layer: (media type, bytes)."""
     media_type = OCI_MANIFEST if oci else DOCKER_MANIFEST
     manifest = {
         "schemaVersion": 2,
         "mediaType": media_type,
         "config": {"mediaType": OCI_CONFIG if oci else DOCKER_CONFIG, "digest": sha256_digest(config_raw),
                    "size": len(config_raw)},
-        "layers": [{"mediaType": OCI_LAYER if oci else DOCKER_LAYER, "digest": sha256_digest(layer_bytes),
-                    "size": len(layer_bytes)}],
+        "layers": [{"mediaType": OCI_LAYER if oci else DOCKER_LAYER, "digest": layer_digest,
+                    "size": layer_size}],
     }
-    raw = json.dumps(manifest, indent=2).encode()
-    digest = client.put_manifest(repository, tag or sha256_digest(raw), raw, media_type)
-    return Pushed(repository, tag or "", digest, media_type, len(raw), platform)
+    return media_type, json.dumps(manifest, indent=2).encode()
 
 
-def attestation_push(client: RegistryClient, *, repository: str, subject: Pushed) -> Pushed:
-    """An in-toto attestation manifest as buildx attaches it (by digest only)."""
+def attestation_build(*, repository: str, subject_digest: str) -> tuple[bytes, bytes, bytes]:
+    """An in-toto attestation manifest as buildx makes it: (statement layer, empty config, manifest bytes)."""
     statement = json.dumps({"_type": "https://in-toto.io/Statement/v0.1",
                             "predicateType": "https://spdx.dev/Document",
-                            "subject": [{"name": subject.repository, "digest": {"sha256": subject.digest[7:]}}],
+                            "subject": [{"name": repository, "digest": {"sha256": subject_digest[7:]}}],
                             "predicate": {"spdxVersion": "SPDX-2.3"}}).encode()
     empty_config = b"{}"
-    for blob in (statement, empty_config):
-        digest = sha256_digest(blob)
-        if not client.blob_exists(repository, digest, push=True):
-            client.upload_blob(repository, digest, blob)
     manifest = {
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
@@ -119,19 +110,53 @@ def attestation_push(client: RegistryClient, *, repository: str, subject: Pushed
         "layers": [{"mediaType": INTOTO, "digest": sha256_digest(statement), "size": len(statement),
                     "annotations": {"in-toto.io/predicate-type": "https://spdx.dev/Document"}}],
     }
-    raw = json.dumps(manifest, indent=2).encode()
+    return statement, empty_config, json.dumps(manifest, indent=2).encode()
+
+
+def index_build(children: list[Descriptor], *, docker: bool = False,
+                annotations: dict[str, str] | None = None) -> tuple[str, bytes]:
+    """An OCI index (or a Docker list) of `children`: (media type, bytes)."""
+    media_type = DOCKER_LIST if docker else OCI_INDEX
+    data: dict = {"schemaVersion": 2, "mediaType": media_type,
+                  "manifests": [child.to_json() for child in children]}
+    if annotations:
+        data["annotations"] = annotations
+    return media_type, json.dumps(data, indent=2).encode()
+
+
+def _blobs_upload(client: RegistryClient, repository: str, blobs: tuple[bytes, ...]) -> None:
+    for blob in blobs:
+        digest = sha256_digest(blob)
+        if not client.blob_exists(repository, digest, push=True):
+            client.upload_blob(repository, digest, blob)
+
+
+def image_push(client: RegistryClient, *, repository: str, tag: str | None, platform: Platform,
+               content: str = "", oci: bool = False, created: str = "2026-01-01T00:00:00Z",
+               extra_layer_bytes: int = 0, labels: dict[str, str] | None = None) -> Pushed:
+    """Push a single-platform image (its config carrying `labels`); `tag=None` pushes it by digest only."""
+    layer_bytes, diff_id = layer(content or f"{repository}:{tag} {platform.normalized} {platform.os_version}\n"
+                                 + ("x" * extra_layer_bytes))
+    config_raw = config_build(platform, diff_id=diff_id, created=created,
+                              config={"Cmd": ["/bin/sh"], **({"Labels": dict(labels)} if labels else {})})
+    _blobs_upload(client, repository, (layer_bytes, config_raw))
+    media_type, raw = image_manifest_build(config_raw=config_raw, layer_digest=sha256_digest(layer_bytes),
+                                           layer_size=len(layer_bytes), oci=oci)
+    digest = client.put_manifest(repository, tag or sha256_digest(raw), raw, media_type)
+    return Pushed(repository, tag or "", digest, media_type, len(raw), platform)
+
+
+def attestation_push(client: RegistryClient, *, repository: str, subject: Pushed) -> Pushed:
+    """An in-toto attestation manifest as buildx attaches it (by digest only)."""
+    statement, empty_config, raw = attestation_build(repository=subject.repository, subject_digest=subject.digest)
+    _blobs_upload(client, repository, (statement, empty_config))
     digest = client.put_manifest(repository, sha256_digest(raw), raw, OCI_MANIFEST)
     return Pushed(repository, "", digest, OCI_MANIFEST, len(raw), Platform("unknown", "unknown"))
 
 
 def index_push(client: RegistryClient, *, repository: str, tag: str, children: list[Descriptor],
                docker: bool = False, annotations: dict[str, str] | None = None) -> Pushed:
-    media_type = DOCKER_LIST if docker else OCI_INDEX
-    data: dict = {"schemaVersion": 2, "mediaType": media_type,
-                  "manifests": [child.to_json() for child in children]}
-    if annotations:
-        data["annotations"] = annotations
-    raw = json.dumps(data, indent=2).encode()
+    media_type, raw = index_build(children, docker=docker, annotations=annotations)
     digest = client.put_manifest(repository, tag, raw, media_type)
     return Pushed(repository, tag, digest, media_type, len(raw))
 

@@ -1,4 +1,4 @@
-"""Docker Distribution on loopback, anonymous, with Basic auth (htpasswd) or with tokens.
+"""Docker Distribution on loopback, anonymous, with Basic auth (htpasswd) or with tokens, over http or TLS.
 
 Basic and token modes know two users: an admin and a "narrow" user whose
 token grants only the first scope asked for (tokenserver.py).
@@ -39,6 +39,9 @@ class RunningRegistry:
     log_level: str = "info"
     # Distribution's stdout and stderr; folder/registry.log unless given.
     log_file: Path | None = None
+    # Serve https with this certificate and key (PEM files) instead of plain http.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
     # Signs upload state; one per registry, kept across restart().
     secret: str = field(default_factory=lambda: secrets.token_hex(16))
     config_path: Path = field(init=False)
@@ -48,7 +51,7 @@ class RunningRegistry:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls_cert else 'http'}://127.0.0.1:{self.port}"
 
     @property
     def host(self) -> str:
@@ -90,6 +93,8 @@ class RunningRegistry:
             f"  addr: 127.0.0.1:{self.port}",
             f"  secret: {self.secret}",
         ]
+        if self.tls_cert is not None:
+            lines += ["  tls:", f"    certificate: {self.tls_cert}", f"    key: {self.tls_key}"]
         if self.mode == "basic":
             lines += ["auth:", "  htpasswd:", "    realm: test-basic", f"    path: {self.folder / 'htpasswd'}"]
         elif self.mode == "token":
@@ -120,7 +125,10 @@ class RunningRegistry:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(["docker-registry", "serve", str(self.config_path)],
                                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        wait_for_port(self.port, process=self.process)
+        try:
+            wait_for_port(self.port, process=self.process)
+        except (RuntimeError, TimeoutError) as exc:
+            raise RuntimeError(f"{exc}\n{self.log_path.read_text(errors='replace')[-3000:]}") from None
         return self
 
     def stop(self) -> None:

@@ -1,10 +1,12 @@
-"""What several page modules share: the registry or repository of a URL, and the push check."""
+"""What several page modules share: the registry or repository of a URL, the push check, a delete."""
 
 from __future__ import annotations
 
+from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest
-from django.shortcuts import get_object_or_404
+from django.db.models import Model
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect
 
 from ..models import Registry, Repository
 
@@ -20,3 +22,10 @@ def repository_or_404(registry: Registry, name: str) -> Repository:
 def require_push(request: HttpRequest, registry: Registry | None) -> None:
     if registry is None or not registry.can_push(request.user):
         raise PermissionDenied("You may not push to this registry.")
+
+
+def object_delete(request: HttpRequest, obj: Model, *, message: str, to: str) -> HttpResponse:
+    """Delete `obj`, say `message`, and go back to the page named `to`."""
+    obj.delete()
+    messages.success(request, message)
+    return redirect(to)

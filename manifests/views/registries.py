@@ -16,7 +16,7 @@ from ..forms.registries import RegistryForm
 from ..models import Registry
 from ..scan.fanout import scan_submit
 from ..services import queue, registries
-from ._shared import registry_or_404
+from ._shared import object_delete, registry_or_404
 
 
 def _registry_test_url(registry: Registry | None) -> str:
@@ -88,10 +88,8 @@ def registry_test(request: HttpRequest, name: str | None = None) -> HttpResponse
 @login_required
 @permission_required("manifests.delete_registry", raise_exception=True)
 def registry_delete(request: HttpRequest, name: str) -> HttpResponse:
-    registry = registry_or_404(name)
-    registry.delete()
-    messages.success(request, f"Removed registry {name} and its stored inventory.")
-    return redirect("manifests-registry-list")
+    return object_delete(request, registry_or_404(name), message=f"Removed registry {name} and its stored inventory.",
+                         to="manifests-registry-list")
 
 
 @require_POST

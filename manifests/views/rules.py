@@ -15,6 +15,7 @@ from ..selectors import tag_digest
 from ..services import queue, rules
 from ..services.promote import PromotionInvalid, promotion_preview, promotion_submit
 from ..services.rules_select import SelectionInvalid
+from ._shared import object_delete
 
 
 def _rule_or_404(rule_id: int) -> Rule:
@@ -112,9 +113,8 @@ def rule_apply(request: HttpRequest, rule_id: int) -> HttpResponse:
 @permission_required("manifests.push_registry", raise_exception=True)
 def rule_delete(request: HttpRequest, rule_id: int) -> HttpResponse:
     rule = _rule_to_change(request, rule_id)
-    rule.delete()
-    messages.success(request, f"Rule {rule.name} deleted. The lists it pushed stay in the registry.")
-    return redirect("manifests-rule-list")
+    return object_delete(request, rule, message=f"Rule {rule.name} deleted. The lists it pushed stay in the registry.",
+                         to="manifests-rule-list")
 
 
 @require_GET

@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from ..models import Channel, Event, Registry
 from ..services import notify, queue
 from ..services.history import coverage_chart, coverage_history
+from ._shared import object_delete
 
 PAGE_SIZE = 50
 
@@ -82,9 +83,7 @@ def channel_test(request: HttpRequest, channel_id: int) -> HttpResponse:
 @permission_required("manifests.delete_channel", raise_exception=True)
 def channel_delete(request: HttpRequest, channel_id: int) -> HttpResponse:
     channel = get_object_or_404(Channel, pk=channel_id)
-    channel.delete()
-    messages.success(request, f"Removed the channel {channel.name}.")
-    return redirect("manifests-channel-list")
+    return object_delete(request, channel, message=f"Removed the channel {channel.name}.", to="manifests-channel-list")
 
 
 @require_GET

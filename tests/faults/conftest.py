@@ -6,7 +6,8 @@ import pytest
 
 pytest.register_assert_rewrite("tests.faults.hostile_checks")
 
-from tests.faults.hostile.server import HostileRegistry  # noqa: E402 (after the rewrite hook)
+from tests.faults import hostile_checks as checks  # noqa: E402 (after the rewrite hook)
+from tests.faults.hostile.server import HostileRegistry  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -28,3 +29,14 @@ def hostile():
 def viewer(client, django_user_model):
     client.force_login(django_user_model.objects.create_user("viewer"))
     return client
+
+
+@pytest.fixture
+def rest_checked(hostile, viewer, figures, request):
+    """How every case ends: each page about the registry answers (`checks.pages_answer`, the answers
+    returned), and the good tags of `repositories` were stored exactly as served (`checks.check_good`)."""
+    def check(registry, *repositories: str, client=None) -> dict[str, str]:
+        answers = checks.pages_answer(viewer, registry)
+        checks.check_good(figures, request, hostile, registry, *repositories, client=client)
+        return answers
+    return check

@@ -24,7 +24,7 @@ from tests.faults.hostile.server import HostileRegistry
 
 
 @pytest.mark.django_db
-def test_case_trickling_server_is_cut_off_at_the_request_deadline(hostile, viewer, figures, request):
+def test_case_trickling_server_is_cut_off_at_the_request_deadline(hostile, rest_checked):
     # One byte every 0.5 s never trips a 2 s socket timeout; only the total deadline ends it.
     registry = checks.registry_add(hostile)
     started = time.monotonic()
@@ -40,13 +40,11 @@ def test_case_trickling_server_is_cut_off_at_the_request_deadline(hostile, viewe
     # Three answers that would each trickle on for MAX_HANG_SECONDS (30 s), cut at 2 s each.
     assert elapsed < 3 * 2 + 8 < MAX_HANG_SECONDS, elapsed
     assert all(record.sent < record.declared for record in hostile.streams), hostile.streams
-    checks.pages_answer(viewer, registry)
-    checks.check_good(figures, request, hostile, registry, "slow/trickle")
+    rest_checked(registry, "slow/trickle")
 
 
 @pytest.mark.django_db
-def test_case_oversized_tag_list_page_is_a_per_repository_error_read_no_further_than_the_cap(
-        hostile, viewer, figures, request):
+def test_case_oversized_tag_list_page_is_a_per_repository_error_read_no_further_than_the_cap(hostile, rest_checked):
     registry = checks.registry_add(hostile)
     _, client = checks.scan_client(registry, "huge/page")
     assert Repository.objects.get(registry=registry, name="huge/page").error == \
@@ -54,21 +52,18 @@ def test_case_oversized_tag_list_page_is_a_per_repository_error_read_no_further_
     assert checks.read_at_most(client, "GET tags", MAX_PAGE_BYTES) > MAX_PAGE_BYTES
     assert checks.hung_up(hostile.streams[0]).hung_up
     checks.scan(registry, "good/app")
-    checks.pages_answer(viewer, registry)
-    checks.check_good(figures, request, hostile, registry, "good/app", client=client)
+    rest_checked(registry, "good/app", client=client)
 
 
 @pytest.mark.django_db
-def test_case_oversized_error_body_is_read_only_up_to_1_mib_and_the_tag_gets_an_error(
-        hostile, viewer, figures, request):
+def test_case_oversized_error_body_is_read_only_up_to_1_mib_and_the_tag_gets_an_error(hostile, rest_checked):
     registry = checks.registry_add(hostile)
     _, client = checks.scan_client(registry, "huge/error")
     assert checks.tag_error(registry, "huge/error", "err") == "UNAVAILABLE: HTTP 500 Internal Server Error"
     assert hostile.count("GET", "/v2/huge/error/manifests/err") == 4  # a 5xx: the first try and 3 retries
     assert checks.read_at_most(client, "GET manifest", MAX_ERROR_BYTES) >= MAX_ERROR_BYTES
     assert client.body_bytes["GET manifest"] <= 4 * (MAX_ERROR_BYTES + READ_CHUNK) + 64 * 1024
-    checks.pages_answer(viewer, registry)
-    checks.check_good(figures, request, hostile, registry, "huge/error", client=client)
+    rest_checked(registry, "huge/error", client=client)
 
 
 def test_case_oversized_token_answer_is_refused_at_64_kib(figures, request):
@@ -100,8 +95,7 @@ def test_case_trickling_token_service_is_cut_off_at_the_request_deadline(figures
 
 
 @pytest.mark.django_db
-def test_case_too_many_names_in_one_repository_is_a_per_repository_error(hostile, viewer, figures, request,
-                                                                        monkeypatch):
+def test_case_too_many_names_in_one_repository_is_a_per_repository_error(hostile, monkeypatch, rest_checked):
     # The real cap (100,000 names) would take 10,000 pages here; the mechanism is the same at 25.
     monkeypatch.setattr(client_module, "MAX_NAMES", 25)
     registry = checks.registry_add(hostile)
@@ -110,15 +104,14 @@ def test_case_too_many_names_in_one_repository_is_a_per_repository_error(hostile
     assert counts == {"tags": 0, "errors": 1, "note": note}
     assert hostile.count("GET", "/v2/loop/endless/tags/list") == 3  # 10 names a page: the third passes 25
     checks.scan(registry, "good/app")
-    checks.pages_answer(viewer, registry)
-    checks.check_good(figures, request, hostile, registry, "good/app")
+    rest_checked(registry, "good/app")
 
 
 # -- digests ---------------------------------------------------------------------------
 
 
 @pytest.mark.django_db
-def test_case_md5_and_shake_digests_are_refused_as_a_per_tag_error(hostile, viewer, figures, request):
+def test_case_md5_and_shake_digests_are_refused_as_a_per_tag_error(hostile, rest_checked):
     registry = checks.registry_add(hostile)
     counts = checks.scan(registry, "bad/algorithm")
     assert counts["errors"] == 2
@@ -127,8 +120,7 @@ def test_case_md5_and_shake_digests_are_refused_as_a_per_tag_error(hostile, view
         assert error.startswith("DIGEST_UNSUPPORTED: the digest the registry reports for bad/algorithm:"), error
         assert error.endswith(f"uses the digest algorithm '{algorithm}': only sha256 and sha512 are accepted")
         assert checks.tag_row(registry, "bad/algorithm", tag).digest == ""
-    checks.pages_answer(viewer, registry)
-    checks.check_good(figures, request, hostile, registry, "bad/algorithm")
+    rest_checked(registry, "bad/algorithm")
 
 
 def test_case_sha512_blobs_are_verified_when_fetched_and_when_streamed(hostile, figures, request):

@@ -24,7 +24,7 @@ from tests.faults.hostile.server import HostileRegistry
 
 @pytest.mark.django_db
 def test_a_manifest_whose_bytes_do_not_match_its_digest_is_a_per_tag_error_and_the_rest_is_scanned(
-        hostile, viewer, figures, request):
+        hostile, rest_checked):
     registry = checks.registry_add(hostile)
     counts = checks.scan(registry, "bad/digest")
     assert counts["errors"] == 2
@@ -39,35 +39,32 @@ def test_a_manifest_whose_bytes_do_not_match_its_digest_is_a_per_tag_error_and_t
     assert hostile.faults["bytes fetched by digest are other bytes"] == 2
     assert checks.tag_error(registry, "bad/digest", "child-lies").startswith("DIGEST_MISMATCH: ")
     assert checks.tag_error(registry, "bad/digest", "lying").startswith("DIGEST_MISMATCH: ")
-    checks.pages_answer(viewer, registry)
-    checks.check_good(figures, request, hostile, registry, "bad/digest")
+    rest_checked(registry, "bad/digest")
 
 
 @pytest.mark.django_db
-def test_a_media_type_that_disagrees_with_content_type_is_a_per_tag_error(hostile, viewer, figures, request):
+def test_a_media_type_that_disagrees_with_content_type_is_a_per_tag_error(hostile, rest_checked):
     registry = checks.registry_add(hostile)
     checks.scan(registry, "bad/mediatype")
     error = checks.tag_error(registry, "bad/mediatype", "mismatch")
     assert error.startswith("MEDIA_TYPE_MISMATCH: ")
     assert "application/vnd.docker.distribution.manifest.v2+json" in error
     assert "application/vnd.oci.image.index.v1+json" in error
-    checks.pages_answer(viewer, registry)
-    checks.check_good(figures, request, hostile, registry, "bad/mediatype")
+    rest_checked(registry, "bad/mediatype")
 
 
 @pytest.mark.django_db
-def test_malformed_json_cut_short_or_nested_too_deep_is_a_per_tag_error(hostile, viewer, figures, request):
+def test_malformed_json_cut_short_or_nested_too_deep_is_a_per_tag_error(hostile, rest_checked):
     registry = checks.registry_add(hostile)
     checks.scan(registry, "bad/json")
     assert checks.tag_error(registry, "bad/json", "broken").startswith("MANIFEST_INVALID: manifest is not valid JSON")
     assert checks.tag_error(registry, "bad/json", "nested") == "MANIFEST_INVALID: manifest JSON is nested too deeply"
     assert hostile.faults["malformed JSON"] == 2
-    checks.pages_answer(viewer, registry)
-    checks.check_good(figures, request, hostile, registry, "bad/json")
+    rest_checked(registry, "bad/json")
 
 
 @pytest.mark.django_db
-def test_a_manifest_over_4_mib_is_refused_without_reading_it_all(hostile, viewer, figures, request):
+def test_a_manifest_over_4_mib_is_refused_without_reading_it_all(hostile, rest_checked):
     registry = checks.registry_add(hostile)
     _, client = checks.scan_client(registry, "bad/huge")
     declared = checks.tag_error(registry, "bad/huge", "declared")
@@ -78,12 +75,11 @@ def test_a_manifest_over_4_mib_is_refused_without_reading_it_all(hostile, viewer
     assert checks.read_at_most(client, "GET manifest", MAX_MANIFEST_BYTES) > MAX_MANIFEST_BYTES
     endless = [record for record in hostile.streams if record.declared is None]
     assert len(endless) == 1 and checks.hung_up(endless[0]).hung_up, hostile.streams
-    checks.pages_answer(viewer, registry)
-    checks.check_good(figures, request, hostile, registry, "bad/huge", client=client)
+    rest_checked(registry, "bad/huge", client=client)
 
 
 @pytest.mark.django_db
-def test_a_config_over_its_cap_is_refused_without_reading_it_all(hostile, viewer, figures, request):
+def test_a_config_over_its_cap_is_refused_without_reading_it_all(hostile, rest_checked):
     registry = checks.registry_add(hostile)
     _, client = checks.scan_client(registry, "bad/config")
     assert checks.tag_error(registry, "bad/config", "big") == \
@@ -92,24 +88,21 @@ def test_a_config_over_its_cap_is_refused_without_reading_it_all(hostile, viewer
     assert checks.read_at_most(client, "GET blob", MAX_CONFIG_BYTES) > MAX_CONFIG_BYTES
     endless = [record for record in hostile.streams if "/blobs/" in record.path and record.declared is None]
     assert len(endless) == 1 and checks.hung_up(endless[0]).hung_up, hostile.streams
-    checks.pages_answer(viewer, registry)
-    checks.check_good(figures, request, hostile, registry, "bad/config", client=client)
+    rest_checked(registry, "bad/config", client=client)
 
 
 @pytest.mark.django_db
-def test_a_config_that_is_not_json_is_a_per_tag_error(hostile, viewer, figures, request):
+def test_a_config_that_is_not_json_is_a_per_tag_error(hostile, rest_checked):
     # Impossible creation dates are pushed to a real registry: tests/faults/test_real_registry_content.py.
     registry = checks.registry_add(hostile)
     checks.scan(registry, "bad/config")
     error = checks.tag_error(registry, "bad/config", "not-json")
     assert error.startswith("CONTENT_INVALID: blob sha256:") and error.endswith(" is not JSON")
-    checks.pages_answer(viewer, registry)
-    checks.check_good(figures, request, hostile, registry, "bad/config")
+    rest_checked(registry, "bad/config")
 
 
 @pytest.mark.django_db
-def test_fields_longer_than_any_real_one_are_a_per_tag_error_and_never_reach_the_database(hostile, viewer, figures,
-                                                                                         request):
+def test_fields_longer_than_any_real_one_are_a_per_tag_error_and_never_reach_the_database(hostile, rest_checked):
     # PostgreSQL refuses a value longer than its column, and would fail the whole repository's transaction.
     registry = checks.registry_add(hostile)
     checks.scan(registry, "bad/fields")
@@ -120,22 +113,20 @@ def test_fields_longer_than_any_real_one_are_a_per_tag_error_and_never_reach_the
     # sha512 has 128 hex digits exactly: a longer one is refused by the digest grammar itself.
     assert checks.tag_error(registry, "bad/fields", "long-digest") == "MANIFEST_INVALID: manifests[0] has an invalid digest"
     # Over-long config fields are pushed to a real registry: tests/faults/test_real_registry_content.py.
-    checks.pages_answer(viewer, registry)
-    checks.check_good(figures, request, hostile, registry, "bad/fields")
+    rest_checked(registry, "bad/fields")
 
 
 @pytest.mark.django_db
-def test_an_unknown_media_type_is_a_per_tag_error_naming_the_type(hostile, viewer, figures, request):
+def test_an_unknown_media_type_is_a_per_tag_error_naming_the_type(hostile, rest_checked):
     registry = checks.registry_add(hostile)
     checks.scan(registry, "bad/unknown-type")
     assert checks.tag_error(registry, "bad/unknown-type", "thing") == \
         f"MANIFEST_INVALID: unsupported manifest media type '{UNKNOWN_TYPE}'"
-    checks.pages_answer(viewer, registry)
-    checks.check_good(figures, request, hostile, registry, "bad/unknown-type")
+    rest_checked(registry, "bad/unknown-type")
 
 
 @pytest.mark.django_db
-def test_a_registry_that_hangs_times_out_within_a_bound_and_the_rest_is_scanned(hostile, viewer, figures, request):
+def test_a_registry_that_hangs_times_out_within_a_bound_and_the_rest_is_scanned(hostile, rest_checked):
     registry = checks.registry_add(hostile)
     timeout, retries = 1.0, 2
     started = time.monotonic()
@@ -147,21 +138,18 @@ def test_a_registry_that_hangs_times_out_within_a_bound_and_the_rest_is_scanned(
     # about 3.75 s, where waiting out the hangs would take 3 x 5 s. The margin is
     # for a loaded machine (the scan also lists and fetches the good tags).
     assert elapsed < 10, elapsed
-    checks.pages_answer(viewer, registry)
-    checks.check_good(figures, request, hostile, registry, "slow/hang")
+    rest_checked(registry, "slow/hang")
 
 
 @pytest.mark.django_db
-def test_connection_resets_are_retried_and_one_that_never_stops_is_a_per_tag_error(hostile, viewer, figures,
-                                                                                  request):
+def test_connection_resets_are_retried_and_one_that_never_stops_is_a_per_tag_error(hostile, rest_checked):
     registry = checks.registry_add(hostile)
     checks.scan(registry, "flaky/reset")
     assert hostile.count("GET", "/v2/flaky/reset/manifests/twice") == 3  # two resets, then the answer
     error = checks.tag_error(registry, "flaky/reset", "always")
     assert error.startswith("CONNECTION_FAILED: ") and hostile.url.removeprefix("http://") in error
     assert hostile.count("GET", "/v2/flaky/reset/manifests/always") == 4  # the first try and 3 retries
-    checks.pages_answer(viewer, registry)
-    checks.check_good(figures, request, hostile, registry, "flaky/reset")
+    rest_checked(registry, "flaky/reset")
 
 
 @pytest.mark.django_db
@@ -180,8 +168,7 @@ def test_5xx_answers_are_retried_with_backoff_and_a_lasting_one_shows_the_regist
 
 
 @pytest.mark.django_db
-def test_429_with_retry_after_is_waited_out_and_one_asking_too_long_shows_the_registrys_message(hostile, viewer,
-                                                                                                figures, request):
+def test_429_with_retry_after_is_waited_out_and_one_asking_too_long_shows_the_registrys_message(hostile, rest_checked):
     registry = checks.registry_add(hostile)
     started = time.monotonic()
     checks.scan(registry, "limited/app")
@@ -190,8 +177,7 @@ def test_429_with_retry_after_is_waited_out_and_one_asking_too_long_shows_the_re
     assert checks.tag_error(registry, "limited/app", "forever") == \
         "TOOMANYREQUESTS: pull rate limit exceeded: come back in an hour"
     assert hostile.count("GET", "/v2/limited/app/manifests/forever") == 1  # an hour is over max_retry_wait
-    checks.pages_answer(viewer, registry)
-    checks.check_good(figures, request, hostile, registry, "limited/app")
+    rest_checked(registry, "limited/app")
 
 
 @pytest.mark.django_db
@@ -213,7 +199,7 @@ def test_a_tag_list_whose_link_loops_is_a_per_repository_error_within_two_pages(
 
 
 @pytest.mark.django_db
-def test_a_tag_list_that_never_ends_stops_at_the_clients_page_cap(hostile, viewer, figures, request, monkeypatch):
+def test_a_tag_list_that_never_ends_stops_at_the_clients_page_cap(hostile, monkeypatch, rest_checked):
     # Ten new names a page, forever: no loop to detect, only the page cap bounds it. The real cap
     # (10,000 pages) would take minutes here; the mechanism is the same at 20.
     monkeypatch.setattr(client_module, "MAX_PAGES", 20)
@@ -223,8 +209,7 @@ def test_a_tag_list_that_never_ends_stops_at_the_clients_page_cap(hostile, viewe
     assert Repository.objects.get(registry=registry, name="loop/endless").error == counts["note"]
     assert hostile.count("GET", "/v2/loop/endless/tags/list") == 20
     checks.scan(registry, "good/app")
-    checks.pages_answer(viewer, registry)
-    checks.check_good(figures, request, hostile, registry, "good/app")
+    rest_checked(registry, "good/app")
 
 
 @pytest.mark.django_db

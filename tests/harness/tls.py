@@ -2,16 +2,14 @@
 
 `certificate_authority()` writes a self-signed CA and a server certificate
 for an IP address (as an IP SAN: Go and Python both ignore the CN) signed
-by it. `TlsRegistry` writes its own config.yml with `http: tls:` and runs
-`docker-registry serve`, anonymous or in `auth: token:` mode.
+by it; `registry_start(..., tls_cert=files.cert_path, tls_key=files.key_path)`
+(manifests.stack.distribution) serves Distribution with them.
 """
 
 from __future__ import annotations
 
 import datetime
 import ipaddress
-import signal
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,9 +17,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-from manifests.stack.ports import free_port, wait_for_port
-from manifests.stack.tokenserver import ISSUER, TokenServer
 
 
 @dataclass(frozen=True)
@@ -77,73 +72,3 @@ def certificate_authority(folder: Path, *, ip: str = "127.0.0.1") -> TlsFiles:
                                                  serialization.NoEncryption()))
     files.key_path.chmod(0o600)
     return files
-
-
-@dataclass
-class TlsRegistry:
-    """`docker-registry serve` on https://127.0.0.1:<port>, anonymous or with a token server."""
-
-    folder: Path
-    tls: TlsFiles
-    token_server: TokenServer | None = None
-    service: str = "test-registry"
-    port: int = 0
-    process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"https://127.0.0.1:{self.port}"
-
-    @property
-    def log_path(self) -> Path:
-        return self.folder / "registry.log"
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def write_config(self) -> Path:
-        lines = [
-            "version: 0.1",
-            "log:",
-            "  level: info",
-            "  formatter: text",
-            "storage:",
-            "  filesystem:",
-            f"    rootdirectory: {self.folder / 'data'}",
-            "http:",
-            f"  addr: 127.0.0.1:{self.port}",
-            "  secret: test-registry-secret",
-            "  tls:",
-            f"    certificate: {self.tls.cert_path}",
-            f"    key: {self.tls.key_path}",
-        ]
-        if self.token_server is not None:
-            lines += ["auth:", "  token:", f"    realm: {self.token_server.realm}", f"    service: {self.service}",
-                      f"    issuer: {ISSUER}", f"    rootcertbundle: {self.token_server.cert_path}"]
-        path = self.folder / "config.yml"
-        path.write_text("\n".join(lines) + "\n")
-        return path
-
-    def start(self) -> TlsRegistry:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        (self.folder / "data").mkdir(exist_ok=True)
-        self.port = self.port or free_port()
-        config = self.write_config()
-        self.process = subprocess.Popen(["docker-registry", "serve", str(config)],
-                                        stdout=self.log_path.open("ab"), stderr=subprocess.STDOUT,
-                                        start_new_session=True)
-        try:
-            wait_for_port(self.port, process=self.process)
-        except (RuntimeError, TimeoutError) as exc:
-            raise RuntimeError(f"{exc}\n{self.log()[-3000:]}") from None
-        return self
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None

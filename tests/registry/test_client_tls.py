@@ -2,19 +2,19 @@
 
 The CA and the server certificate (IP SAN 127.0.0.1) are made per module
 with `cryptography`; the registry is `docker-registry serve` with its own
-`http: tls:` config (tests.harness.tls).
+`http: tls:` config (manifests.stack.distribution, the certificates from tests.harness.tls).
 """
 
 from __future__ import annotations
 
 import pytest
 
-from manifests.stack.distribution import ADMIN_PASSWORD, ADMIN_USER
+from manifests.stack.distribution import ADMIN_PASSWORD, ADMIN_USER, registry_start
 from manifests.stack.tokenserver import TokenServer
 from registry import RegistryClient, errors
 from registry.images import image_push
 from registry.platform import Platform
-from tests.harness.tls import TlsRegistry, certificate_authority
+from tests.harness.tls import certificate_authority
 
 AMD64 = Platform("linux", "amd64")
 
@@ -26,7 +26,8 @@ def tls_files(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tls_registry(tmp_path_factory, tls_files):
-    running = TlsRegistry(tmp_path_factory.mktemp("tls-registry"), tls_files).start()
+    running = registry_start(tmp_path_factory.mktemp("tls-registry"), "anonymous", tls_cert=tls_files.cert_path,
+                             tls_key=tls_files.key_path)
     yield running
     running.stop()
 
@@ -37,7 +38,8 @@ def tls_token_registry(tmp_path_factory, tls_files):
     folder = tmp_path_factory.mktemp("tls-token-registry")
     token_server = TokenServer(folder, users={ADMIN_USER: ADMIN_PASSWORD}, service="test-registry").start()
     assert token_server.realm.startswith("http://")
-    running = TlsRegistry(folder, tls_files, token_server=token_server).start()
+    running = registry_start(folder, "token", token_server=token_server, tls_cert=tls_files.cert_path,
+                             tls_key=tls_files.key_path)
     yield running
     running.stop()
     token_server.stop()
