@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass, field
 
-from django.db.models import Count
+from django.db.models import Count, Min, Subquery
 
 from registry.mediatypes import KIND_INDEX
 from registry.platform import Platform, platform_sort_key
@@ -102,13 +102,23 @@ def config_stored(row) -> dict:
                     os_features=tuple(row.os_features or ())).to_json()
 
 
-def config_known(*, digest: str) -> dict | None:
-    """A config as the scan knows it, from a stored manifest that uses it: whole when it was stored,
-    else rebuilt from the row's columns (marked CONFIG_PARTIAL); None when no stored manifest uses it."""
-    row = ManifestRow.objects.filter(config_digest=digest).only(
-        "os", "architecture", "variant", "os_version", "os_features", "created", "config").first()
-    if row is None:
-        return None
+def configs_known(*, digests: list[str]) -> dict[str, dict]:
+    """Configs as the scan knows them, by digest, from stored manifests that use them (the first
+    stored of each): whole when stored, else rebuilt from the row's columns (marked CONFIG_PARTIAL).
+    A digest no stored manifest uses is left out. A few queries for any number of digests."""
+    known: dict[str, dict] = {}
+    digests = list(dict.fromkeys(digests))
+    for start in range(0, len(digests), 500):
+        # The first row of each config (every attestation shares one config: never load them all).
+        firsts = (ManifestRow.objects.filter(config_digest__in=digests[start:start + 500])
+                  .values("config_digest").annotate(first=Min("pk")).values("first"))
+        for row in ManifestRow.objects.filter(pk__in=Subquery(firsts)).only(
+                "config_digest", "os", "architecture", "variant", "os_version", "os_features", "created", "config"):
+            known[row.config_digest] = _config_known(row)
+    return known
+
+
+def _config_known(row: ManifestRow) -> dict:
     if isinstance(row.config, dict):
         return row.config
     config = {**config_stored(row), CONFIG_PARTIAL: True}
