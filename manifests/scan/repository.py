@@ -180,10 +180,8 @@ def children_verify(*, client: RegistryClient, repository: Repository, names: li
     """
     tags = [tag for chunk in chunks(names)
             for tag in repository.tags.filter(name__in=chunk, kind="index", error="").select_related("manifest")]
-    summaries: dict[str, list[str]] = {}
-    for tag in tags:
-        if tag.manifest is not None and tag.manifest.digest not in summaries:
-            summaries[tag.manifest.digest] = selectors.manifest_summary(tag.manifest).child_digests
+    summaries = {digest: summary.child_digests for digest, summary in selectors.manifest_summaries(
+        list({tag.manifest.digest: tag.manifest for tag in tags if tag.manifest is not None}.values())).items()}
     to_check = sorted({digest for digests in summaries.values() for digest in digests} - present)
     answers = thread_map(lambda digest: _child_present(client, repository.name, digest), to_check, concurrency)
     missing = {digest for digest, answer in zip(to_check, answers, strict=True) if answer is False}
