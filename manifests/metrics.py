@@ -7,16 +7,20 @@ containers), so nothing is counted in one process's memory:
   sizes are computed from the database (and Redis) at scrape time, by a
   collector: correct however many processes ran the jobs;
 - registry requests are counted as they happen, by a response hook on each
-  RegistryClient's session (installed by `registry_client`), into a Redis
-  hash that every process shares; a failing Redis never fails a request.
+  RegistryClient's session (installed by `registry_client`), and sent to a
+  Redis hash that every process shares once a second and when the client
+  closes; a failing Redis never fails a request.
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
+import os
 import re
+import threading
 import time
+from collections import Counter
 from datetime import timedelta
 from typing import Any
 
@@ -76,16 +80,41 @@ def request_kind(*, path: str) -> str:
     return "other" if path.startswith("/v2/") else "token"
 
 
+_pending: Counter[str] = Counter()  # counted here, not yet in Redis
+_pending_lock = threading.Lock()
+_flushed_at = 0.0
+# Counts reach Redis at most this long after the request (and when the client closes): one round
+# trip a second, not one per registry request.
+FLUSH_SECONDS = 1.0
+os.register_at_fork(after_in_child=_pending.clear)  # a forked worker counts its own requests only
+
+
 def registry_request_count(*, registry: str, method: str, kind: str, status: int) -> None:
     """Add one to the shared count of registry requests; never raises."""
-    global _paused_until
-    if time.monotonic() < _paused_until:
+    with _pending_lock:
+        _pending["\t".join((registry, method, kind, str(status)))] += 1
+        due = time.monotonic() - _flushed_at >= FLUSH_SECONDS
+    if due:
+        registry_requests_flush()
+
+
+def registry_requests_flush() -> None:
+    """Send the counts not yet in Redis, in one round trip; never raises (counts it cannot send are dropped)."""
+    global _paused_until, _flushed_at
+    with _pending_lock:
+        counts = dict(_pending)
+        _pending.clear()
+        _flushed_at = time.monotonic()
+    if not counts or time.monotonic() < _paused_until:
         return
     try:
-        _redis_client().hincrby(REQUESTS_KEY, "\t".join((registry, method, kind, str(status))), 1)
+        pipeline = _redis_client().pipeline(transaction=False)
+        for field, count in counts.items():
+            pipeline.hincrby(REQUESTS_KEY, field, count)
+        pipeline.execute()
     except (redis.RedisError, OSError) as exc:
         _paused_until = time.monotonic() + _PAUSE_SECONDS
-        logger.debug("registry request not counted: %s", type(exc).__name__)
+        logger.debug("registry requests not counted: %s", type(exc).__name__)
 
 
 def response_hook_for(*, registry: str):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass, field
 
-from django.db.models import Count
+from django.db.models import Count, Min, Subquery
 
 from registry.mediatypes import KIND_INDEX
 from registry.platform import Platform, platform_sort_key
@@ -41,16 +41,29 @@ class IndexEntry:
 
 def index_entries(index: ManifestRow, *, depth: int = 0) -> list[IndexEntry]:
     """The entries of a stored index in order, nested indexes followed up to MAX_DEPTH."""
-    children = list(index.children.all())
-    stored = {row.digest: row for row in ManifestRow.objects.filter(digest__in=[c.digest for c in children]).only(
-        "digest", "kind", "size", "created", "artifact_type")}
-    entries: list[IndexEntry] = []
+    return _entries_load({index.pk: index}, depth)[index.pk]
+
+
+def _entries_load(indexes: dict[int, ManifestRow], depth: int) -> dict[int, list[IndexEntry]]:
+    """The entries of several stored indexes, by pk: two queries (per 500) per level of nesting."""
+    pks = list(indexes)
+    children = [child for start in range(0, len(pks), 500)
+                for child in ManifestChild.objects.filter(parent_id__in=pks[start:start + 500])]
+    digests = list(dict.fromkeys(child.digest for child in children))
+    stored = {row.digest: row for start in range(0, len(digests), 500)
+              for row in ManifestRow.objects.filter(digest__in=digests[start:start + 500]).only(
+                  "digest", "kind", "size", "created", "artifact_type")}
+    entries: dict[int, list[IndexEntry]] = {pk: [] for pk in pks}
+    followed: list[IndexEntry] = []
     for child in children:
-        row = stored.get(child.digest)
-        entry = IndexEntry(child=child, row=row)
-        if not child.is_attestation and row is not None and row.kind == KIND_INDEX and depth < MAX_DEPTH:
-            entry.nested = index_entries(row, depth=depth + 1)
-        entries.append(entry)
+        entry = IndexEntry(child=child, row=stored.get(child.digest))
+        entries[child.parent_id].append(entry)
+        if not child.is_attestation and entry.row is not None and entry.row.kind == KIND_INDEX and depth < MAX_DEPTH:
+            followed.append(entry)
+    if followed:
+        nested = _entries_load({entry.row.pk: entry.row for entry in followed}, depth + 1)
+        for entry in followed:
+            entry.nested = nested[entry.row.pk]
     return entries
 
 
@@ -64,10 +77,23 @@ class Summary:
 
 def manifest_summary(row: ManifestRow) -> Summary:
     """Platforms, total size and newest creation time of a stored manifest."""
-    if row.kind != KIND_INDEX:
-        platforms = [(row.platform, row.os_version, row.digest)] if row.platform else []
-        return Summary(platforms, row.size, row.created)
-    return _entries_summary(index_entries(row))
+    return manifest_summaries([row])[row.digest]
+
+
+def manifest_summaries(rows: list[ManifestRow]) -> dict[str, Summary]:
+    """manifest_summary of each stored manifest, by digest, in a few queries for any number of them."""
+    summaries: dict[str, Summary] = {}
+    indexes: dict[int, ManifestRow] = {}
+    for row in rows:
+        if row.kind == KIND_INDEX:
+            indexes[row.pk] = row
+        else:
+            platforms = [(row.platform, row.os_version, row.digest)] if row.platform else []
+            summaries[row.digest] = Summary(platforms, row.size, row.created)
+    if indexes:
+        for pk, entries in _entries_load(indexes, 0).items():
+            summaries[indexes[pk].digest] = _entries_summary(entries)
+    return summaries
 
 
 def _entries_summary(entries: list[IndexEntry]) -> Summary:
@@ -102,13 +128,23 @@ def config_stored(row) -> dict:
                     os_features=tuple(row.os_features or ())).to_json()
 
 
-def config_known(*, digest: str) -> dict | None:
-    """A config as the scan knows it, from a stored manifest that uses it: whole when it was stored,
-    else rebuilt from the row's columns (marked CONFIG_PARTIAL); None when no stored manifest uses it."""
-    row = ManifestRow.objects.filter(config_digest=digest).only(
-        "os", "architecture", "variant", "os_version", "os_features", "created", "config").first()
-    if row is None:
-        return None
+def configs_known(*, digests: list[str]) -> dict[str, dict]:
+    """Configs as the scan knows them, by digest, from stored manifests that use them (the first
+    stored of each): whole when stored, else rebuilt from the row's columns (marked CONFIG_PARTIAL).
+    A digest no stored manifest uses is left out. A few queries for any number of digests."""
+    known: dict[str, dict] = {}
+    digests = list(dict.fromkeys(digests))
+    for start in range(0, len(digests), 500):
+        # The first row of each config (every attestation shares one config: never load them all).
+        firsts = (ManifestRow.objects.filter(config_digest__in=digests[start:start + 500])
+                  .values("config_digest").annotate(first=Min("pk")).values("first"))
+        for row in ManifestRow.objects.filter(pk__in=Subquery(firsts)).only(
+                "config_digest", "os", "architecture", "variant", "os_version", "os_features", "created", "config"):
+            known[row.config_digest] = _config_known(row)
+    return known
+
+
+def _config_known(row: ManifestRow) -> dict:
     if isinstance(row.config, dict):
         return row.config
     config = {**config_stored(row), CONFIG_PARTIAL: True}

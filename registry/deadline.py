@@ -73,6 +73,7 @@ class _Watchdog:
         self._deadlines: set[Deadline] = set()
         self._wake = threading.Condition()
         self._thread: threading.Thread | None = None
+        self._next_wake = 0.0  # when the thread wakes next on its own
 
     def add(self, deadline: Deadline) -> None:
         with self._wake:
@@ -80,7 +81,10 @@ class _Watchdog:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="registry-deadlines", daemon=True)
                 self._thread.start()
-            self._wake.notify()
+            if deadline.at < self._next_wake:
+                # Sooner than the thread's next look (at most a second away): wake it now. Not for
+                # every request: waking a thread per request costs more than the request on a busy machine.
+                self._wake.notify()
 
     def _run(self) -> None:
         while True:
@@ -89,7 +93,9 @@ class _Watchdog:
                 due = [d for d in self._deadlines if d.done or d.at <= now]
                 self._deadlines.difference_update(due)
                 pending = [d.at for d in self._deadlines]
-                self._wake.wait(min(1.0, max(0.01, min(pending) - now)) if pending else 1.0)
+                wait = min(1.0, max(0.01, min(pending) - now)) if pending else 1.0
+                self._next_wake = now + wait
+                self._wake.wait(wait)
             for deadline in due:
                 deadline.fire()
 

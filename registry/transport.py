@@ -118,6 +118,7 @@ class Transport:
         self.largest_body: Counter[str] = Counter()  # the most bytes read of one body, by operation
         self.bytes_streamed = 0
         self.rate_limit: RateLimit | None = None
+        self.on_close: list[Callable[[], None]] = []  # called when the client closes (counts to send)
         self.session = requests.Session()
         self.session.trust_env = False  # no proxies or netrc credentials from the environment
         adapter = Adapter(pool_connections=pool_size, pool_maxsize=pool_size)
@@ -135,6 +136,8 @@ class Transport:
         return f"<{type(self).__name__} {self.base_url}>"
 
     def close(self) -> None:
+        for callback in self.on_close:
+            callback()
         self.session.close()
 
     def __enter__(self) -> Self:
@@ -310,21 +313,10 @@ class Transport:
         finally:
             response.close()
 
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        op: str,
-        scopes: tuple[str, ...] = (),
-        headers: dict[str, str] | None = None,
-        params: dict[str, str] | None = None,
-        data: object = None,
-        stream: bool = False,
-        ok: tuple[int, ...] = (200,),
-        retry_codes: tuple[str, ...] = (),
-        max_bytes: int = MAX_PAGE_BYTES,
-    ) -> requests.Response:
+    def request(self, method: str, path: str, *, op: str, scopes: tuple[str, ...] = (),
+                headers: dict[str, str] | None = None, params: dict[str, str] | None = None, data: object = None,
+                stream: bool = False, ok: tuple[int, ...] = (200,), retry_codes: tuple[str, ...] = (),
+                max_bytes: int = MAX_PAGE_BYTES) -> requests.Response:
         """Send one request with auth, retries, a deadline, capped bodies and typed errors.
 
         Idempotent methods are retried on connection errors and 5xx; every

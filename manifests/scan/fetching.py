@@ -6,8 +6,12 @@ refreshing: on a re-scan that is one HEAD per tag, and a GET only for a digest
 not yet known. A first sight of a tag is one GET (its digest comes in the
 answer's header), plus one GET per unknown child manifest and config.
 
-Registry I/O runs in threads (the registry's concurrency setting); the
-database is written from the calling thread only (storing.py).
+A repository is fetched in rounds (tags_fetch): every tag first, then what
+their manifests name, level by level. Registry I/O runs in threads (the
+registry's concurrency setting) and touches no database: before each round
+the calling thread asks the database, in one query for the whole round, which
+digests and configs are stored (Known), and hands the threads plain data.
+The database is written from the calling thread only (storing.py).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import os
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 from django.utils import timezone
@@ -54,19 +58,22 @@ class TagFetch:
     learned: dict[str, Learned] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)
     error: str = ""
+    head: str = ""  # a stored tag's new digest, from its HEAD (the first round)
+    got: Manifest | None = None  # what a GET by tag answered, until its round learns it
 
 
 class Known:
-    """What is stored or being fetched, shared by the fetching threads.
+    """What is stored or being fetched in one repository's scan, shared by the fetching threads.
 
-    A digest is looked up in the database the first time a thread meets it
-    (the inventory may hold millions; none is loaded whole), then remembered.
-    The children of a repository's lists are looked up together, in one query.
+    The database is read by the calling thread, in bulk, before each round
+    (claim_many, configs_lookup: the inventory may hold millions of digests;
+    only those the round meets are asked for); the threads see plain data.
     """
 
     def __init__(self, share: ScanShare | None = None) -> None:
         self._digests: set[str] = set()
         self._configs: dict[str, dict] = {}
+        self._stored_configs: dict[str, dict] = {}
         self._pending: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
         # The scan job's other parts (other repositories, other processes): what they fetched.
@@ -84,28 +91,29 @@ class Known:
             self.share.manifest_publish(manifest)
 
     def claim_many(self, digests: list[str]) -> list[str]:
-        """Those of `digests` this caller should fetch, in order: not stored, and nobody else is fetching them."""
-        with self._lock:
-            fresh = [d for d in dict.fromkeys(digests) if d not in self._digests]
+        """Those of `digests` this caller should fetch, in order: not stored, and not claimed before.
+        The calling thread's: one query (per 500 digests) for the digests not met before."""
+        fresh = [d for d in dict.fromkeys(digests) if d not in self._digests]
         if not fresh:
             return []
         stored = {digest for chunk in chunks(fresh)
                   for digest in ManifestRow.objects.filter(digest__in=chunk).values_list("digest", flat=True)}
-        mine: list[str] = []
         with self._lock:
-            for digest in fresh:
-                if digest in self._digests:
-                    continue
-                self._digests.add(digest)
-                if digest not in stored:
-                    mine.append(digest)
-        return mine
+            self._digests.update(fresh)
+        return [digest for digest in fresh if digest not in stored]
 
     def claim(self, digest: str) -> bool:
         return bool(self.claim_many([digest]))
 
+    def configs_lookup(self, digests: list[str]) -> None:
+        """The calling thread's, before a round: which of these configs stored manifests already use."""
+        fresh = [d for d in dict.fromkeys(digests) if d not in self._configs and d not in self._stored_configs]
+        if fresh:
+            self._stored_configs.update(selectors.configs_known(digests=fresh))
+
     def config(self, digest: str, fetch) -> dict:
-        """A config by digest, read once however many manifests share it (every attestation shares `{}`)."""
+        """A config by digest, read once however many manifests share it (every attestation shares `{}`);
+        one stored already (configs_lookup) is not read at all."""
         while True:
             with self._lock:
                 if digest in self._configs:
@@ -116,7 +124,7 @@ class Known:
                     break
             waiting.wait(timeout=60)
         try:
-            config = selectors.config_known(digest=digest)
+            config = self._stored_configs.get(digest)
             if config is None:
                 config = self.share.config(digest, fetch) if self.share is not None else fetch()
             with self._lock:
@@ -160,25 +168,20 @@ def _fetch_pool(workers: int) -> ThreadPoolExecutor:
 
 
 def thread_map(function, items: list, workers: int) -> list:
-    """`map` over `workers` threads, each closing its database connection when done."""
-    from django.db import connections
-
+    """`map` over `workers` threads (none of which opens a database connection: they get plain data)."""
     results: list = [None] * len(items)
     lock = threading.Lock()
     next_index = 0
 
     def work() -> None:
         nonlocal next_index
-        try:
-            while True:
-                with lock:
-                    if next_index >= len(items):
-                        return
-                    index = next_index
-                    next_index += 1
-                results[index] = function(items[index])
-        finally:
-            connections.close_all()
+        while True:
+            with lock:
+                if next_index >= len(items):
+                    return
+                index = next_index
+                next_index += 1
+            results[index] = function(items[index])
 
     count = max(1, min(workers, len(items)))
     if count == 1:
@@ -189,7 +192,6 @@ def thread_map(function, items: list, workers: int) -> list:
     for future in [pool.submit(work) for _ in range(count)]:
         future.result()
     return results
-
 
 
 def config_created(value: object) -> datetime.datetime | None:
@@ -207,18 +209,21 @@ def config_created(value: object) -> datetime.datetime | None:
         return None
 
 
-def manifest_learn(*, client: RegistryClient, repository: str, manifest: Manifest, known: Known, fetch: TagFetch,
-                   depth: int = 0, deferred: list[tuple[TagFetch, Manifest]] | None = None) -> None:
-    """Fetch the config of an image, or the unknown children of an index.
+# One manifest to learn: the tag it is learned for, the manifest, and how deep under the tag it is.
+Item = tuple[TagFetch, Manifest, int]
 
-    With `deferred`, an index's children wait there for a second pass, after
-    every tag of the repository is read: a child that is also tagged
-    (`1.4-arm64`) is then known from its tag, not fetched again by digest.
-    """
-    columns_check(manifest)
-    learned = Learned(manifest=manifest)
-    fetch.learned[manifest.digest] = learned
-    if manifest.kind == KIND_IMAGE and manifest.config is not None:
+
+def _learn_one(client: RegistryClient, repository: str, known: Known, item: Item, catch: bool) -> None:
+    """Check a claimed manifest and, for an image, read its config (unless stored: configs_lookup)."""
+    fetch, manifest, _ = item
+    if fetch.error:
+        return
+    with _tag_errors(fetch, repository) if catch else nullcontext():
+        columns_check(manifest)
+        learned = Learned(manifest=manifest)
+        fetch.learned[manifest.digest] = learned
+        if manifest.kind != KIND_IMAGE or manifest.config is None:
+            return
         config = known.config(manifest.config.digest,
                               lambda: _config_kept(client.get_json_blob(repository, manifest.config.digest),
                                                    size=manifest.config.size))
@@ -235,28 +240,44 @@ def manifest_learn(*, client: RegistryClient, repository: str, manifest: Manifes
         learned.blob_size = sum(blob.size for blob in manifest.blobs)
         if manifest.config.size <= CONFIG_KEEP_MAX and not config.get(selectors.CONFIG_PARTIAL):
             learned.config = config
-    elif manifest.is_index and depth < selectors.MAX_DEPTH:
-        if deferred is not None:
-            deferred.append((fetch, manifest))
-            return
-        _learn_children(client, repository, manifest, known, fetch, depth)
 
 
-def _learn_children(client: RegistryClient, repository: str, manifest: Manifest, known: Known, fetch: TagFetch,
-                    depth: int) -> None:
-    for digest in known.claim_many([child.digest for child in manifest.children]):
-        _learn_child(client, repository, digest, known, fetch, depth + 1)
+def _child_get(client: RegistryClient, repository: str, known: Known, digest: str, owner: tuple[TagFetch, int],
+               catch: bool) -> Item | None:
+    """GET one claimed child for the tag that met it first; one that answers 404 is recorded as missing."""
+    fetch, depth = owner
+    if fetch.error:
+        return None
+    with _tag_errors(fetch, repository) if catch else nullcontext():
+        try:
+            manifest = known.manifest(digest, lambda: client.get_manifest(repository, digest))
+        except errors.NotFound:
+            fetch.missing.append(digest)
+            return None
+        return fetch, manifest, depth
+    return None
 
 
-def _learn_child(client: RegistryClient, repository: str, digest: str, known: Known, fetch: TagFetch,
-                 depth: int) -> None:
-    """GET one claimed child and learn it; one that answers 404 is recorded as missing."""
-    try:
-        manifest = known.manifest(digest, lambda: client.get_manifest(repository, digest))
-    except errors.NotFound:
-        fetch.missing.append(digest)
-        return
-    manifest_learn(client=client, repository=repository, manifest=manifest, known=known, fetch=fetch, depth=depth)
+def manifests_learn(*, client: RegistryClient, repository: str, items: list[Item], known: Known,
+                    concurrency: int = 1, catch: bool = True) -> None:
+    """Learn claimed manifests, level by level: the configs of the images, then the unknown children of
+    the indexes (each fetched for the first tag that met it), then theirs.
+
+    Each level starts with one lookup of what the database holds of it. A registry error is recorded on
+    the tag it was met for (`catch`), else raised.
+    """
+    while items:
+        known.configs_lookup([manifest.config.digest for _, manifest, _ in items
+                              if manifest.kind == KIND_IMAGE and manifest.config is not None])
+        thread_map(lambda item: _learn_one(client, repository, known, item, catch), items, concurrency)
+        owners: dict[str, tuple[TagFetch, int]] = {}
+        for fetch, manifest, depth in items:
+            if manifest.is_index and depth < selectors.MAX_DEPTH and not fetch.error:
+                for child in manifest.children:
+                    owners.setdefault(child.digest, (fetch, depth + 1))
+        claimed = [(digest, owners[digest]) for digest in known.claim_many(list(owners))]
+        got = thread_map(lambda pair: _child_get(client, repository, known, *pair, catch), claimed, concurrency)
+        items = [item for item in got if item is not None]
 
 
 @contextmanager
@@ -276,35 +297,71 @@ def _tag_errors(fetch: TagFetch, repository: str) -> Iterator[None]:
         fetch.learned.clear()
 
 
-def tag_fetch(*, client: RegistryClient, repository: str, tag: str, stored_digest: str, known: Known,
-              deferred: list[tuple[TagFetch, Manifest]] | None = None) -> TagFetch:
-    """Registry I/O for one tag; never raises a registry error (it is recorded)."""
+def _tag_get(client: RegistryClient, repository: str, fetch: TagFetch, known: Known) -> None:
+    manifest = client.get_manifest(repository, fetch.name)
+    fetch.digest, fetch.got = manifest.digest, manifest
+    known.published(manifest)
+
+
+def tag_fetch(*, client: RegistryClient, repository: str, tag: str, stored_digest: str, known: Known) -> TagFetch:
+    """The first round for one tag: a HEAD of a stored tag (its digest unchanged: done; moved: `head`,
+    for tags_fetch to say whether it must be read), else a GET by tag. Never raises a registry error."""
     fetch = TagFetch(name=tag)
     with _tag_errors(fetch, repository):
-        claimed = False
         if stored_digest:
             head = client.head_manifest(repository, tag)
             if head.digest == stored_digest:
                 fetch.digest, fetch.unchanged = stored_digest, True
                 return fetch
             if head.digest:
-                claimed = known.claim(head.digest)
-                if not claimed:  # stored already, or another tag is fetching it
-                    fetch.digest = head.digest
-                    return fetch
-        manifest = client.get_manifest(repository, tag)
-        fetch.digest = manifest.digest
-        known.published(manifest)
-        # The tag may have moved again between the HEAD and the GET: claim what we got.
-        if (claimed and manifest.digest == head.digest) or known.claim(manifest.digest):
-            manifest_learn(client=client, repository=repository, manifest=manifest, known=known, fetch=fetch,
-                           deferred=deferred)
+                fetch.head = head.digest
+                return fetch
+        _tag_get(client, repository, fetch, known)
     return fetch
 
 
-def child_fetch(*, client: RegistryClient, repository: str, digest: str, fetch: TagFetch, known: Known) -> None:
-    """The second pass: one child of a list that `fetch` read, claimed for it."""
-    if fetch.error:
-        return
-    with _tag_errors(fetch, repository):
-        _learn_child(client, repository, digest, known, fetch, 1)
+def _tags_moved_get(*, client: RegistryClient, repository: str, fetches: list[TagFetch], known: Known,
+                    concurrency: int) -> list[TagFetch]:
+    """The tags that moved: a GET for the first of each new digest not stored, nothing for the others.
+    Returns those read whose digest is still the one claimed (the tag may have moved again meanwhile)."""
+    moved = [fetch for fetch in fetches if fetch.head]
+    mine = set(known.claim_many([fetch.head for fetch in moved]))
+    getters: list[TagFetch] = []
+    for fetch in moved:
+        if fetch.head in mine:
+            mine.discard(fetch.head)
+            getters.append(fetch)
+        else:  # stored already, or another tag is reading it
+            fetch.digest = fetch.head
+
+    def get(fetch: TagFetch) -> None:
+        with _tag_errors(fetch, repository):
+            _tag_get(client, repository, fetch, known)
+
+    thread_map(get, getters, concurrency)
+    return [fetch for fetch in getters if fetch.got is not None and fetch.got.digest == fetch.head]
+
+
+def tags_fetch(*, client: RegistryClient, repository: str, names: list[str], stored: dict[str, str], known: Known,
+               concurrency: int) -> list[TagFetch]:
+    """Registry I/O for a repository's tags, in rounds; a registry error is recorded on its tag.
+
+    Every tag is read before any child is fetched: a child that is also tagged
+    (`1.4-arm64`) is then known from its tag, not fetched again by digest.
+    """
+    fetches = thread_map(lambda tag: tag_fetch(client=client, repository=repository, tag=tag,
+                                               stored_digest=stored.get(tag, ""), known=known), names, concurrency)
+    owned = _tags_moved_get(client=client, repository=repository, fetches=fetches, known=known,
+                            concurrency=concurrency)
+    owned_ids = {id(fetch) for fetch in owned}
+    rest = [fetch for fetch in fetches if fetch.got is not None and id(fetch) not in owned_ids]
+    mine = set(known.claim_many([fetch.got.digest for fetch in rest]))
+    for fetch in rest:
+        if fetch.got.digest in mine:
+            mine.discard(fetch.got.digest)
+            owned.append(fetch)
+    manifests_learn(client=client, repository=repository, items=[(fetch, fetch.got, 0) for fetch in owned],
+                    known=known, concurrency=concurrency)
+    for fetch in fetches:
+        fetch.got = None
+    return fetches

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from registry import RegistryClient, errors
-from registry.mediatypes import Manifest, parse_manifest
+from registry.mediatypes import parse_manifest
 from registry.reference import validate_repository, validate_tag
 
 from .. import selectors
@@ -84,20 +84,8 @@ def repository_scan(*, client: RegistryClient, registry: Registry, name: str, on
     names, invalid = grammar_split(listed, validate_tag)
     note = f"skipped {len(invalid)} tag names that break the grammar: {_shown(invalid)}" if invalid else ""
     stored = dict(repository.tags.values_list("name", "digest")) if repository is not None else {}
-    known = Known(share)
-    deferred: list[tuple[TagFetch, Manifest]] = []
-    fetches = thread_map(lambda tag: fetching.tag_fetch(client=client, repository=name, tag=tag,
-                                                        stored_digest=stored.get(tag, ""), known=known,
-                                                        deferred=deferred), names, concurrency)
-    # The second pass, one work item per child (a repository's lists share many),
-    # claimed with one query; each child is fetched for the first tag that met it.
-    owners: dict[str, TagFetch] = {}
-    for fetch, manifest in deferred:
-        for child in manifest.children:
-            owners.setdefault(child.digest, fetch)
-    thread_map(lambda digest: fetching.child_fetch(client=client, repository=name, digest=digest,
-                                                   fetch=owners[digest], known=known),
-                known.claim_many(list(owners)), concurrency)
+    fetches = fetching.tags_fetch(client=client, repository=name, names=names, stored=stored, known=Known(share),
+                                  concurrency=concurrency)
     missing = {digest for fetch in fetches for digest in fetch.missing}
     errors_unstored: list[TagFetch] = []
     if only_tags is not None:
@@ -141,7 +129,8 @@ def tag_record(*, client: RegistryClient, registry: Registry, repository: str, t
     known = Known()
     fetch = TagFetch(name=tag, digest=manifest.digest)
     if known.claim(manifest.digest):
-        fetching.manifest_learn(client=client, repository=repository, manifest=manifest, known=known, fetch=fetch)
+        fetching.manifests_learn(client=client, repository=repository, items=[(fetch, manifest, 0)], known=known,
+                                 catch=False)
     repository_write(registry=registry, name=repository, fetches=[fetch], now=timezone.now(),
                       missing=set(fetch.missing), note="", listed=None)
 
@@ -191,10 +180,8 @@ def children_verify(*, client: RegistryClient, repository: Repository, names: li
     """
     tags = [tag for chunk in chunks(names)
             for tag in repository.tags.filter(name__in=chunk, kind="index", error="").select_related("manifest")]
-    summaries: dict[str, list[str]] = {}
-    for tag in tags:
-        if tag.manifest is not None and tag.manifest.digest not in summaries:
-            summaries[tag.manifest.digest] = selectors.manifest_summary(tag.manifest).child_digests
+    summaries = {digest: summary.child_digests for digest, summary in selectors.manifest_summaries(
+        list({tag.manifest.digest: tag.manifest for tag in tags if tag.manifest is not None}.values())).items()}
     to_check = sorted({digest for digests in summaries.values() for digest in digests} - present)
     answers = thread_map(lambda digest: _child_present(client, repository.name, digest), to_check, concurrency)
     missing = {digest for digest, answer in zip(to_check, answers, strict=True) if answer is False}

@@ -74,11 +74,13 @@ class ScanShare:
         try:
             deadline = time.monotonic() + WAIT_SECONDS
             while time.monotonic() < deadline:
-                value = self._redis.get(value_key)
+                # One round trip: what another part left, and our claim in case it left nothing.
+                value, claimed = (self._redis.pipeline(transaction=False).get(value_key)
+                                  .set(claim_key, self._token, nx=True, ex=CLAIM_SECONDS).execute())
                 if value is not None:
                     self.hits += 1
                     return value
-                if self._redis.set(claim_key, self._token, nx=True, ex=CLAIM_SECONDS):
+                if claimed:
                     break
                 time.sleep(POLL_SECONDS)  # another part is fetching it
         except (redis.RedisError, OSError) as exc:

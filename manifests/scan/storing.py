@@ -142,7 +142,7 @@ def tags_apply(*, repository: Repository, fetches: list[fetching.TagFetch], now:
     changed_ids = {id(f) for f in changed}
     rows = {digest: row for digests in chunks(sorted({f.digest for f in changed}))
             for digest, row in ManifestRow.objects.in_bulk(digests, field_name="digest").items()}
-    summaries: dict[str, selectors.Summary] = {}
+    summaries = selectors.manifest_summaries(list(rows.values()))
     to_create: list[Tag] = []
     to_update: list[Tag] = []
     platform_rows: dict[str, list[tuple[str, str, str]]] = {}
@@ -157,8 +157,7 @@ def tags_apply(*, repository: Repository, fetches: list[fetching.TagFetch], now:
         elif is_changed:
             if tag.digest != row.digest:
                 moves.append(TagMove(tag=fetch.name, old_digest=tag.digest, new_digest=row.digest))
-            summary = summaries.get(row.digest) or summaries.setdefault(row.digest,
-                                                                        selectors.manifest_summary(row))
+            summary = summaries[row.digest]
             tag.digest, tag.media_type, tag.kind, tag.manifest = row.digest, row.media_type, row.kind, row
             tag.platforms = sorted({p for p, _, _ in summary.platforms}, key=platform_sort_key)
             tag.size, tag.created = summary.size, summary.created

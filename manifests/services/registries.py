@@ -7,7 +7,7 @@ from django.conf import settings
 
 from registry import RegistryClient
 
-from ..metrics import response_hook_for
+from ..metrics import registry_requests_flush, response_hook_for
 from ..models import Registry
 
 
@@ -48,6 +48,7 @@ def registry_client(*, registry: Registry, **overrides) -> RegistryClient:
     client = RegistryClient(registry.url, **kwargs)
     # Counts every response for /metrics (manifests/metrics.py), across processes.
     client.session.hooks["response"].append(response_hook_for(registry=registry.name))
+    client.on_close.append(registry_requests_flush)
     return client
 
 
