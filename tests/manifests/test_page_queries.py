@@ -104,13 +104,14 @@ def _rule_page(registry: Registry) -> str:
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("query", ["", "?page=2", "?status=invalid&page=1"])
 def test_a_rules_dry_run_page_costs_the_same_queries_at_two_sizes(client, redis_server,
-                                                                   django_assert_max_num_queries):
+                                                                   django_assert_max_num_queries, query):
     client.force_login(User.objects.create_superuser("root"))
-    small = _queries(client, _rule_page(_inventory(repositories=3, tags=4)))
+    small = _queries(client, _rule_page(_inventory(repositories=3, tags=4)) + query)
     Registry.objects.all().delete()
     Manifest.objects.all().delete()
-    path = _rule_page(_inventory(repositories=40, tags=25))
+    path = _rule_page(_inventory(repositories=40, tags=25)) + query
     with django_assert_max_num_queries(15):
         large = _queries(client, path)
     assert large == small
