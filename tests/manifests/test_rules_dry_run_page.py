@@ -72,3 +72,20 @@ def test_apply_to_every_tag_queues_the_rule_for_all_of_them(client, redis_server
     response = client.post(f"{path}apply", {"all": "1"})
     job = Job.objects.get(kind="rule_apply")
     assert response["Location"] == f"/jobs/{job.pk}/" and job.params["tags"] is None
+
+
+@pytest.mark.django_db
+def test_the_dry_run_reads_stored_manifests_by_two_indexed_lookups_not_an_or(client, redis_server):
+    """With `pk IN (...) OR digest IN (...)` PostgreSQL scanned every stored manifest on each dry run."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from manifests.services import rules
+
+    _rule_page(3)
+    with CaptureQueriesContext(connection) as captured:
+        dry = rules.rule_dry_run(rule=rules.rule_load(rule_id=Rule.objects.get().pk))
+    assert dry.counts() == {"new": 3}
+    reads = [q["sql"] for q in captured.captured_queries if 'FROM "manifests_manifest"' in q["sql"]
+             and '"raw"' in q["sql"]]
+    assert len(reads) == 1 and "UNION ALL" in reads[0] and " OR " not in reads[0], reads
