@@ -168,12 +168,16 @@ def registry_rows() -> list[dict]:
     registries = Registry.objects.annotate(
         repository_total=Count("repositories", distinct=True),
     ).order_by("name")
-    tag_totals = dict(
-        Tag.objects.values_list("repository__registry").annotate(n=Count("pk")).values_list("repository__registry", "n")
-    )
+    # Tags counted per repository with COUNT(*): an index-only scan of tag.repository_id, without the join
+    # to repositories (on PostgreSQL a parallel scan of the whole tag table); summed per registry here.
+    per_repository = dict(Tag.objects.values_list("repository_id").annotate(n=Count("*")).values_list(
+        "repository_id", "n").order_by())
+    tag_totals: dict[int, int] = {}
     platforms: dict[int, set[str]] = {}
-    for registry_id, repo_platforms in Repository.objects.values_list("registry_id", "platforms"):
+    for repository_id, registry_id, repo_platforms in Repository.objects.values_list("id", "registry_id",
+                                                                                     "platforms"):
         platforms.setdefault(registry_id, set()).update(repo_platforms)
+        tag_totals[registry_id] = tag_totals.get(registry_id, 0) + per_repository.get(repository_id, 0)
     return [
         {"registry": r, "tags": tag_totals.get(r.pk, 0),
          "platforms": sorted(platforms.get(r.pk, ()), key=platform_sort_key)}

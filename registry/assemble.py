@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from . import errors
 from .client import RegistryClient
 from .copy import CopyReport, copy_manifest
+from .jsontext import json_indent
 from .mediatypes import (
     DOCKER_LIST,
     DOCKER_MANIFEST,
@@ -261,7 +262,7 @@ def list_render(*, media_type: str, entries: list[Entry], annotations: dict[str,
                   "manifests": [entry.descriptor.to_json() for entry in entries]}
     if annotations:
         data["annotations"] = dict(annotations)
-    return json.dumps(data, indent=2).encode()
+    return json_indent(data).encode()
 
 
 def list_plan(*, client: RegistryClient, target: str, sources: list[SourceSpec], fmt: str = FORMAT_AUTO,

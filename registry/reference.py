@@ -14,6 +14,7 @@ from .errors import InvalidReference
 _COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$")
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
 _DIGEST = re.compile(r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$")
+_LOWER_HEX = re.compile(r"[0-9a-f]*")
 # The algorithms the OCI image spec registers and this client verifies; any other (md5, shake_*,
 # multihash) is refused wherever a digest is parsed, so nothing unverifiable is ever trusted.
 DIGEST_ALGORITHMS = {"sha256": 64, "sha512": 128}
@@ -57,7 +58,7 @@ def validate_digest(digest: str) -> str:
     if length is None:
         raise InvalidReference(f"{digest[:80]!r} uses the digest algorithm {algorithm[:20]!r}: "
                                "only sha256 and sha512 are accepted")
-    if len(encoded) != length or not all(c in "0123456789abcdef" for c in encoded):
+    if len(encoded) != length or not _LOWER_HEX.fullmatch(encoded):
         raise InvalidReference(f"{digest[:160]!r} is not a valid {algorithm} digest "
                                f"({length} lowercase hex digits)")
     return digest

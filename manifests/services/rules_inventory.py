@@ -76,10 +76,12 @@ class BulkInventory:
                     indexes.append((repository, manifest))
         children = ManifestChild.objects.filter(parent_id__in=tags.filter(kind="index").values("manifest_id"))
         self._manifests: dict[str, _ManifestRow] = {}
-        for values in ManifestRow.objects.filter(
-                Q(pk__in=tags.values("manifest_id")) | Q(digest__in=children.values("digest"))).values_list(
-                "digest", "media_type", "raw", "config_digest", "os", "architecture", "variant", "os_version",
-                "os_features"):
+        columns = ("digest", "media_type", "raw", "config_digest", "os", "architecture", "variant", "os_version",
+                   "os_features")
+        # Two indexed lookups in one UNION ALL (a row in both comes twice, the same): with OR, PostgreSQL
+        # scans every stored manifest.
+        for values in ManifestRow.objects.filter(pk__in=tags.values("manifest_id")).values_list(*columns).union(
+                ManifestRow.objects.filter(digest__in=children.values("digest")).values_list(*columns), all=True):
             self._manifests[values[0]] = _ManifestRow(*values)
         self._parsed: dict[str, Manifest] = {}
         for repository, digest in indexes:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import csv
+import re
+from html import escape
 
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.urls import reverse
+from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 
@@ -19,6 +23,7 @@ from ..services import coverage
 from ..services.sizes import coverage_sizes
 
 ALL_REGISTRIES = "*"
+_TAG_IN_URL = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")  # manifests-tag-detail's tag part
 
 
 def _coverage_context(request: HttpRequest) -> dict:
@@ -78,6 +83,33 @@ def _coverage_cell(platform: str, row: coverage.CoverageRow) -> tuple[str, str, 
     return "none", f"{row.tag} has no {platform} (not required)", "– no"
 
 
+def _coverage_cells_html(columns: list[str], row: coverage.CoverageRow) -> SafeString:
+    """The row's cells as the template wrote them: `<td class="cell STATE" title="TITLE">TEXT</td>`, the title
+    escaped (it holds the tag's name); state and text are fixed words."""
+    return mark_safe("".join(f'<td class="cell {state}" title="{escape(title)}">{text}</td>'
+                             for state, title, text in (_coverage_cell(c, row) for c in columns)))
+
+
+class _Links:
+    """The tag list and tag page URLs of the rows, one reverse() per repository: a tag page is its
+    repository's URL plus `t/<tag>` (a tag of the URL's own grammar needs no quoting; any other is reversed)."""
+
+    def __init__(self) -> None:
+        self._lists: dict[tuple[str, str], str] = {}
+
+    def tag_list(self, row: coverage.CoverageRow) -> str:
+        key = (row.registry, row.repository)
+        found = self._lists.get(key)
+        if found is None:
+            found = self._lists[key] = reverse("manifests-tag-list", args=key)
+        return found
+
+    def tag_detail(self, row: coverage.CoverageRow) -> str:
+        if _TAG_IN_URL.fullmatch(row.tag):
+            return f"{self.tag_list(row)}t/{row.tag}"
+        return reverse("manifests-tag-detail", args=(row.registry, row.repository, row.tag))
+
+
 def _coverage_export(kind: str, rows: list[coverage.CoverageRow], context: dict) -> HttpResponse:
     registry = context["registry"]
     sizes = coverage_sizes(rows=rows)  # compressed download bytes per platform
@@ -115,8 +147,11 @@ def coverage_matrix(request: HttpRequest) -> HttpResponse:
                                          required_by_registry=context["required_by_registry"],
                                          **context["tag_choice"])
     columns = coverage.coverage_columns(rows, context["required"])
-    # Each cell's state, title and text worked out once here; the template writes the cells.
-    table = [{"row": row, "cells": [_coverage_cell(c, row) for c in columns]} for row in rows]
+    # Each row's cells and links worked out once here (a page is up to 100 x NEWEST_MAX rows of
+    # a cell per platform: template nodes per cell cost more than the queries).
+    links = _Links()
+    table = [{"row": row, "cells": _coverage_cells_html(columns, row), "list_url": links.tag_list(row),
+              "tag_url": links.tag_detail(row)} for row in rows]
     context.update({"page": page, "rows": rows, "table": table, "columns": columns})
     template = "manifests/_coverage_table.html" if request.htmx else "manifests/coverage.html"
     return render(request, template, context)

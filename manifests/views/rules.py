@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -16,6 +17,8 @@ from ..services import queue, rules
 from ..services.promote import PromotionInvalid, promotion_preview, promotion_submit
 from ..services.rules_select import SelectionInvalid
 from ._shared import object_delete
+
+DRY_RUN_PAGE = 100  # rows of the dry-run table per page
 
 
 def _rule_or_404(rule_id: int) -> Rule:
@@ -84,11 +87,18 @@ def rule_detail(request: HttpRequest, rule_id: int) -> HttpResponse:
         dry = rules.rule_dry_run(rule=rule)
     except SelectionInvalid as exc:
         problem = str(exc)
+    # The table shows a page of the tags (of one status, when asked); the counts and "apply to all" cover every tag.
+    status = request.GET.get("status", "")
+    every = dry.rows + dry.also if dry else []
+    page = Paginator([row for row in every if not status or row.status == status], DRY_RUN_PAGE).get_page(
+        request.GET.get("page"))
     states = {state.tag: state for state in rule.states.all()}
-    rows = [(row, states.get(row.tag)) for row in (dry.rows + dry.also if dry else [])]
+    rows = [(row, states.get(row.tag)) for row in page.object_list]
     return render(request, "manifests/rule_detail.html", {
         "rule": rule, "dry": dry, "rows": rows, "problem": problem, "can_push": rule.registry.can_push(request.user),
-        "pushable": rules.PUSHABLE, "recent": rule.pushes.order_by("-created_at")[:10]})
+        "pushable": rules.PUSHABLE, "recent": rule.pushes.order_by("-created_at")[:10], "page": page,
+        "status": status, "pushable_count": sum(1 for row in every if row.status in rules.PUSHABLE and not row.follows),
+        "paged": page.paginator.count < len(every) or page.has_other_pages()})
 
 
 @require_POST

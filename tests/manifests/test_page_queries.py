@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from django.contrib.auth.models import User
@@ -104,13 +105,28 @@ def _rule_page(registry: Registry) -> str:
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("query", ["", "?page=2", "?status=invalid&page=1"])
 def test_a_rules_dry_run_page_costs_the_same_queries_at_two_sizes(client, redis_server,
-                                                                   django_assert_max_num_queries):
+                                                                   django_assert_max_num_queries, query):
     client.force_login(User.objects.create_superuser("root"))
-    small = _queries(client, _rule_page(_inventory(repositories=3, tags=4)))
+    small = _queries(client, _rule_page(_inventory(repositories=3, tags=4)) + query)
     Registry.objects.all().delete()
     Manifest.objects.all().delete()
-    path = _rule_page(_inventory(repositories=40, tags=25))
+    path = _rule_page(_inventory(repositories=40, tags=25)) + query
     with django_assert_max_num_queries(15):
         large = _queries(client, path)
     assert large == small
+
+
+@pytest.mark.django_db
+def test_the_home_page_counts_tags_per_repository_without_a_join(client, redis_server):
+    """COUNT(*) per repository reads the tag.repository_id index alone; the join to repositories made
+    PostgreSQL scan the whole tag table (in parallel workers) on every view of the home page."""
+    client.force_login(User.objects.create_superuser("root"))
+    _inventory(repositories=3, tags=4)
+    Registry.objects.create(name="empty", url="https://empty.example.invalid")
+    with CaptureQueriesContext(connection) as captured:
+        page = client.get("/").content.decode()
+    counting = [q["sql"] for q in captured.captured_queries if "COUNT" in q["sql"] and '"manifests_tag"' in q["sql"]]
+    assert len(counting) == 1 and "JOIN" not in counting[0] and "COUNT(*)" in counting[0], counting
+    assert re.findall(r'<td data-label="Tags">(\d+)</td>', page) == ["12", "0"]
