@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import csv
 import re
-from html import escape
 
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
-from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 
@@ -83,13 +81,6 @@ def _coverage_cell(platform: str, row: coverage.CoverageRow) -> tuple[str, str, 
     return "none", f"{row.tag} has no {platform} (not required)", "– no"
 
 
-def _coverage_cells_html(columns: list[str], row: coverage.CoverageRow) -> SafeString:
-    """The row's cells as the template wrote them: `<td class="cell STATE" title="TITLE">TEXT</td>`, the title
-    escaped (it holds the tag's name); state and text are fixed words."""
-    return mark_safe("".join(f'<td class="cell {state}" title="{escape(title)}">{text}</td>'
-                             for state, title, text in (_coverage_cell(c, row) for c in columns)))
-
-
 class _Links:
     """The tag list and tag page URLs of the rows, one reverse() per repository: a tag page is its
     repository's URL plus `t/<tag>` (a tag of the URL's own grammar needs no quoting; any other is reversed)."""
@@ -147,10 +138,10 @@ def coverage_matrix(request: HttpRequest) -> HttpResponse:
                                          required_by_registry=context["required_by_registry"],
                                          **context["tag_choice"])
     columns = coverage.coverage_columns(rows, context["required"])
-    # Each row's cells and links worked out once here (a page is up to 100 x NEWEST_MAX rows of
-    # a cell per platform: template nodes per cell cost more than the queries).
+    # Each cell's state, title and text, and each row's links, worked out once here; the template writes
+    # the cells (a page is up to 100 x NEWEST_MAX rows: a {% url %} per row costs more than the queries).
     links = _Links()
-    table = [{"row": row, "cells": _coverage_cells_html(columns, row), "list_url": links.tag_list(row),
+    table = [{"row": row, "cells": [_coverage_cell(c, row) for c in columns], "list_url": links.tag_list(row),
               "tag_url": links.tag_detail(row)} for row in rows]
     context.update({"page": page, "rows": rows, "table": table, "columns": columns})
     template = "manifests/_coverage_table.html" if request.htmx else "manifests/coverage.html"

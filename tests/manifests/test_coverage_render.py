@@ -1,4 +1,4 @@
-"""The coverage matrix writes its cells and links without a template node per cell, to the same bytes."""
+"""The coverage matrix's links come from one reverse() per repository, to the same URLs reverse() gives."""
 
 from __future__ import annotations
 
@@ -6,26 +6,12 @@ import re
 
 import pytest
 from django.contrib.auth.models import User
-from django.template import Context, Template
 from django.urls import reverse
 
 from manifests.services.coverage import CoverageRow
-from manifests.views.coverage import _coverage_cell, _coverage_cells_html, _Links
+from manifests.views.coverage import _Links
 
 from .test_page_queries import _inventory
-
-# What the table's template wrote per cell before the cells were joined in the view.
-_CELLS = Template('{% for state, title, text in cells %}<td class="cell {{ state }}" title="{{ title }}">'
-                  "{{ text }}</td>{% endfor %}")
-
-
-@pytest.mark.parametrize("tag", ["1.0", "<b>&'\"x", "v1.2.3-rc.1_b"])
-def test_the_cells_are_what_the_template_wrote_escapes_included(tag):
-    row = CoverageRow(repository="team/app", tag=tag, digest="", kind="index", platforms=["linux/amd64"],
-                      missing=["linux/arm64"], error="", registry="big")
-    columns = ["linux/amd64", "linux/arm64", "linux/s390x<&>"]
-    expected = _CELLS.render(Context({"cells": [_coverage_cell(c, row) for c in columns]}))
-    assert _coverage_cells_html(columns, row) == expected
 
 
 def test_a_tag_outside_the_urls_grammar_is_reversed_as_before():
