@@ -126,18 +126,13 @@ def _tools_section(results: dict) -> list[str]:
             "| Way | Time for every tag (s) | Requests for every tag | Per tag | Client CPU |",
             "|---|---|---|---|---|",
         ]
-        for label, scans in (("ours, cold (fan-out, 1 worker)", cold), ("ours, warm", warm)):
+        for label, side, scans in (("ours, cold (fan-out, 1 worker)", "ours", cold), ("ours, warm", "ours", warm),
+                                   ("floor, cold", "floor", cold), ("floor, warm", "floor", warm)):
             if scans:
-                lines.append(f"| {label} | {spread([s['ours']['seconds'] for s in scans], '', 1)} "
-                             f"| {statistics.median(s['ours']['total'] for s in scans):,.0f} "
-                             f"| {1000 * statistics.median(s['ours']['seconds'] for s in scans) / total:.1f} ms "
-                             f"| {statistics.median(s['ours']['cpu_seconds'] for s in scans):.1f} s |")
-        for label, scans in (("floor, cold", cold), ("floor, warm", warm)):
-            if scans:
-                lines.append(f"| {label} | {spread([s['floor']['seconds'] for s in scans], '', 1)} "
-                             f"| {statistics.median(s['floor']['total'] for s in scans):,.0f} "
-                             f"| {1000 * statistics.median(s['floor']['seconds'] for s in scans) / total:.1f} ms "
-                             f"| {statistics.median(s['floor']['cpu_seconds'] for s in scans):.1f} s |")
+                lines.append(f"| {label} | {spread([s[side]['seconds'] for s in scans], '', 1)} "
+                             f"| {statistics.median(s[side]['total'] for s in scans):,.0f} "
+                             f"| {1000 * statistics.median(s[side]['seconds'] for s in scans) / total:.1f} ms "
+                             f"| {statistics.median(s[side]['cpu_seconds'] for s in scans):.1f} s |")
         for tool, entry in tools.items():
             if "error" in entry:
                 lines.append(f"| `{tool}` | {entry['error']} | | | |")

@@ -208,8 +208,6 @@ def job_fail(*, job: Job, progress: JobProgress | None, exc: BaseException) -> b
     return job_finish(job=job, progress=progress, error=message, result=result, digest=digest)
 
 
-
-
 # -- the kinds ---------------------------------------------------------------------
 
 
