@@ -133,7 +133,7 @@ def _page_goals(results: dict, add: Add) -> None:
                 f"{item['label']} ({item['clients']} clients)",
                 f"p95 {item['p95_ms']:.0f} ms, p50 {item['p50_ms']:.0f} ms, {item['queries']} queries, "
                 f"statuses {item['statuses']}",
-                item["p95_ms"] < P95_TARGET_MS and set(item["statuses"]) == {200})
+                item["p95_ms"] < P95_TARGET_MS and {int(code) for code in item["statuses"]} == {200})
     constant = queries_by_page(results)
     for page, counts in constant.items():
         values = {c for c, _ in counts}
