@@ -94,10 +94,12 @@ def tag_sizes(*, tag: Tag) -> TagSizes:
 
 def repository_unique_bytes(*, repository: Repository) -> int:
     """The bytes a repository's tags reference, each blob counted once however many tags share it."""
-    digests = set(TagPlatform.objects.filter(tag__repository=repository).values_list("digest", flat=True))
+    # One query whatever the number of tags: the digests as a subquery, not an IN list read first and sent
+    # back in chunks (one more query per 500 distinct platform manifests).
+    digests = TagPlatform.objects.filter(tag__repository=repository).values("digest")
     seen: dict[str, int] = {}
-    for blobs in _blobs_by_digest(digests).values():
-        seen.update(blobs)
+    for raw in Manifest.objects.filter(digest__in=digests, kind="image").values_list("raw", flat=True):
+        seen.update(manifest_blobs(bytes(raw)))
     return sum(seen.values())
 
 

@@ -6,7 +6,8 @@ import json
 
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models import F
+from django.db.models import F, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
@@ -154,7 +155,10 @@ def tag_detail(request: HttpRequest, name: str, repository: str, tag: str) -> Ht
     registry = registry_or_404(name)
     repo = repository_or_404(registry, repository)
     tag_row = get_object_or_404(Tag.objects.select_related("manifest"), repository=repo, name=tag)
-    children = list(tag_row.manifest.children.all()) if tag_row.manifest else []
+    # Each child's download size from its stored manifest (display only), in the children's own query: a
+    # list's page costs no more queries than an image's.
+    children = list(tag_row.manifest.children.annotate(download_size=Coalesce(Subquery(
+        Manifest.objects.filter(digest=OuterRef("digest")).values("size")[:1]), 0))) if tag_row.manifest else []
     missing = set(tag_row.missing)
     for child in children:
         child.is_missing = child.digest in missing
@@ -168,11 +172,7 @@ def tag_detail(request: HttpRequest, name: str, repository: str, tag: str) -> Ht
     raw = tag_row.manifest.raw_text if tag_row.manifest else ""
     reference = f"{registry.host}/{repo.name}:{tag_row.name}"
     insecure_flag = " --insecure" if registry.insecure else ""
-    # Display only: each child's download size from its stored manifest, and
-    # which push record the tag holds now (the newest one that put its digest there).
-    sizes = dict(Manifest.objects.filter(digest__in=[c.digest for c in children]).values_list("digest", "size"))
-    for child in children:
-        child.download_size = sizes.get(child.digest, 0)
+    # Display only: which push record the tag holds now (the newest one that put its digest there).
     history = list(history.select_related("job", "user"))
     for record in history:
         record.is_rollback = record.job is not None and record.job.kind == Job.KIND_ROLLBACK

@@ -130,3 +130,44 @@ def test_the_home_page_counts_tags_per_repository_without_a_join(client, redis_s
     counting = [q["sql"] for q in captured.captured_queries if "COUNT" in q["sql"] and '"manifests_tag"' in q["sql"]]
     assert len(counting) == 1 and "JOIN" not in counting[0] and "COUNT(*)" in counting[0], counting
     assert re.findall(r'<td data-label="Tags">(\d+)</td>', page) == ["12", "0"]
+
+
+def _images_repository(registry: Registry, name: str, images: int) -> Repository:
+    """A repository of `images` tags, each a distinct single-platform image (its own TagPlatform digest)."""
+    manifests = Manifest.objects.bulk_create([
+        Manifest(digest=f"sha256:{name.encode().hex()[:16]}{i:048x}", media_type="application/vnd.oci.image.manifest.v1+json",
+                 kind="image", raw=json.dumps({"schemaVersion": 2, "layers": [
+                     {"digest": f"sha256:{i:064x}", "size": 10}]}).encode(),
+                 os="linux", architecture="amd64", platform="linux/amd64") for i in range(images)])
+    repo = Repository.objects.create(registry=registry, name=name, platforms=["linux/amd64"], tag_count=images)
+    tags = Tag.objects.bulk_create([
+        Tag(repository=repo, name=f"1.{i}", digest=m.digest, kind="image", media_type=m.media_type, manifest=m,
+            platforms=["linux/amd64"]) for i, m in enumerate(manifests)])
+    TagPlatform.objects.bulk_create([TagPlatform(tag=t, platform="linux/amd64", digest=t.digest) for t in tags])
+    return repo
+
+
+@pytest.mark.django_db
+def test_a_tag_list_costs_the_same_queries_whatever_the_number_of_distinct_images(client, redis_server):
+    """The repository's unique bytes read its images' manifests in one query: the digests were sent back in
+    chunks of 500, one more query per 500 distinct images (10 queries at 100 tags, 11 at 1,000)."""
+    client.force_login(User.objects.create_superuser("root"))
+    registry = Registry.objects.create(name="big", url="https://registry.example.invalid")
+    _images_repository(registry, "team/few", 3)
+    _images_repository(registry, "team/many", 1100)
+    assert _queries(client, "/registries/big/r/team/many/") == _queries(client, "/registries/big/r/team/few/")
+    # The unique bytes still count every image's blobs once: 1,100 distinct 10-byte layers.
+    assert 'data-bytes="11000"' in client.get("/registries/big/r/team/many/").content.decode()
+
+
+@pytest.mark.django_db
+def test_a_list_tag_page_costs_the_same_queries_as_an_image_tag_page(client, redis_server):
+    """A list's children carry their download sizes in their own query, not in one more."""
+    client.force_login(User.objects.create_superuser("root"))
+    _inventory(repositories=1, tags=2)
+    registry = Registry.objects.get(name="big")
+    _images_repository(registry, "team/single", 2)
+    listing = "/registries/big/r/team/app0000/t/latest"
+    assert _queries(client, listing) == _queries(client, "/registries/big/r/team/single/t/1.0")
+    page = client.get(listing).content.decode()
+    assert page.count("linux/arm64") >= 1
