@@ -35,6 +35,16 @@ def redis_server():
     process.wait(10)
 
 
+@pytest.fixture(autouse=True)
+def _rule_plans_forgotten():
+    """Each test starts with no rule plan made: tests reuse made-up digests for other contents, which a
+    content-addressed memo (services.rules._PLANS) would take for the same."""
+    from manifests.services.rules import rule_plans_forget
+
+    rule_plans_forget()
+    yield
+
+
 def _registry(mode: str):
     running = registry_start(SESSION_DIR / f"registry-{mode}", mode)
     return running

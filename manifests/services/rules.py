@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
+from threading import Lock
 
 from django.db.models import Prefetch, Q
 
@@ -143,13 +146,20 @@ class TagPlan:
     digest: str = ""  # what the rule would push
     current: str = ""  # what the target holds now, per the inventory
     missing: list[str] = field(default_factory=list)
-    diff: list[dict] = field(default_factory=list)
     error: str = ""
     follows: str = ""  # for an also_tag: the tag it points at
     plan: Plan | None = None
     last_pushed: str = ""
     # Per source of the plan (Entry.source_index): the id of the registry it lives in, when not the rule's.
     foreign: list[int | None] = field(default_factory=list)
+    before: dict | None = None  # the target's platforms now, when the plan changes it: what `diff` compares
+
+    @cached_property
+    def diff(self) -> list[dict]:
+        """Per platform, what the push would change (computed when read: a page shows 100 rows)."""
+        if self.plan is None or self.before is None:
+            return []
+        return diff_rows(before=self.before, plan=self.plan)
 
     def as_json(self) -> dict:
         data = {"tag": self.tag, "target": self.target, "status": self.status, "digest": self.digest,
@@ -233,7 +243,8 @@ def rule_dry_run(*, rule: Rule, tags: Iterable[str] | None = None) -> DryRun:
     values = sorted(t for t in candidates if t not in also and selected(t) and _tag_ok(rule, t))
     target_tags = rule_targets(rule)
     states = {state.tag: state for state in RuleTagState.objects.filter(rule=rule)}
-    rows = [_tag_plan(rule, sources, inventory, value, target_tags, states) for value in values]
+    rule_key = _rule_key(rule, sources)
+    rows = [_tag_plan(rule, sources, inventory, value, target_tags, states, rule_key) for value in values]
     return DryRun(rule=rule, rows=rows, also=also_plans(rule, rows, target_tags, states))
 
 
@@ -257,8 +268,95 @@ def rule_targets(rule: Rule) -> dict[str, TargetRow]:
             for name, digest in Tag.objects.filter(**where).values_list("name", "digest")}
 
 
+@dataclass(frozen=True)
+class _Assembled:
+    """What a tag's sources make, whatever the target holds: a plan, or why there is none."""
+
+    missing: tuple[str, ...] = ()
+    error: str = ""
+    plan: Plan | None = None
+    foreign: tuple[int | None, ...] = ()
+
+
+# A plan is a function of the rule's settings and of its source tags' rows: their digests name the
+# manifests, children and configs it is made of (stored once per digest, never updated), and the key also
+# holds each tag's manifest row id and scan time, so anything a scan writes about a source tag (a child
+# stored since, say) makes a new plan. A rule's page shows the same 1,000 plans at every view between
+# scans: made once per process, kept in a bounded LRU.
+_PLANS: OrderedDict[tuple, _Assembled] = OrderedDict()
+_PLANS_MAX = 20_000
+_PLANS_LOCK = Lock()
+
+
+def rule_plans_forget() -> None:
+    """Drop every plan made (tests whose rows reuse made-up digests for other contents)."""
+    with _PLANS_LOCK:
+        _PLANS.clear()
+
+
+def _rule_key(rule: Rule, sources: list[RuleSource]) -> tuple:
+    return (rule.registry_id, rule.target, rule.format, repr(sorted(rule.annotations.items())), tuple(rule.require),
+            tuple((s.repository, s.tag, s.platform, s.registry_id) for s in sources))
+
+
+def _tag_assemble(rule: Rule, sources: list[RuleSource], inventory: BulkInventory, value: str,
+                  target: str, rule_key: tuple) -> _Assembled:
+    """The plan for one {tag} value (memoized on what it is made of: see _PLANS)."""
+    found = [inventory.tags.get(s.repository, {}).get(template_render(s.tag, value)) for s in sources]
+    key = (rule_key, value, tuple((f.digest, f.manifest, f.stamp) if f is not None else None for f in found))
+    with _PLANS_LOCK:
+        done = _PLANS.get(key)
+        if done is not None:
+            _PLANS.move_to_end(key)
+            return done
+    done = _tag_assemble_new(rule, sources, inventory, value, target, found)
+    with _PLANS_LOCK:
+        _PLANS[key] = done
+        while len(_PLANS) > _PLANS_MAX:
+            _PLANS.popitem(last=False)
+    return done
+
+
+def _tag_assemble_new(rule: Rule, sources: list[RuleSource], inventory: BulkInventory, value: str, target: str,
+                      found: list) -> _Assembled:
+    missing: list[str] = []
+    present: list[tuple[RuleSource, str, str]] = []
+    for source, row in zip(sources, found, strict=True):
+        source_tag = template_render(source.tag, value)
+        if row is None or not row.manifest:
+            missing.append(f"{source.repository}:{source_tag}")
+        else:
+            present.append((source, source_tag, row.digest))
+    if not present or (not rule.require and missing):
+        return _Assembled(missing=tuple(missing))
+    specs = [SourceSpec(reference=f"{source.repository}:{source_tag}", platform=source.platform)
+             for source, source_tag, _ in present]
+    foreign = tuple(source.registry_id if source.registry_id not in (None, rule.registry_id) else None
+                    for source, _, _ in present)
+    labels = ([inventory.labels(source.repository, source_tag, source.platform) for source, source_tag, _ in present]
+              if uses_labels(rule.annotations) else None)
+    fields = annotation_fields(tag=value, sources=present, labels=labels)
+    if unfilled := annotations_unfilled(rule.annotations, fields):
+        return _Assembled(missing=tuple(missing), error=unfilled, foreign=foreign)
+    annotations = annotations_render(rule.annotations, fields)
+    try:
+        plan = list_plan(client=inventory, target=target, sources=specs, fmt=rule.format, annotations=annotations)
+    except AssemblyInvalid as exc:
+        return _Assembled(missing=tuple(missing), foreign=foreign, error="; ".join(
+            (f"{specs[int(k.split('.')[1])].reference}: " if k.startswith("sources.") else "") + " ".join(v)
+            for k, v in exc.errors.items()))
+    if rule.require:
+        have = {e.descriptor.platform.normalized for e in plan.entries
+                if e.descriptor.platform is not None and not e.descriptor.is_attestation}
+        lacking = [p for p in rule.require if p not in have]
+        if lacking:
+            return _Assembled(missing=tuple(lacking + missing), foreign=foreign)
+        missing = []  # optional sources that are absent are not missing
+    return _Assembled(missing=tuple(missing), plan=plan, foreign=foreign)
+
+
 def _tag_plan(rule: Rule, sources: list[RuleSource], inventory: BulkInventory, value: str,
-              target_tags: dict[str, TargetRow], states: dict[str, RuleTagState]) -> TagPlan:
+              target_tags: dict[str, TargetRow], states: dict[str, RuleTagState], rule_key: tuple) -> TagPlan:
     target_tag = template_render(rule.target_tag_template, value)
     target = f"{rule.target_repository}:{target_tag}"
     current_row = target_tags.get(target_tag)
@@ -266,49 +364,18 @@ def _tag_plan(rule: Rule, sources: list[RuleSource], inventory: BulkInventory, v
     state = states.get(value)
     row = TagPlan(tag=value, target=target, status=STATUS_INCOMPLETE, current=current,
                   last_pushed=state.digest if state else "")
-    present: list[tuple[RuleSource, str, str]] = []
-    for source in sources:
-        source_tag = template_render(source.tag, value)
-        found = inventory.tags.get(source.repository, {}).get(source_tag)
-        if found is None or not found.manifest:
-            row.missing.append(f"{source.repository}:{source_tag}")
-        else:
-            present.append((source, source_tag, found.digest))
-    if not present or (not rule.require and row.missing):
-        return row
-    specs = [SourceSpec(reference=f"{source.repository}:{source_tag}", platform=source.platform)
-             for source, source_tag, _ in present]
-    row.foreign = [source.registry_id if source.registry_id not in (None, rule.registry_id) else None
-                   for source, _, _ in present]
-    labels = ([inventory.labels(source.repository, source_tag, source.platform) for source, source_tag, _ in present]
-              if uses_labels(rule.annotations) else None)
-    fields = annotation_fields(tag=value, sources=present, labels=labels)
-    if unfilled := annotations_unfilled(rule.annotations, fields):
-        row.status, row.error = STATUS_INVALID, unfilled
-        return row
-    annotations = annotations_render(rule.annotations, fields)
-    try:
-        plan = list_plan(client=inventory, target=target, sources=specs, fmt=rule.format, annotations=annotations)
-    except AssemblyInvalid as exc:
+    done = _tag_assemble(rule, sources, inventory, value, target, rule_key)
+    row.missing, row.foreign, row.error = list(done.missing), list(done.foreign), done.error
+    if done.error:
         row.status = STATUS_INVALID
-        row.error = "; ".join(
-            (f"{specs[int(k.split('.')[1])].reference}: " if k.startswith("sources.") else "") + " ".join(v)
-            for k, v in exc.errors.items())
+    if done.plan is None:
         return row
-    if rule.require:
-        have = {e.descriptor.platform.normalized for e in plan.entries
-                if e.descriptor.platform is not None and not e.descriptor.is_attestation}
-        lacking = [p for p in rule.require if p not in have]
-        if lacking:
-            row.missing = lacking + row.missing
-            return row
-        row.missing = []  # optional sources that are absent are not missing
-    row.plan = plan
-    row.digest = plan.digest
-    row.status = _status(planned=plan.digest, current=current, last_pushed=row.last_pushed,
+    row.plan = done.plan
+    row.digest = done.plan.digest
+    row.status = _status(planned=row.digest, current=current, last_pushed=row.last_pushed,
                          owns=rule.owns_target)
     if row.status != STATUS_UNCHANGED:
-        row.diff = diff_rows(before=current_row.before if current_row else {}, plan=plan)
+        row.before = current_row.before if current_row else {}
     return row
 
 

@@ -22,6 +22,7 @@ class _TagRow:
     kind: str
     manifest: str  # the stored manifest's digest, "" when the scan could not read it
     error: str
+    stamp: tuple = ()  # (manifest row id, scanned at): changes whenever a scan writes the tag
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,15 +68,30 @@ class BulkInventory:
         self.tags: dict[str, dict[str, _TagRow]] = {name: {} for name in repositories}
         self._in_repository: dict[str, set[str]] = {name: set() for name in repositories}
         indexes: list[tuple[str, str]] = []
-        for repository, name, digest, kind, manifest, error in tags.values_list(
-                "repository__name", "name", "digest", "kind", "manifest__digest", "error"):
-            self.tags[repository][name] = _TagRow(name, digest, kind, manifest or "", error)
+        for repository, name, digest, kind, manifest, error, manifest_id, scanned_at in tags.values_list(
+                "repository__name", "name", "digest", "kind", "manifest__digest", "error", "manifest_id",
+                "scanned_at"):
+            self.tags[repository][name] = _TagRow(name, digest, kind, manifest or "", error,
+                                                  (manifest_id, scanned_at))
             if manifest:
                 self._in_repository[repository].add(manifest)
                 if kind == "index":
                     indexes.append((repository, manifest))
-        children = ManifestChild.objects.filter(parent_id__in=tags.filter(kind="index").values("manifest_id"))
+        self._tags_query, self._indexes = tags, indexes
+        self._loaded = False
         self._manifests: dict[str, _ManifestRow] = {}
+        self._parsed: dict[str, Manifest] = {}
+        self._configs: dict[str, _ManifestRow] = {}
+        self._kept_configs: dict[str, dict] | None = None
+
+    def _load(self) -> None:
+        """The manifests of the tags and of their lists' children, read when a plan first needs one (a
+        rule's page whose plans are all known reads none)."""
+        if self._loaded:
+            return
+        self._loaded = True
+        tags = self._tags_query
+        children = ManifestChild.objects.filter(parent_id__in=tags.filter(kind="index").values("manifest_id"))
         columns = ("digest", "media_type", "raw", "config_digest", "os", "architecture", "variant", "os_version",
                    "os_features")
         # Two indexed lookups in one UNION ALL (a row in both comes twice, the same): with OR, PostgreSQL
@@ -83,13 +99,11 @@ class BulkInventory:
         for values in ManifestRow.objects.filter(pk__in=tags.values("manifest_id")).values_list(*columns).union(
                 ManifestRow.objects.filter(digest__in=children.values("digest")).values_list(*columns), all=True):
             self._manifests[values[0]] = _ManifestRow(*values)
-        self._parsed: dict[str, Manifest] = {}
-        for repository, digest in indexes:
+        for repository, digest in self._indexes:
             if digest in self._manifests:
                 listing = self._parse(self._manifests[digest])
                 self._in_repository[repository].update(c.digest for c in listing.children)
         self._configs = {row.config_digest: row for row in self._manifests.values() if row.config_digest}
-        self._kept_configs: dict[str, dict] | None = None
 
     def _parse(self, row: _ManifestRow) -> Manifest:
         parsed = self._parsed.get(row.digest)
@@ -99,6 +113,7 @@ class BulkInventory:
         return parsed
 
     def get_manifest(self, repository: str, reference: str) -> Manifest:
+        self._load()
         if ":" in reference:
             row = self._manifests.get(reference)
             if row is None or reference not in self._in_repository.get(repository, ()):
@@ -116,6 +131,7 @@ class BulkInventory:
 
     def labels(self, repository: str, tag: str, platform: str) -> dict[str, str]:
         """The image labels a source tag contributes (services.labels); the configs load in one query."""
+        self._load()
         if self._kept_configs is None:
             self._kept_configs = configs_load(digests=set(self._manifests))
         found = self.tags.get(repository, {}).get(tag)
@@ -125,6 +141,7 @@ class BulkInventory:
         return config_labels(self._kept_configs.get(contributed_digest(self._parse(row), platform)))
 
     def get_json_blob(self, repository: str, digest: str, **kwargs) -> dict:
+        self._load()
         row = self._configs.get(digest)
         if row is None:
             raise errors.BlobUnknown(f"config {digest} is not in the inventory")

@@ -83,9 +83,59 @@ def test_the_dry_run_reads_stored_manifests_by_two_indexed_lookups_not_an_or(cli
     from manifests.services import rules
 
     _rule_page(3)
+    rules.rule_plans_forget()  # the plans made before would need no manifest
     with CaptureQueriesContext(connection) as captured:
         dry = rules.rule_dry_run(rule=rules.rule_load(rule_id=Rule.objects.get().pk))
     assert dry.counts() == {"new": 3}
     reads = [q["sql"] for q in captured.captured_queries if 'FROM "manifests_manifest"' in q["sql"]
              and '"raw"' in q["sql"]]
     assert len(reads) == 1 and "UNION ALL" in reads[0] and " OR " not in reads[0], reads
+
+
+@pytest.mark.django_db
+def test_a_rules_page_makes_its_plans_once_and_shows_the_same_page_again(client, redis_server):
+    """The second view of the same inventory reads no stored manifest (its plans are made) and shows the
+    same bytes as the first."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client.force_login(User.objects.create_superuser("root"))
+    path = _rule_page(120, taken=3)
+    first = client.get(path).content.decode()
+    with CaptureQueriesContext(connection) as captured:
+        again = client.get(path).content.decode()
+    assert not [q["sql"] for q in captured.captured_queries if 'FROM "manifests_manifest"' in q["sql"]]
+    strip = re.compile(r'name="csrfmiddlewaretoken" value="[^"]+"|"X-CSRFToken": "[^"]+"')
+    assert strip.sub("", again) == strip.sub("", first)
+    assert again.count('data-status="new"') == 97 and again.count('data-status="conflict"') == 3
+
+
+@pytest.mark.django_db
+def test_a_plan_is_made_again_once_a_scan_has_stored_what_it_lacked(client, redis_server):
+    """A source list whose child was not stored yet cannot be assembled; once a scan stores the child (and
+    writes the tag's scan time, as every scan does) the page assembles it, though no digest changed."""
+    from django.utils import timezone
+
+    client.force_login(User.objects.create_superuser("root"))
+    registry = Registry.objects.create(name="big", url="https://registry.example.invalid")
+    config = "sha256:" + "c" * 64
+    image_raw = json.dumps({"schemaVersion": 2, "mediaType": IMAGE, "layers": [], "config": {
+        "mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 2}}).encode()
+    child = "sha256:" + "a" * 64
+    index_type = "application/vnd.oci.image.index.v1+json"
+    index_raw = json.dumps({"schemaVersion": 2, "mediaType": index_type, "manifests": [{
+        "mediaType": IMAGE, "digest": child, "size": len(image_raw),
+        "platform": {"os": "linux", "architecture": "arm64"}}]}).encode()
+    index = Manifest.objects.create(digest="sha256:" + "b" * 64, media_type=index_type, kind="index", raw=index_raw)
+    index.children.create(position=0, digest=child, media_type=IMAGE, size=len(image_raw), os="linux",
+                          architecture="arm64", platform="linux/arm64")
+    source = Repository.objects.create(registry=registry, name="team/src")
+    tag = Tag.objects.create(repository=source, name="1.0", digest=index.digest, kind="index",
+                             media_type=index_type, manifest=index, scanned_at=timezone.now())
+    rule = Rule.objects.create(name="every-tag", registry=registry, target="team/merged:{tag}", automatic=False)
+    RuleSource.objects.create(rule=rule, position=0, repository="team/src", tag="{tag}")
+    assert re.findall(r'data-status="([^"]+)"', client.get(f"/rules/{rule.pk}/").content.decode()) == ["invalid"]
+    Manifest.objects.create(digest=child, media_type=IMAGE, kind="image", raw=image_raw, config_digest=config,
+                            os="linux", architecture="arm64", platform="linux/arm64")
+    Tag.objects.filter(pk=tag.pk).update(scanned_at=timezone.now())
+    assert re.findall(r'data-status="([^"]+)"', client.get(f"/rules/{rule.pk}/").content.decode()) == ["new"]
