@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import html
 import re
 
 from django.contrib.auth.decorators import login_required
@@ -10,6 +11,7 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 
@@ -72,13 +74,39 @@ def _coverage_context(request: HttpRequest) -> dict:
     return context
 
 
-def _coverage_cell(platform: str, row: coverage.CoverageRow) -> tuple[str, str, str]:
-    # The text says it; colour only repeats it.
-    if platform in row.platforms:
-        return "yes", f"{row.tag} has {platform}", "✓ yes"
-    if platform in row.missing:
-        return "no", f"{platform} is required and missing", "✗ missing"
-    return "none", f"{row.tag} has no {platform} (not required)", "– no"
+def _coverage_line(row: coverage.CoverageRow, *, columns: list[tuple[str, str]], list_url: str, tag_url: str,
+                   all_registries: bool) -> SafeString:
+    """A row of the matrix, written here with each value escaped once (`columns`: each platform with its
+    escaped text): a page is up to 100 x NEWEST_MAX rows of a dozen cells, and the template's three
+    variables a cell cost more than the page's queries."""
+    e = html.escape
+    tag = e(row.tag)
+    present, missing = set(row.platforms), set(row.missing)
+    parts = ["\n      <tr>\n        "]
+    if all_registries:
+        parts.append(f"<td>{e(row.registry)}</td>")
+    parts.append(f'\n        <td><a href="{e(list_url)}">{e(row.repository)}</a></td>\n'
+                 f'        <td><a href="{e(tag_url)}">{tag}</a>')
+    if row.error:
+        parts.append(f' <span class="error small">error: {e(row.error)}</span>')
+    parts.append("</td>\n        ")
+    for platform, name in columns:
+        # The text says it; colour only repeats it.
+        if platform in present:
+            parts.append(f'<td class="cell yes" title="{tag} has {name}">✓ yes</td>')
+        elif platform in missing:
+            parts.append(f'<td class="cell no" title="{name} is required and missing">✗ missing</td>')
+        else:
+            parts.append(f'<td class="cell none" title="{tag} has no {name} (not required)">– no</td>')
+    parts.append('\n        <td class="signed">')
+    if row.signed:
+        parts.extend(f'<span class="chip">{e(p)}</span>' for p in row.signed)
+        if len(row.signed) < len(row.platforms):
+            parts.append(f' <span class="muted small">{len(row.signed)} of {len(row.platforms)}</span>')
+    else:
+        parts.append('<span class="muted">no</span>')
+    parts.append("</td>\n      </tr>\n        ")
+    return mark_safe("".join(parts))  # every value in it is escaped above
 
 
 class _Links:
@@ -138,11 +166,12 @@ def coverage_matrix(request: HttpRequest) -> HttpResponse:
                                          required_by_registry=context["required_by_registry"],
                                          **context["tag_choice"])
     columns = coverage.coverage_columns(rows, context["required"])
-    # Each cell's state, title and text, and each row's links, worked out once here; the template writes
-    # the cells (a page is up to 100 x NEWEST_MAX rows: a {% url %} per row costs more than the queries).
+    # Each row written once here (_coverage_line), its links one reverse() per repository: a page is up to
+    # 100 x NEWEST_MAX rows, where a {% url %} or a template variable per cell costs more than the queries.
     links = _Links()
-    table = [{"row": row, "cells": [_coverage_cell(c, row) for c in columns], "list_url": links.tag_list(row),
-              "tag_url": links.tag_detail(row)} for row in rows]
+    escaped = [(c, html.escape(c)) for c in columns]
+    table = [_coverage_line(row, columns=escaped, list_url=links.tag_list(row), tag_url=links.tag_detail(row),
+                            all_registries=context["all_registries"]) for row in rows]
     context.update({"page": page, "rows": rows, "table": table, "columns": columns})
     template = "manifests/_coverage_table.html" if request.htmx else "manifests/coverage.html"
     return render(request, template, context)

@@ -36,3 +36,21 @@ def test_every_link_of_the_matrix_is_what_reverse_gives(client, redis_server, qu
     for list_url, repository, tag_url, tag in rows:
         assert list_url == reverse("manifests-tag-list", args=("big", repository))
         assert tag_url == reverse("manifests-tag-detail", args=("big", repository, tag))
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("query", ["registry=big", "registry=%2A&newest=3"])
+def test_the_matrix_rows_escape_what_the_registry_said(client, redis_server, query):
+    """The rows are written in Python (views.coverage._coverage_line): a scan error, which quotes the
+    registry, is shown as text, and each row still has its cells and its signed column."""
+    from manifests.models import Tag
+
+    client.force_login(User.objects.create_superuser("root"))
+    _inventory(repositories=2, tags=2)
+    Tag.objects.filter(name="latest").update(error='<script>alert("x")</script> & more')
+    page = client.get(f"/coverage?{query}").content.decode()
+    assert "<script>alert" not in page
+    assert 'error: &lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; more</span>' in page
+    rows = re.findall(r"<tr>\s*(.*?)</tr>", page.split("<tbody>")[1], re.S)
+    assert rows and all(row.count('<td class="cell ') == 3 and '<td class="signed"><span class="muted">no</span>'
+                        in row for row in rows)
