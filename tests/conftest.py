@@ -38,8 +38,8 @@ def redis_server():
 @pytest.fixture(autouse=True)
 def _rule_plans_forgotten():
     """Each test starts with no rule plan made: tests reuse made-up digests for other contents, which a
-    content-addressed memo (services.rules._PLANS) would take for the same."""
-    from manifests.services.rules import rule_plans_forget
+    content-addressed memo (services.rules_plans) would take for the same."""
+    from manifests.services.rules_plans import rule_plans_forget
 
     rule_plans_forget()
     yield

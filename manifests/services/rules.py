@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import logging
 import re
-from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
-from threading import Lock
 
 from django.db.models import Prefetch, Q
 
@@ -40,6 +38,7 @@ from . import events, queue
 from .builder import diff_rows
 from .labels import label_field_problem, label_values, uses_labels
 from .rules_inventory import BulkInventory, TargetRow
+from .rules_plans import Assembled, plan_remembered, rule_key_of
 from .rules_select import SelectionInvalid, selection_compile, semver_newest, semver_parse
 
 logger = logging.getLogger(__name__)
@@ -243,7 +242,7 @@ def rule_dry_run(*, rule: Rule, tags: Iterable[str] | None = None) -> DryRun:
     values = sorted(t for t in candidates if t not in also and selected(t) and _tag_ok(rule, t))
     target_tags = rule_targets(rule)
     states = {state.tag: state for state in RuleTagState.objects.filter(rule=rule)}
-    rule_key = _rule_key(rule, sources)
+    rule_key = rule_key_of(rule, sources)
     rows = [_tag_plan(rule, sources, inventory, value, target_tags, states, rule_key) for value in values]
     return DryRun(rule=rule, rows=rows, also=also_plans(rule, rows, target_tags, states))
 
@@ -268,57 +267,16 @@ def rule_targets(rule: Rule) -> dict[str, TargetRow]:
             for name, digest in Tag.objects.filter(**where).values_list("name", "digest")}
 
 
-@dataclass(frozen=True)
-class _Assembled:
-    """What a tag's sources make, whatever the target holds: a plan, or why there is none."""
-
-    missing: tuple[str, ...] = ()
-    error: str = ""
-    plan: Plan | None = None
-    foreign: tuple[int | None, ...] = ()
-
-
-# A plan is a function of the rule's settings and of its source tags' rows: their digests name the
-# manifests, children and configs it is made of (stored once per digest, never updated), and the key also
-# holds each tag's manifest row id and scan time, so anything a scan writes about a source tag (a child
-# stored since, say) makes a new plan. A rule's page shows the same 1,000 plans at every view between
-# scans: made once per process, kept in a bounded LRU.
-_PLANS: OrderedDict[tuple, _Assembled] = OrderedDict()
-_PLANS_MAX = 20_000
-_PLANS_LOCK = Lock()
-
-
-def rule_plans_forget() -> None:
-    """Drop every plan made (tests whose rows reuse made-up digests for other contents)."""
-    with _PLANS_LOCK:
-        _PLANS.clear()
-
-
-def _rule_key(rule: Rule, sources: list[RuleSource]) -> tuple:
-    return (rule.registry_id, rule.target, rule.format, repr(sorted(rule.annotations.items())), tuple(rule.require),
-            tuple((s.repository, s.tag, s.platform, s.registry_id) for s in sources))
-
-
 def _tag_assemble(rule: Rule, sources: list[RuleSource], inventory: BulkInventory, value: str,
-                  target: str, rule_key: tuple) -> _Assembled:
-    """The plan for one {tag} value (memoized on what it is made of: see _PLANS)."""
+                  target: str, rule_key: tuple) -> Assembled:
+    """The plan for one {tag} value, made once for what it is made of (rules_plans)."""
     found = [inventory.tags.get(s.repository, {}).get(template_render(s.tag, value)) for s in sources]
     key = (rule_key, value, tuple((f.digest, f.manifest, f.stamp) if f is not None else None for f in found))
-    with _PLANS_LOCK:
-        done = _PLANS.get(key)
-        if done is not None:
-            _PLANS.move_to_end(key)
-            return done
-    done = _tag_assemble_new(rule, sources, inventory, value, target, found)
-    with _PLANS_LOCK:
-        _PLANS[key] = done
-        while len(_PLANS) > _PLANS_MAX:
-            _PLANS.popitem(last=False)
-    return done
+    return plan_remembered(key=key, make=lambda: _tag_assemble_new(rule, sources, inventory, value, target, found))
 
 
 def _tag_assemble_new(rule: Rule, sources: list[RuleSource], inventory: BulkInventory, value: str, target: str,
-                      found: list) -> _Assembled:
+                      found: list) -> Assembled:
     missing: list[str] = []
     present: list[tuple[RuleSource, str, str]] = []
     for source, row in zip(sources, found, strict=True):
@@ -328,7 +286,7 @@ def _tag_assemble_new(rule: Rule, sources: list[RuleSource], inventory: BulkInve
         else:
             present.append((source, source_tag, row.digest))
     if not present or (not rule.require and missing):
-        return _Assembled(missing=tuple(missing))
+        return Assembled(missing=tuple(missing))
     specs = [SourceSpec(reference=f"{source.repository}:{source_tag}", platform=source.platform)
              for source, source_tag, _ in present]
     foreign = tuple(source.registry_id if source.registry_id not in (None, rule.registry_id) else None
@@ -337,12 +295,12 @@ def _tag_assemble_new(rule: Rule, sources: list[RuleSource], inventory: BulkInve
               if uses_labels(rule.annotations) else None)
     fields = annotation_fields(tag=value, sources=present, labels=labels)
     if unfilled := annotations_unfilled(rule.annotations, fields):
-        return _Assembled(missing=tuple(missing), error=unfilled, foreign=foreign)
+        return Assembled(missing=tuple(missing), error=unfilled, foreign=foreign)
     annotations = annotations_render(rule.annotations, fields)
     try:
         plan = list_plan(client=inventory, target=target, sources=specs, fmt=rule.format, annotations=annotations)
     except AssemblyInvalid as exc:
-        return _Assembled(missing=tuple(missing), foreign=foreign, error="; ".join(
+        return Assembled(missing=tuple(missing), foreign=foreign, error="; ".join(
             (f"{specs[int(k.split('.')[1])].reference}: " if k.startswith("sources.") else "") + " ".join(v)
             for k, v in exc.errors.items()))
     if rule.require:
@@ -350,9 +308,9 @@ def _tag_assemble_new(rule: Rule, sources: list[RuleSource], inventory: BulkInve
                 if e.descriptor.platform is not None and not e.descriptor.is_attestation}
         lacking = [p for p in rule.require if p not in have]
         if lacking:
-            return _Assembled(missing=tuple(lacking + missing), foreign=foreign)
+            return Assembled(missing=tuple(lacking + missing), foreign=foreign)
         missing = []  # optional sources that are absent are not missing
-    return _Assembled(missing=tuple(missing), plan=plan, foreign=foreign)
+    return Assembled(missing=tuple(missing), plan=plan, foreign=foreign)
 
 
 def _tag_plan(rule: Rule, sources: list[RuleSource], inventory: BulkInventory, value: str,

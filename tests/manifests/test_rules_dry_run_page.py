@@ -80,10 +80,10 @@ def test_the_dry_run_reads_stored_manifests_by_two_indexed_lookups_not_an_or(cli
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from manifests.services import rules
+    from manifests.services import rules, rules_plans
 
     _rule_page(3)
-    rules.rule_plans_forget()  # the plans made before would need no manifest
+    rules_plans.rule_plans_forget()  # the plans made before would need no manifest
     with CaptureQueriesContext(connection) as captured:
         dry = rules.rule_dry_run(rule=rules.rule_load(rule_id=Rule.objects.get().pk))
     assert dry.counts() == {"new": 3}
