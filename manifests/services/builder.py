@@ -6,7 +6,7 @@ import json
 import shlex
 from dataclasses import dataclass, field, replace
 
-from django.db.models import F, Q
+from django.db.models import Exists, F, Q
 from django.db.models.lookups import IContains
 
 from registry.assemble import FORMAT_AUTO, FORMATS, AssemblyInvalid, Plan, SourceSpec
@@ -14,7 +14,7 @@ from registry.errors import InvalidPlatform, InvalidReference
 from registry.platform import Platform, platform_sort_key
 from registry.reference import Reference
 
-from ..models import ManifestChild, Registry, Tag
+from ..models import ManifestChild, Registry, Repository, Tag
 from ..selectors import tag_digest
 from .across import list_plan_inventory
 
@@ -307,6 +307,20 @@ def _candidate_terms(terms: list[str], *, platform: str, repository: str, tag: s
     return where
 
 
+def _terms_may_match(*, registry: Registry, terms: list[str]) -> bool:
+    """False when a term (not a platform) is in no repository name and no tag name of the registry: then no
+    candidate matches, known in one query, where the two searches would each read every tag to find none
+    (a platform term, with `/`, is left to them). Each EXISTS stops at the first match."""
+    words = [term for term in terms if not ("/" in term and not any(c in term for c in ":@"))]
+    if not words:
+        return True
+    checks = {f"t{i}": Exists(Repository.objects.filter(_contains("name", term), registry=registry))
+              | Exists(Tag.objects.filter(_contains("name", term), repository__registry=registry))
+              for i, term in enumerate(words)}
+    found = Registry.objects.filter(pk=registry.pk).annotate(**checks).values(*checks).first()
+    return found is not None and all(found.values())
+
+
 def candidates_search(*, registry: Registry, query: str = "", limit: int = 60) -> list[Candidate]:
     """Single-platform images and the platform children of lists, from the inventory.
 
@@ -316,6 +330,8 @@ def candidates_search(*, registry: Registry, query: str = "", limit: int = 60) -
     so nothing is sorted and no manifest's raw bytes are read.
     """
     terms = query.strip().lower().split()
+    if not _terms_may_match(registry=registry, terms=terms):
+        return []
     images = (Tag.objects.filter(Q(repository__registry=registry, kind="image") & _candidate_terms(
         terms, platform="manifest__platform", repository="repository__name", tag="name"))
         .select_related("repository", "manifest")

@@ -52,3 +52,19 @@ def test_every_term_matches_a_repository_a_tag_or_a_platform_in_any_case(registr
     assert _labels(registry, "team/tools 2.0") == ["team/tools:2.0 → linux/amd64", "team/tools:2.0 → linux/arm64"]
     assert _labels(registry, "50%") == [] and _labels(registry, "app_") == []  # no wildcards in a term
     assert len(_labels(registry, "")) == 7
+
+
+def test_a_term_in_no_repository_and_no_tag_name_answers_in_one_query_without_reading_tags(registry):
+    """Nothing matches `zzz`: one query of EXISTS says so (each stops at its first match), where the two
+    searches read every tag and every list child of the registry to find none."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    for query in ("zzz", "app zzz", "ZZZ linux/arm64"):
+        with CaptureQueriesContext(connection) as captured:
+            assert _labels(registry, query) == []
+        assert len(captured) == 1 and "manifests_manifestchild" not in captured[0]["sql"], query
+    # A term in a tag name only, in a repository name only, or in a different case still finds its images.
+    assert _labels(registry, "S390X") == ["team/tools:s390x"]
+    assert _labels(registry, "app 1.0") == ["team/app:1.0 → linux/amd64", "team/app:1.0 → linux/arm64"]
+    assert _labels(registry, "linux/s390x") == ["team/tools:s390x"]
