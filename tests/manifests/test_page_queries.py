@@ -15,17 +15,19 @@ from manifests.models import Manifest, ManifestChild, Registry, Repository, Rule
 PLATFORMS = [("linux", "amd64", ""), ("linux", "arm64", "v8"), ("linux", "arm", "v7")]
 
 
-def _inventory(repositories: int, tags: int) -> Registry:
+def _inventory(repositories: int, tags: int, *, name: str = "big") -> Registry:
     """A stored inventory made directly in the database: lists of three platforms."""
-    registry = Registry.objects.create(name="big", url="https://registry.example.invalid")
+    registry = Registry.objects.create(name=name, url="https://registry.example.invalid")
     children = []
+    salt = 0 if name == "big" else 16  # another registry's manifests have digests of their own
     for i, (os_, arch, variant) in enumerate(PLATFORMS):
         children.append(Manifest.objects.create(
-            digest=f"sha256:{i:064x}", media_type="application/vnd.oci.image.manifest.v1+json", kind="image",
+            digest=f"sha256:{salt + i:064x}", media_type="application/vnd.oci.image.manifest.v1+json", kind="image",
             raw=b"{}", os=os_, architecture=arch, variant=variant,
             platform=f"{os_}/{'arm64' if arch == 'arm64' else arch}{'/v7' if variant == 'v7' else ''}"))
     index = Manifest.objects.create(
-        digest="sha256:" + "f" * 64, media_type="application/vnd.oci.image.index.v1+json", kind="index",
+        digest="sha256:" + ("f" if name == "big" else "e") * 64, media_type="application/vnd.oci.image.index.v1+json",
+        kind="index",
         raw=json.dumps({"schemaVersion": 2, "manifests": []}).encode())
     ManifestChild.objects.bulk_create([
         ManifestChild(parent=index, position=i, digest=c.digest, media_type=c.media_type, os=c.os,
@@ -56,11 +58,14 @@ PAGES = [
     "/coverage?registry=big&newest=5&lacking=linux/s390x",
     "/coverage?registry=%2A&newest=5&tag=1.*",
     "/coverage?registry=%2A",
+    "/coverage?registry=%2A&newest=5",
     "/coverage?registry=%2A&lacking=linux/s390x",
     "/coverage?registry=%2A&unsigned=1",
     "/build/candidates?registry=big&q=app00",
     "/build/candidates?registry=big&q=linux/arm",
     "/build/candidates?registry=big&q=app00+1.",
+    "/build/candidates?registry=big&q=nothing-has-this",
+    "/build/candidates?registry=big&q=app00+nothing-has-this",
     "/build/?registry=big",
     "/api/v1/registries/big/repositories",
     "/api/v1/registries/big/repositories/team/app0000/tags/latest",
@@ -80,10 +85,12 @@ def _queries(client, path: str) -> int:
 def test_each_page_costs_the_same_queries_at_two_sizes(client, redis_server):
     client.force_login(User.objects.create_superuser("root"))
     _inventory(repositories=3, tags=4)
+    _inventory(repositories=2, tags=3, name="other")  # the matrix across registries reads both
     small = {path: _queries(client, path) for path in PAGES}
     Registry.objects.all().delete()
     Manifest.objects.all().delete()
     _inventory(repositories=40, tags=25)
+    _inventory(repositories=30, tags=20, name="other")
     large = {path: _queries(client, path) for path in PAGES}
     assert large == small
 
