@@ -8,7 +8,8 @@ Each command runs in its own interpreter so DATABASE_URL is set before
     python -m bench.inproc enqueue --name bench     (needs Celery workers on the same Redis)
     python -m bench.inproc tags    --name bench
     python -m bench.inproc queries --urls-json '[...]'
-    python -m bench.inproc inventory --name synth --repos 1000 --tags 100 [--seed 1]
+    python -m bench.inproc inventory --name synth --repos 1000 --tags 100 [--seed 1] [--rule-tags 1000]
+                                     [--second-repos 100]
 
 `scan` runs the scan job inline (jobs.job_run(inline=True)): the parts users' workers run, here one after
 another (used to set up a small second registry, never measured as ours).
@@ -107,33 +108,18 @@ def cmd_enqueue(args: argparse.Namespace) -> dict:
             if job.finished_at else None}
 
 
-def cmd_inventory(args: argparse.Namespace) -> dict:
-    """R x T tags from bench.generate's plan, stored as a scan would store them (one transaction per
-    repository, through `storing.repository_write`), without a registry."""
+def _plan_write(*, registry, repositories, configs: dict[str, bytes], now, cache: dict) -> None:
+    """Each repository of a plan stored as a scan stores it: one transaction per repository, through
+    `storing.repository_write`; `cache` keeps what a manifest taught across repositories and plans."""
     import json as json_module
 
-    from django.utils import timezone
-
-    from bench import generate
-    from manifests.models import Registry
     from manifests.scan import fetching, storing
     from registry.mediatypes import parse_manifest
     from registry.platform import Platform
 
-    started = time.monotonic()
-    plan = generate.plan_build(repos=args.repos, tags=args.tags, seed=args.seed, big_tags=0)
-    plan_seconds = time.monotonic() - started
-    registry, _ = Registry.objects.update_or_create(name=args.name, defaults={
-        "url": "http://127.0.0.1:9", "insecure": True})
-    configs: dict[str, bytes] = {}
-    for repo in plan.repositories:
-        configs.update(repo.blobs)
-    now = timezone.now()
-    learned_cache: dict[str, fetching.Learned] = {}
-
     def learned(manifest) -> fetching.Learned:
-        if manifest.digest in learned_cache:
-            return learned_cache[manifest.digest]
+        if manifest.digest in cache:
+            return cache[manifest.digest]
         parsed = parse_manifest(manifest.raw, content_type=manifest.media_type, digest=manifest.digest)
         item = fetching.Learned(manifest=parsed)
         if manifest.kind == "image":
@@ -141,11 +127,10 @@ def cmd_inventory(args: argparse.Namespace) -> dict:
             item.platform = Platform.from_json(config)
             item.created = fetching.config_created(config.get("created"))
             item.blob_size = sum(blob.size for blob in parsed.blobs)
-        learned_cache[manifest.digest] = item
+        cache[manifest.digest] = item
         return item
 
-    write_started = time.monotonic()
-    for repo in plan.repositories:
+    for repo in repositories:
         pool = {m.digest: learned(m) for m in repo.manifests}
         fetches = []
         first = True
@@ -156,13 +141,64 @@ def cmd_inventory(args: argparse.Namespace) -> dict:
                 first = False
             fetches.append(fetch)
         storing.repository_write(registry=registry, name=repo.name, fetches=fetches, now=now, missing=set(),
-                               note="", listed=None)
+                                 note="", listed=None)
+
+
+def _rule_write(*, registry) -> int:
+    """The rule over bench.synthetic's two per-arch source repositories: its page is a dry run of every tag."""
+    from bench import synthetic
+    from manifests.models import Rule, RuleSource
+
+    rule, _ = Rule.objects.update_or_create(name=synthetic.RULE_NAME, defaults={
+        "registry": registry, "target": synthetic.RULE_TARGET, "automatic": False})
+    rule.sources.all().delete()
+    RuleSource.objects.bulk_create([RuleSource(rule=rule, position=i, repository=name, tag="{tag}")
+                                    for i, (name, _) in enumerate(synthetic.RULE_SOURCES)])
+    return rule.pk
+
+
+def cmd_inventory(args: argparse.Namespace) -> dict:
+    """R x T tags from bench.generate's plan, stored as a scan would store them, without a registry; beside
+    them (bench.synthetic) a rule's two per-arch sources of --rule-tags tags and a second registry of
+    --second-repos repositories."""
+    from django.utils import timezone
+
+    from bench import generate, synthetic
+    from manifests.models import Registry
+
+    started = time.monotonic()
+    plan = generate.plan_build(repos=args.repos, tags=args.tags, seed=args.seed, big_tags=0)
+    second = (generate.plan_build(repos=args.second_repos, tags=args.tags, seed=args.seed + 1, big_tags=0)
+              if args.second_repos else None)
+    second_repositories = second.repositories if second else []
+    rule_sources = synthetic.rule_sources_plan(args.rule_tags) if args.rule_tags else []
+    plan_seconds = time.monotonic() - started
+    registry, _ = Registry.objects.update_or_create(name=args.name, defaults={
+        "url": "http://127.0.0.1:9", "insecure": True})
+    configs: dict[str, bytes] = {}
+    for repo in plan.repositories + second_repositories + rule_sources:
+        configs.update(repo.blobs)
+    now = timezone.now()
+    cache: dict = {}
+    write_started = time.monotonic()
+    _plan_write(registry=registry, repositories=plan.repositories + rule_sources, configs=configs, now=now,
+                cache=cache)
+    if second_repositories:
+        other, _ = Registry.objects.update_or_create(name=synthetic.SECOND_REGISTRY, defaults={
+            "url": "http://127.0.0.1:9", "insecure": True})
+        _plan_write(registry=other, repositories=second_repositories, configs=configs, now=now, cache=cache)
+    rule = _rule_write(registry=registry) if rule_sources else None
     target = next(((r.name, t) for r in plan.repositories for t, d in sorted(r.tags.items())
                    if b"attestation-manifest" in r.manifest(d).raw), (plan.repositories[0].name, "latest"))
     return {"repositories": len(plan.repositories), "tags": plan.total_tags, "plan_seconds": plan_seconds,
             "detail": {"repository": target[0], "tag": target[1]},
-            "write_seconds": time.monotonic() - write_started, "manifests": len(learned_cache),
-            "names": [r.name for r in plan.repositories[:3]]}
+            "write_seconds": time.monotonic() - write_started, "manifests": len(cache),
+            "names": [r.name for r in plan.repositories[:3]],
+            "rule": {"id": rule, "tags": args.rule_tags, "sources": [r.name for r in rule_sources]},
+            "second": {"registry": synthetic.SECOND_REGISTRY, "repositories": len(second_repositories),
+                       "tags": second.total_tags if second else 0},
+            "all_tags": plan.total_tags + (second.total_tags if second else 0)
+            + sum(len(r.tags) for r in rule_sources)}
 
 
 def cmd_tags(args: argparse.Namespace) -> dict:
@@ -224,6 +260,8 @@ def main(argv: list[str] | None = None) -> None:
     inventory.add_argument("--repos", type=int, default=1000)
     inventory.add_argument("--tags", type=int, default=100)
     inventory.add_argument("--seed", type=int, default=1)
+    inventory.add_argument("--rule-tags", type=int, default=1000)
+    inventory.add_argument("--second-repos", type=int, default=100)
     args = parser.parse_args(argv)
     _setup()
     commands = {"setup": cmd_setup, "scan": cmd_scan, "enqueue": cmd_enqueue, "tags": cmd_tags, "queries": cmd_queries,

@@ -24,9 +24,14 @@ def synthetic_measure(args: argparse.Namespace, work: Path, base_env: dict[str, 
         else:
             django = postgres_django(cluster, "synthetic", base_env)
         django.run("setup", "--name", REGISTRY_NAME, "--url", "http://127.0.0.1:9")
+        # Beside the R x T tags: a second registry of a tenth as many repositories (the matrix across
+        # registries) and a rule over two per-arch sources of 1,000 tags each (its dry run; 100 with --quick).
         written = django.run("inventory", "--name", "synth", "--repos", str(args.synthetic_repos),
-                             "--tags", str(args.synthetic_tags), "--seed", str(args.seed))
-        log(f"  wrote {written['tags']:,} tags in {written['repositories']} repositories in "
+                             "--tags", str(args.synthetic_tags), "--seed", str(args.seed),
+                             "--second-repos", str(max(2, args.synthetic_repos // 10)),
+                             "--rule-tags", "100" if args.quick else "1000")
+        log(f"  wrote {written['tags']:,} tags in {written['repositories']} repositories, and "
+            f"{written['all_tags'] - written['tags']:,} more (a second registry, a rule's sources), in "
             f"{written['write_seconds']:.1f}s")
         repo, tag = written["detail"]["repository"], written["detail"]["tag"]
         word = repo.rsplit("-", 1)[-1][:2]
@@ -42,7 +47,9 @@ def synthetic_measure(args: argparse.Namespace, work: Path, base_env: dict[str, 
             ("coverage", "/coverage?registry=synth&page=5", "coverage matrix, page 5"),
             ("search", f"/coverage?registry=synth&q=svc-{word}", "coverage search box"),
             ("search", f"/build/candidates?registry=synth&q=svc-{word}", "builder candidate search"),
+            ("search", "/build/candidates?registry=synth&q=matches-nothing", "builder candidate search, no match"),
             ("jobs", "/jobs/", "jobs"),
+            *_synthetic_extra_pages(written),
         ]
         queries = django.run("queries", "--urls-json", json.dumps(
             [{"page": key, "size": label, "url": path} for key, path, label in pages]))["pages"]
@@ -59,11 +66,27 @@ def synthetic_measure(args: argparse.Namespace, work: Path, base_env: dict[str, 
                                "loadavg_before": round(os.getloadavg()[0], 2)})
                 load.append(result)
                 log(f"  {label} x{args.clients}: p50 {result['p50_ms']:.0f} ms p95 {result['p95_ms']:.0f} ms "
-                    f"({result['requests']} req, {result['statuses']}, {counted['queries']} queries)")
+                    f"({result['requests']} req, {result['statuses']}, {counted['queries']} queries; first "
+                    f"{result['first_ms']:.0f} ms)")
         finally:
             server.stop()
         out["databases"].append({"database": database, "written": written, "load": load})
     return out
+
+
+def _synthetic_extra_pages(written: dict) -> list[tuple[str, str, str]]:
+    """The pages of what bench.synthetic adds: the matrix across both registries, and the rule's dry run."""
+    second = written.get("second") or {}
+    pages = []
+    if second.get("repositories"):
+        every = f"all registries ({written['repositories'] + second['repositories']:,} repositories)"
+        pages += [("coverage, all registries", "/coverage?registry=%2A", f"coverage matrix, {every}"),
+                  ("coverage, all registries", "/coverage?registry=%2A&newest=5",
+                   "coverage matrix, all registries, newest=5")]
+    rule = written.get("rule") or {}
+    if rule.get("id"):
+        pages.append(("rule dry run", f"/rules/{rule['id']}/", f"a rule's dry run of {rule['tags']:,} tags"))
+    return pages
 
 
 def _page_targets(plan: generate.Plan) -> dict[str, str]:

@@ -218,8 +218,11 @@ def _synthetic_section(results: dict) -> list[str]:
             "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for database in synthetic["databases"]:
-            lines.append(f"| {database['database']} | *written* | {database['written']['tags']:,} tags, "
-                         f"{database['written']['manifests']:,} manifests in {database['written']['write_seconds']:.0f} s "
+            written = database["written"]
+            extra = (f" (and a second registry of {written['second']['tags']:,} tags, a rule's two sources of "
+                     f"{written['rule']['tags']:,} tags each)" if "second" in written else "")
+            lines.append(f"| {database['database']} | *written* | {written['tags']:,} tags{extra}, "
+                         f"{written['manifests']:,} manifests in {written['write_seconds']:.0f} s "
                          "| | | | | | | |")
             for item in database["load"]:
                 lines.append(f"| {database['database']} | {item['label']} | `{item['path']}` | {item['queries']} "
