@@ -74,6 +74,12 @@ def _coverage_context(request: HttpRequest) -> dict:
     return context
 
 
+# A cell's markup by state (`tag` and `name` escaped): the text says it; colour only repeats it.
+_CELLS = {"yes": '<td class="cell yes" title="{tag} has {name}">✓ yes</td>',
+          "no": '<td class="cell no" title="{name} is required and missing">✗ missing</td>',
+          "none": '<td class="cell none" title="{tag} has no {name} (not required)">– no</td>'}
+
+
 def _coverage_line(row: coverage.CoverageRow, *, columns: list[tuple[str, str]], list_url: str, tag_url: str,
                    all_registries: bool) -> SafeString:
     """A row of the matrix, written here with each value escaped once (`columns`: each platform with its
@@ -91,13 +97,8 @@ def _coverage_line(row: coverage.CoverageRow, *, columns: list[tuple[str, str]],
         parts.append(f' <span class="error small">error: {e(row.error)}</span>')
     parts.append("</td>\n        ")
     for platform, name in columns:
-        # The text says it; colour only repeats it.
-        if platform in present:
-            parts.append(f'<td class="cell yes" title="{tag} has {name}">✓ yes</td>')
-        elif platform in missing:
-            parts.append(f'<td class="cell no" title="{name} is required and missing">✗ missing</td>')
-        else:
-            parts.append(f'<td class="cell none" title="{tag} has no {name} (not required)">– no</td>')
+        state = "yes" if platform in present else "no" if platform in missing else "none"
+        parts.append(_CELLS[state].format(tag=tag, name=name))
     parts.append('\n        <td class="signed">')
     if row.signed:
         parts.extend(f'<span class="chip">{e(p)}</span>' for p in row.signed)
