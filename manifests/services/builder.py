@@ -6,7 +6,7 @@ import json
 import shlex
 from dataclasses import dataclass, field, replace
 
-from django.db.models import Exists, F, Q
+from django.db.models import BooleanField, Case, Exists, F, Q, Value, When
 from django.db.models.lookups import IContains
 
 from registry.assemble import FORMAT_AUTO, FORMATS, AssemblyInvalid, Plan, SourceSpec
@@ -314,9 +314,12 @@ def _terms_may_match(*, registry: Registry, terms: list[str]) -> bool:
     words = [term for term in terms if not ("/" in term and not any(c in term for c in ":@"))]
     if not words:
         return True
-    checks = {f"t{i}": Exists(Repository.objects.filter(_contains("name", term), registry=registry))
-              | Exists(Tag.objects.filter(_contains("name", term), repository__registry=registry))
-              for i, term in enumerate(words)}
+    # CASE, not OR: the tags are read only for a term in no repository name (both databases evaluate
+    # every side of an OR of subqueries).
+    checks = {f"t{i}": Case(
+        When(Exists(Repository.objects.filter(_contains("name", term), registry=registry)), then=Value(True)),
+        When(Exists(Tag.objects.filter(_contains("name", term), repository__registry=registry)), then=Value(True)),
+        default=Value(False), output_field=BooleanField()) for i, term in enumerate(words)}
     found = Registry.objects.filter(pk=registry.pk).annotate(**checks).values(*checks).first()
     return found is not None and all(found.values())
 
