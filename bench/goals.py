@@ -175,7 +175,8 @@ def queries_by_page(results: dict) -> dict[str, list[tuple[int, str]]]:
         out.setdefault(item["page"], []).append((item["queries"], item["size"]))
     for database in (results.get("synthetic") or {}).get("databases", []):
         for item in database["load"]:
-            if item["page"] in ("repositories", "tag list", "tag detail", "coverage"):
+            if item["page"] in ("repositories", "tag list", "tag detail", "coverage", "coverage, all registries",
+                                "rule dry run"):
                 out.setdefault(item["page"], []).append(
                     (item["queries"], f"{item['label']}, {database['written']['tags']:,} tags, {database['database']}"))
     return out
