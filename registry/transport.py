@@ -150,6 +150,14 @@ class Transport:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def counts_reset(self) -> None:
+        """Start the counts again (a client kept for several jobs counts each on its own)."""
+        with self._lock:
+            self.counters.clear()
+            self.body_bytes.clear()
+            self.largest_body.clear()
+            self.bytes_streamed = 0
+
     # -- plumbing ---------------------------------------------------------
 
     def _count(self, op: str) -> None:
