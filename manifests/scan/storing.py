@@ -156,8 +156,10 @@ def tags_apply(*, repository: Repository, fetches: list[fetching.TagFetch], now:
     A tag whose fetch failed keeps what we knew and says what went wrong; an
     unchanged tag only gets its scan time.
     """
+    # What the loop below reads of a stored tag; the fields it writes need not be loaded.
     existing = {tag.name: tag for names in chunks([f.name for f in fetches])
-                for tag in Tag.objects.filter(repository=repository, name__in=names)}
+                for tag in Tag.objects.filter(repository=repository, name__in=names).only(
+                    "pk", "repository_id", "name", "digest", "error")}
     unchanged_ids = [existing[f.name].pk for f in fetches
                      if f.unchanged and not f.error and f.name in existing and not existing[f.name].error]
     for ids in chunks(unchanged_ids):
@@ -170,6 +172,7 @@ def tags_apply(*, repository: Repository, fetches: list[fetching.TagFetch], now:
     summaries = selectors.manifest_summaries(list(rows.values()))
     to_create: list[Tag] = []
     to_update: list[Tag] = []
+    failed: list[Tag] = []  # stored tags whose fetch failed: only their error and scan time change
     platform_rows: dict[str, list[tuple[str, str, str]]] = {}
     moves: list[TagMove] = []
     for fetch in fetches:
@@ -179,6 +182,9 @@ def tags_apply(*, repository: Repository, fetches: list[fetching.TagFetch], now:
         row = rows.get(fetch.digest) if is_changed else None
         if fetch.error or (is_changed and row is None):
             tag.error = fetch.error or f"manifest {fetch.digest} was not stored"
+            if tag.pk:
+                failed.append(tag)
+                continue
         elif is_changed:
             if tag.digest != row.digest:
                 moves.append(TagMove(tag=fetch.name, old_digest=tag.digest, new_digest=row.digest))
@@ -195,6 +201,7 @@ def tags_apply(*, repository: Repository, fetches: list[fetching.TagFetch], now:
     rows_insert(to_create)
     Tag.objects.bulk_update(to_update, ["scanned_at", "error", "digest", "media_type", "kind", "manifest",
                                         "platforms", "size", "created", "missing"], batch_size=500)
+    Tag.objects.bulk_update(failed, ["scanned_at", "error"], batch_size=500)
     tag_ids = {name: pk for names in chunks(list(platform_rows))
                for name, pk in Tag.objects.filter(repository=repository, name__in=names).values_list("name", "pk")}
     for ids in chunks(list(tag_ids.values())):
