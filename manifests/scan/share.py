@@ -38,6 +38,19 @@ POLL_SECONDS = 0.02
 MANIFESTS, CONFIGS = "m", "c"  # the two kinds of content shared
 
 
+_clients: dict[tuple[int, str], redis.Redis] = {}
+
+
+def _redis_client() -> redis.Redis:
+    """This process's client (a pool of connections, safe across threads), kept between parts."""
+    key = (os.getpid(), settings.CELERY_BROKER_URL)
+    client = _clients.get(key)
+    if client is None:
+        client = _clients[key] = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=5.0,
+                                                      socket_connect_timeout=1.0)
+    return client
+
+
 class ScanShare:
     """Claims and fetched content of one scan job, keyed by digest; every call is one Redis round trip
     for a whole round of digests (a part's round meets hundreds)."""
@@ -54,8 +67,7 @@ class ScanShare:
         """The share of a scan job (`key`: random, drawn at its fan-out, so that another database's job
         of the same id on the same Redis shares nothing with it), or None when Redis does not answer."""
         try:
-            client = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=5.0,
-                                          socket_connect_timeout=1.0)
+            client = _redis_client()
             client.ping()
         except (redis.RedisError, OSError) as exc:
             logger.info("scan job %s: no shared fetch state (%s); each part fetches for itself", job_id, exc)
@@ -63,7 +75,7 @@ class ScanShare:
         return cls(key, client)
 
     def close(self) -> None:
-        self._redis.close()
+        """Nothing to close: the connection pool is the process's, for its next part."""
 
     def _off(self, exc: Exception) -> None:
         if self.enabled:
