@@ -39,6 +39,7 @@ READ_CHUNK = 64 * 1024
 USER_AGENT = "manifest-dashboard/1.0 (+python-requests)"
 # A URL sent as it is: ASCII with nothing to quote (RFC 3986 reserved and unreserved characters, and
 # percent escapes); any other goes through requests' quoting.
+_TOKEN_TEXT = re.compile(r"[\x21-\x7e]+")
 _PLAIN_URL = re.compile(r"https?://[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
 
 
@@ -264,6 +265,8 @@ class Transport:
         token = body.get("token") or body.get("access_token") if isinstance(body, dict) else None
         if not isinstance(token, str) or not token:
             raise errors.Unauthorized("the token service answered without a token")
+        if not _TOKEN_TEXT.fullmatch(token):  # it goes into a header: no space, no line break
+            raise errors.Unauthorized("the token service answered with a token that is not printable ASCII")
         expires_in = body.get("expires_in") or 60
         try:
             expires_in = float(expires_in)
@@ -488,9 +491,9 @@ class Transport:
             request.prepare_url(url, params)
         else:  # built here from a validated name and reference, or a Location that needs no quoting
             request.url = url
-        merged = requests.structures.CaseInsensitiveDict(self.session.headers)
-        merged.update(headers)
-        request.prepare_headers({key: value for key, value in merged.items() if value is not None})
+        # http.client refuses a header name or value that could split the request (CR, LF).
+        request.headers = requests.structures.CaseInsensitiveDict(self.session.headers)
+        request.headers.update(headers)
         if self.session.cookies:
             request.prepare_cookies(self.session.cookies)
         request.prepare_body(data, None)
