@@ -74,10 +74,10 @@ def columns_check(manifest: Manifest) -> None:
 
 
 
-def _manifest_row(learned: fetching.Learned) -> ManifestRow:
+def _manifest_row(learned: fetching.Learned) -> dict:
     manifest = learned.manifest
     platform = learned.platform
-    return ManifestRow(
+    return dict(
         digest=manifest.digest, media_type=manifest.media_type, kind=manifest.kind, raw=manifest.raw,
         size=manifest.size + learned.blob_size,
         config_digest=manifest.config.digest if manifest.config else "",
@@ -95,13 +95,13 @@ def manifests_store(learned: list[fetching.Learned]) -> None:
     """Store manifests (and the entries of indexes) in a few statements; safe beside another writer."""
     if not learned:
         return
-    rows_insert([_manifest_row(item) for item in learned], ignore_conflicts=True)
+    rows_insert(ManifestRow, [_manifest_row(item) for item in learned], ignore_conflicts=True)
     indexes = {item.manifest.digest: item.manifest for item in learned if item.manifest.is_index}
     if not indexes:
         return
     ids = dict(ManifestRow.objects.filter(digest__in=list(indexes)).values_list("digest", "pk"))
-    rows_insert([
-        ManifestChild(
+    rows_insert(ManifestChild, [
+        dict(
             parent_id=ids[digest], position=position, digest=child.digest, media_type=child.media_type,
             size=child.size,
             os=child.platform.os if child.platform else "",
@@ -122,26 +122,29 @@ def manifests_store(learned: list[fetching.Learned]) -> None:
 _PLAIN_FIELDS = (models.CharField, models.TextField, models.IntegerField, models.BooleanField, models.ForeignKey)
 
 
-def rows_insert(objects: list[models.Model], *, ignore_conflicts: bool = False) -> None:
-    """INSERT new rows (no primary key set) through one `executemany` per 500: what `bulk_create` does,
-    without compiling every value through the ORM's expressions, which cost a scan more than its writes.
-    `ignore_conflicts`: a row that breaks a unique constraint is skipped (`ON CONFLICT DO NOTHING`, in
-    SQLite and PostgreSQL alike)."""
-    if not objects:
+def rows_insert(model: type[models.Model], rows: list[dict] | list[models.Model], *,
+                ignore_conflicts: bool = False) -> None:
+    """INSERT new rows of `model` through one `executemany` per 500: what `bulk_create` does, without
+    compiling every value through the ORM's expressions (nor, for rows given as dicts of field attnames,
+    making model instances), which cost a scan more than its writes. A field a dict leaves out takes its
+    default. `ignore_conflicts`: a row that breaks a unique constraint is skipped (`ON CONFLICT DO
+    NOTHING`, in SQLite and PostgreSQL alike)."""
+    if not rows:
         return
-    meta = objects[0]._meta
+    meta = model._meta
     fields = [f for f in meta.concrete_fields if not f.primary_key]
     quote = connection.ops.quote_name
     sql = (f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
            f"VALUES ({', '.join(['%s'] * len(fields))})" + (" ON CONFLICT DO NOTHING" if ignore_conflicts else ""))
-    plain = [isinstance(f, _PLAIN_FIELDS) for f in fields]
-    attnames = [f.attname for f in fields]
+    columns = [(f, f.attname, isinstance(f, _PLAIN_FIELDS), f.get_default()) for f in fields]
     with connection.cursor() as cursor:
-        for batch in chunks(objects):
+        for batch in chunks(rows):
+            values = [row if isinstance(row, dict) else row.__dict__ for row in batch]
             cursor.executemany(sql, [
-                [getattr(obj, name) if is_plain else field.get_db_prep_save(getattr(obj, name), connection)
-                 for field, name, is_plain in zip(fields, attnames, plain, strict=True)]
-                for obj in batch])
+                [value.get(name, default) if is_plain else
+                 field.get_db_prep_save(value.get(name, default), connection)
+                 for field, name, is_plain, default in columns]
+                for value in values])
 
 
 def chunks(items: list, size: int = 500):
@@ -198,7 +201,7 @@ def tags_apply(*, repository: Repository, fetches: list[fetching.TagFetch], now:
         else:
             continue
         (to_update if tag.pk else to_create).append(tag)
-    rows_insert(to_create)
+    rows_insert(Tag, to_create)
     Tag.objects.bulk_update(to_update, ["scanned_at", "error", "digest", "media_type", "kind", "manifest",
                                         "platforms", "size", "created", "missing"], batch_size=500)
     Tag.objects.bulk_update(failed, ["scanned_at", "error"], batch_size=500)
@@ -206,8 +209,8 @@ def tags_apply(*, repository: Repository, fetches: list[fetching.TagFetch], now:
                for name, pk in Tag.objects.filter(repository=repository, name__in=names).values_list("name", "pk")}
     for ids in chunks(list(tag_ids.values())):
         TagPlatform.objects.filter(tag_id__in=ids).delete()
-    rows_insert([TagPlatform(tag_id=tag_ids[name], platform=p, os_version=v, digest=d)
-                 for name, summary_platforms in platform_rows.items() for p, v, d in summary_platforms],
+    rows_insert(TagPlatform, [dict(tag_id=tag_ids[name], platform=p, os_version=v, digest=d)
+                              for name, summary_platforms in platform_rows.items() for p, v, d in summary_platforms],
                 ignore_conflicts=True)
     if moves:
         transaction.on_commit(lambda: tags_moved.send(sender=Repository, repository=repository, moves=moves))
