@@ -106,7 +106,10 @@ class TokenCache:
     def put(self, scopes: frozenset[str], value: str, expires_in: float) -> None:
         lifetime = max(1.0, float(expires_in) - TOKEN_MARGIN) if expires_in > TOKEN_MARGIN * 2 else float(expires_in)
         with self._lock:
-            self._tokens[scopes] = _Token(value=value, expires_at=time.monotonic() + lifetime)
+            now = time.monotonic()
+            if len(self._tokens) >= 256:  # a kept client meets a scope per repository: forget the expired
+                self._tokens = {k: t for k, t in self._tokens.items() if t.expires_at > now}
+            self._tokens[scopes] = _Token(value=value, expires_at=now + lifetime)
 
     def drop(self, scopes: frozenset[str]) -> None:
         with self._lock:

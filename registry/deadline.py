@@ -9,6 +9,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from urllib.parse import urlsplit
 
 import requests
 import urllib3
@@ -138,9 +139,38 @@ class _HTTPSPool(urllib3.HTTPSConnectionPool):
 
 
 class Adapter(requests.adapters.HTTPAdapter):
+    """Watched connections; and, for a client that sends thousands of small requests, an origin's
+    connection pool looked up once rather than per request, and no cookie jar work for an answer
+    that sets no cookie."""
+
     def init_poolmanager(self, *args, **kwargs) -> None:
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+        self._pools: dict[tuple, urllib3.HTTPConnectionPool] = {}
+
+    def get_connection_with_tls_context(self, request, verify, proxies=None, cert=None):
+        if proxies:
+            return super().get_connection_with_tls_context(request, verify, proxies, cert)
+        parts = urlsplit(request.url)
+        key = (parts.scheme.lower(), parts.netloc.lower(), verify, cert)
+        pool = self._pools.get(key)
+        if pool is None or pool.pool is None:  # not met yet, or closed (the manager dropped it, or cleared)
+            if len(self._pools) >= 64:  # storage hosts met through redirects: keep the lookup small
+                self._pools.clear()
+            pool = self._pools[key] = super().get_connection_with_tls_context(request, verify, proxies, cert)
+        return pool
+
+    def build_response(self, req, resp) -> requests.Response:
+        if "set-cookie" in resp.headers:
+            return super().build_response(req, resp)
+        response = requests.Response()
+        response.status_code = resp.status
+        response.headers = requests.structures.CaseInsensitiveDict(resp.headers)
+        response.encoding = requests.utils.get_encoding_from_headers(response.headers)
+        response.raw, response.reason = resp, resp.reason
+        response.url = req.url.decode() if isinstance(req.url, bytes) else req.url
+        response.request, response.connection = req, self
+        return response
 
 
 def deadline_on_close(response: requests.Response, deadline: Deadline) -> None:

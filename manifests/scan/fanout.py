@@ -24,7 +24,7 @@ from registry.reference import validate_repository
 from .. import jobs
 from ..models import Job, Registry, Repository, ScanPart
 from ..services import history
-from ..services.registries import registry_client
+from ..services.registries import registry_client, registry_client_kept
 from .repository import grammar_split, registry_repositories, repository_scan, skipped_note
 from .share import ScanShare
 
@@ -146,7 +146,7 @@ def scan_part_run(*, job_id: int, name: str, share: bool = True) -> None:
     share = (ScanShare.for_job(job_id, job.params["share"])
              if share and job.params.get("share") and len(job.params.get("names") or ()) > 1 else None)
     try:
-        with registry_client(registry=registry) as client:
+        with registry_client_kept(registry=registry) as client:
             counts = repository_scan(client=client, registry=registry, name=name, concurrency=registry.concurrency,
                                      share=share)
             counts["requests"] = dict(client.counters)

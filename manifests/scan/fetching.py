@@ -34,7 +34,7 @@ from registry.platform import Platform
 
 from .. import selectors
 from ..models import Manifest as ManifestRow
-from .share import ScanShare
+from .share import CONFIGS, MANIFESTS, ScanShare
 from .storing import chunks, columns_check, platform_fits
 
 logger = logging.getLogger(__name__)
@@ -68,6 +68,8 @@ class Known:
     The database is read by the calling thread, in bulk, before each round
     (claim_many, configs_lookup: the inventory may hold millions of digests;
     only those the round meets are asked for); the threads see plain data.
+    So is the scan job's share (share.py), what the job's other parts fetched:
+    asked before a round (share_claim), told after it (share_flush).
     """
 
     def __init__(self, share: ScanShare | None = None) -> None:
@@ -76,19 +78,53 @@ class Known:
         self._stored_configs: dict[str, dict] = {}
         self._pending: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
-        # The scan job's other parts (other repositories, other processes): what they fetched.
+        # The scan job's other parts (other repositories, other processes): what they fetched, what
+        # this part claimed from them, and what it fetched for them since the last flush.
         self.share = share
+        self._shared: dict[str, dict] = {MANIFESTS: {}, CONFIGS: {}}
+        self._mine: dict[str, set[str]] = {MANIFESTS: set(), CONFIGS: set()}
+        self._fetched: dict[str, dict] = {MANIFESTS: {}, CONFIGS: {}}
 
     def manifest(self, digest: str, fetch) -> Manifest:
         """A claimed manifest by digest: from another part of the scan that fetched it, else fetched."""
-        if self.share is None:
-            return fetch()
-        return self.share.manifest(digest, fetch)
+        shared = self._shared[MANIFESTS].pop(digest, None)
+        if shared is not None:
+            return shared
+        manifest = fetch()
+        self.published(manifest)
+        return manifest
 
     def published(self, manifest: Manifest) -> None:
-        """A manifest read by tag, for the other parts that meet its digest."""
+        """A manifest fetched here, for the other parts that meet its digest (at the next flush)."""
         if self.share is not None:
-            self.share.manifest_publish(manifest)
+            with self._lock:
+                self._fetched[MANIFESTS][manifest.digest] = manifest
+
+    def share_claim(self, kind: str, digests: list[str]) -> set[str]:
+        """The calling thread's, before a round: what other parts fetched of these digests (then used
+        as fetched) and which they are fetching now (returned: for after share_wait); the rest are
+        this part's to fetch."""
+        if self.share is None or not digests:
+            return set()
+        found, others = self.share.claim_many(kind, digests)
+        self._shared[kind].update(found)
+        self._mine[kind].update(d for d in digests if d not in found and d not in others)
+        return set(others)
+
+    def share_wait(self, kind: str, digests: set[str]) -> None:
+        """What the other parts fetch of `digests`; those they give up on are fetched here."""
+        if self.share is not None and digests:
+            self._shared[kind].update(self.share.wait_many(kind, sorted(digests)))
+
+    def share_flush(self) -> None:
+        """The calling thread's, after a round: leave what it fetched for the other parts, and give up
+        the claims it did not fetch (a failed GET), so their waiters fetch for themselves."""
+        if self.share is None:
+            return
+        for kind in (MANIFESTS, CONFIGS):
+            fetched = self._fetched[kind]
+            self.share.put_many(kind, fetched, given_up=sorted(self._mine[kind] - set(fetched)))
+            self._fetched[kind], self._mine[kind] = {}, set()
 
     def claim_many(self, digests: list[str]) -> list[str]:
         """Those of `digests` this caller should fetch, in order: not stored, and not claimed before.
@@ -105,15 +141,18 @@ class Known:
     def claim(self, digest: str) -> bool:
         return bool(self.claim_many([digest]))
 
-    def configs_lookup(self, digests: list[str]) -> None:
-        """The calling thread's, before a round: which of these configs stored manifests already use."""
+    def configs_lookup(self, digests: list[str]) -> set[str]:
+        """The calling thread's, before a round: which of these configs stored manifests already use,
+        or other parts of the scan fetched; returns those other parts are fetching now (share_claim)."""
         fresh = [d for d in dict.fromkeys(digests) if d not in self._configs and d not in self._stored_configs]
-        if fresh:
-            self._stored_configs.update(selectors.configs_known(digests=fresh))
+        if not fresh:
+            return set()
+        self._stored_configs.update(selectors.configs_known(digests=fresh))
+        return self.share_claim(CONFIGS, [d for d in fresh if d not in self._stored_configs])
 
     def config(self, digest: str, fetch) -> dict:
         """A config by digest, read once however many manifests share it (every attestation shares `{}`);
-        one stored already (configs_lookup) is not read at all."""
+        one stored already, or fetched by another part (configs_lookup), is not read at all."""
         while True:
             with self._lock:
                 if digest in self._configs:
@@ -126,7 +165,12 @@ class Known:
         try:
             config = self._stored_configs.get(digest)
             if config is None:
-                config = self.share.config(digest, fetch) if self.share is not None else fetch()
+                config = self._shared[CONFIGS].get(digest)
+            if config is None:
+                config = fetch()
+                if self.share is not None:
+                    with self._lock:
+                        self._fetched[CONFIGS][digest] = config
             with self._lock:
                 self._configs[digest] = config
             return config
@@ -258,25 +302,47 @@ def _child_get(client: RegistryClient, repository: str, known: Known, digest: st
     return None
 
 
+def _config_digest(item: Item) -> str:
+    manifest = item[1]
+    return manifest.config.digest if manifest.kind == KIND_IMAGE and manifest.config is not None else ""
+
+
 def manifests_learn(*, client: RegistryClient, repository: str, items: list[Item], known: Known,
                     concurrency: int = 1, catch: bool = True) -> None:
     """Learn claimed manifests, level by level: the configs of the images, then the unknown children of
     the indexes (each fetched for the first tag that met it), then theirs.
 
-    Each level starts with one lookup of what the database holds of it. A registry error is recorded on
-    the tag it was met for (`catch`), else raised.
+    Each level starts with one lookup of what the database holds of it, and one of what the scan's other
+    parts fetched; what they are fetching now is waited for after this part's own fetches. A registry
+    error is recorded on the tag it was met for (`catch`), else raised.
     """
+    def learn(batch: list[Item]) -> None:
+        thread_map(lambda item: _learn_one(client, repository, known, item, catch), batch, concurrency)
+
+    def child_get(pairs: list) -> list:
+        return thread_map(lambda pair: _child_get(client, repository, known, *pair, catch), pairs, concurrency)
+
     while items:
-        known.configs_lookup([manifest.config.digest for _, manifest, _ in items
-                              if manifest.kind == KIND_IMAGE and manifest.config is not None])
-        thread_map(lambda item: _learn_one(client, repository, known, item, catch), items, concurrency)
+        elsewhere = known.configs_lookup([digest for item in items if (digest := _config_digest(item))])
+        learn([item for item in items if _config_digest(item) not in elsewhere])
+        known.share_flush()
+        if elsewhere:
+            known.share_wait(CONFIGS, elsewhere)
+            learn([item for item in items if _config_digest(item) in elsewhere])
+            known.share_flush()
         owners: dict[str, tuple[TagFetch, int]] = {}
         for fetch, manifest, depth in items:
             if manifest.is_index and depth < selectors.MAX_DEPTH and not fetch.error:
                 for child in manifest.children:
                     owners.setdefault(child.digest, (fetch, depth + 1))
         claimed = [(digest, owners[digest]) for digest in known.claim_many(list(owners))]
-        got = thread_map(lambda pair: _child_get(client, repository, known, *pair, catch), claimed, concurrency)
+        elsewhere = known.share_claim(MANIFESTS, [digest for digest, _ in claimed])
+        got = child_get([pair for pair in claimed if pair[0] not in elsewhere])
+        known.share_flush()
+        if elsewhere:
+            known.share_wait(MANIFESTS, elsewhere)
+            got += child_get([pair for pair in claimed if pair[0] in elsewhere])
+            known.share_flush()
         items = [item for item in got if item is not None]
 
 
@@ -339,6 +405,7 @@ def _tags_moved_get(*, client: RegistryClient, repository: str, fetches: list[Ta
             _tag_get(client, repository, fetch, known)
 
     thread_map(get, getters, concurrency)
+    known.share_flush()
     return [fetch for fetch in getters if fetch.got is not None and fetch.got.digest == fetch.head]
 
 
@@ -351,6 +418,7 @@ def tags_fetch(*, client: RegistryClient, repository: str, names: list[str], sto
     """
     fetches = thread_map(lambda tag: tag_fetch(client=client, repository=repository, tag=tag,
                                                stored_digest=stored.get(tag, ""), known=known), names, concurrency)
+    known.share_flush()  # the manifests read by tag, for the parts that meet them by digest
     owned = _tags_moved_get(client=client, repository=repository, fetches=fetches, known=known,
                             concurrency=concurrency)
     owned_ids = {id(fetch) for fetch in owned}

@@ -7,7 +7,9 @@ database says what earlier scans stored, but a part writes its repository
 only when it ends, so two parts running side by side would both fetch what
 neither has stored yet. Here the first part to need a digest claims it
 (`SET NX`), fetches it and leaves what it read for the others, who wait for
-it instead of asking the registry again.
+it instead of asking the registry again. A part asks once per round of its
+scan (fetching.py), for every digest of the round in one round trip, and
+leaves what it fetched in one more.
 
 Entries live a few minutes: long enough for the other parts running now,
 after which the database holds what was fetched. Redis down or slow is no
@@ -20,12 +22,11 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable
 
 import redis
 from django.conf import settings
 
-from registry.mediatypes import Manifest, parse_manifest
+from registry.mediatypes import parse_manifest
 from registry.reference import digest_matches
 
 logger = logging.getLogger(__name__)
@@ -34,10 +35,25 @@ TTL_SECONDS = 120  # what one part leaves for the others (its repository is stor
 CLAIM_SECONDS = 60  # a fetch that takes longer is taken over
 WAIT_SECONDS = 60.0
 POLL_SECONDS = 0.02
+MANIFESTS, CONFIGS = "m", "c"  # the two kinds of content shared
+
+
+_clients: dict[tuple[int, str], redis.Redis] = {}
+
+
+def _redis_client() -> redis.Redis:
+    """This process's client (a pool of connections, safe across threads), kept between parts."""
+    key = (os.getpid(), settings.CELERY_BROKER_URL)
+    client = _clients.get(key)
+    if client is None:
+        client = _clients[key] = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=5.0,
+                                                      socket_connect_timeout=1.0)
+    return client
 
 
 class ScanShare:
-    """Claims and fetched content of one scan job, keyed by digest."""
+    """Claims and fetched content of one scan job, keyed by digest; every call is one Redis round trip
+    for a whole round of digests (a part's round meets hundreds)."""
 
     def __init__(self, key: str, client: redis.Redis) -> None:
         self._prefix = f"manifests:scan:{key}:"
@@ -51,8 +67,7 @@ class ScanShare:
         """The share of a scan job (`key`: random, drawn at its fan-out, so that another database's job
         of the same id on the same Redis shares nothing with it), or None when Redis does not answer."""
         try:
-            client = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=5.0,
-                                          socket_connect_timeout=1.0)
+            client = _redis_client()
             client.ping()
         except (redis.RedisError, OSError) as exc:
             logger.info("scan job %s: no shared fetch state (%s); each part fetches for itself", job_id, exc)
@@ -60,88 +75,99 @@ class ScanShare:
         return cls(key, client)
 
     def close(self) -> None:
-        self._redis.close()
+        """Nothing to close: the connection pool is the process's, for its next part."""
 
     def _off(self, exc: Exception) -> None:
         if self.enabled:
             logger.info("scan share off after a Redis error: %s", exc)
         self.enabled = False
 
-    def _get_or_fetch(self, kind: str, digest: str, fetch: Callable[[], bytes]) -> bytes:
-        if not self.enabled:
-            return fetch()
-        value_key, claim_key = f"{self._prefix}{kind}:{digest}", f"{self._prefix}{kind}:{digest}:claim"
+    def _key(self, kind: str, digest: str) -> str:
+        return f"{self._prefix}{kind}:{digest}"
+
+    def claim_many(self, kind: str, digests: list[str]) -> tuple[dict[str, object], list[str]]:
+        """What other parts left of `digests` (decoded), and those another part is fetching now; the
+        rest are claimed for this part, to fetch and `put_many`. Redis down: everything is ours."""
+        if not self.enabled or not digests:
+            return {}, []
+        pipe = self._redis.pipeline(transaction=False)
+        for digest in digests:
+            pipe.get(self._key(kind, digest))
+            pipe.set(self._key(kind, digest) + ":claim", self._token, nx=True, ex=CLAIM_SECONDS)
         try:
-            deadline = time.monotonic() + WAIT_SECONDS
-            while time.monotonic() < deadline:
-                # One round trip: what another part left, and our claim in case it left nothing.
-                value, claimed = (self._redis.pipeline(transaction=False).get(value_key)
-                                  .set(claim_key, self._token, nx=True, ex=CLAIM_SECONDS).execute())
+            answers = pipe.execute()
+        except (redis.RedisError, OSError) as exc:
+            self._off(exc)
+            return {}, []
+        found: dict[str, object] = {}
+        others: list[str] = []
+        for digest, value, claimed in zip(digests, answers[::2], answers[1::2], strict=True):
+            if value is not None and (decoded := self._decode(kind, digest, value)) is not None:
+                found[digest] = decoded
+            elif value is None and not claimed:
+                others.append(digest)
+        self.hits += len(found)
+        return found, others
+
+    def wait_many(self, kind: str, digests: list[str]) -> dict[str, object]:
+        """What the parts that claimed `digests` leave, as it arrives; a digest whose claim is given up
+        (its fetch failed) or that takes longer than WAIT_SECONDS is left out: the caller fetches it."""
+        found: dict[str, object] = {}
+        pending = list(digests)
+        deadline = time.monotonic() + WAIT_SECONDS
+        while pending and self.enabled and time.monotonic() < deadline:
+            try:
+                values, claims = (self._redis.pipeline(transaction=False)
+                                  .mget([self._key(kind, d) for d in pending])
+                                  .mget([self._key(kind, d) + ":claim" for d in pending]).execute())
+            except (redis.RedisError, OSError) as exc:
+                self._off(exc)
+                break
+            still: list[str] = []
+            for digest, value, claim in zip(pending, values, claims, strict=True):
                 if value is not None:
-                    self.hits += 1
-                    return value
-                if claimed:
-                    break
-                time.sleep(POLL_SECONDS)  # another part is fetching it
-        except (redis.RedisError, OSError) as exc:
-            self._off(exc)
-            return fetch()
-        try:
-            value = fetch()
-        except BaseException:
-            self._forget(claim_key)  # the others try for themselves
-            raise
-        self._put(value_key, value)
-        return value
+                    decoded = self._decode(kind, digest, value)
+                    if decoded is not None:
+                        found[digest] = decoded
+                elif claim is not None:
+                    still.append(digest)
+            pending = still
+            if pending:
+                time.sleep(POLL_SECONDS)  # the other parts are fetching them
+        self.hits += len(found)
+        return found
 
-    def _forget(self, key: str) -> None:
-        try:
-            self._redis.delete(key)
-        except (redis.RedisError, OSError) as exc:
-            self._off(exc)
-
-    def _put(self, key: str, value: bytes) -> None:
-        if not self.enabled:
+    def put_many(self, kind: str, values: dict[str, object], *, given_up: list[str] = ()) -> None:
+        """Leave what this part fetched for the others; give up the claims of `given_up` (fetches that
+        failed), so that the parts waiting for them fetch for themselves."""
+        if not self.enabled or not (values or given_up):
             return
+        pipe = self._redis.pipeline(transaction=False)
+        for digest, value in values.items():
+            pipe.set(self._key(kind, digest), self._encode(kind, value), ex=TTL_SECONDS)
+        for digest in given_up:
+            pipe.delete(self._key(kind, digest) + ":claim")
         try:
-            self._redis.set(key, value, ex=TTL_SECONDS)
+            pipe.execute()
         except (redis.RedisError, OSError) as exc:
             self._off(exc)
 
-    def manifest(self, digest: str, fetch: Callable[[], Manifest]) -> Manifest:
-        """A manifest by digest: from a part that fetched it, else `fetch()` (and left for the others)."""
-        fetched: list[Manifest] = []
+    @staticmethod
+    def _encode(kind: str, value: object) -> bytes:
+        if kind == MANIFESTS:
+            return value.media_type.encode() + b"\n" + value.raw
+        return json.dumps(value).encode()
 
-        def fetch_encoded() -> bytes:
-            manifest = fetch()
-            fetched.append(manifest)
-            return _encode(manifest)
-
-        value = self._get_or_fetch("m", digest, fetch_encoded)
-        if fetched:
-            return fetched[0]
+    def _decode(self, kind: str, digest: str, value: bytes) -> object | None:
+        """A value another part left; None (and forgotten) for a manifest that is not what its digest
+        names: the cache is never trusted with content, which is addressed by digest."""
+        if kind != MANIFESTS:
+            return json.loads(value)
         content_type, _, raw = value.partition(b"\n")
-        if not digest_matches(raw, digest):  # never trust the cache with content: it is addressed by digest
-            self._forget(f"{self._prefix}m:{digest}")
-            return fetch()
+        if not digest_matches(raw, digest):
+            try:
+                self._redis.delete(self._key(kind, digest))
+            except (redis.RedisError, OSError) as exc:
+                self._off(exc)
+            return None
         return parse_manifest(raw, content_type=content_type.decode(), digest=digest)
-
-    def manifest_publish(self, manifest: Manifest) -> None:
-        """A manifest read by tag: the other parts may need it by digest (a child, a mirror's list)."""
-        self._put(f"{self._prefix}m:{manifest.digest}", _encode(manifest))
-
-    def config(self, digest: str, fetch: Callable[[], dict]) -> dict:
-        """An image config by digest, fetched once across the parts."""
-        fetched: list[dict] = []
-
-        def fetch_encoded() -> bytes:
-            config = fetch()
-            fetched.append(config)
-            return json.dumps(config).encode()
-
-        value = self._get_or_fetch("c", digest, fetch_encoded)
-        return fetched[0] if fetched else json.loads(value)
-
-
-def _encode(manifest: Manifest) -> bytes:
-    return manifest.media_type.encode() + b"\n" + manifest.raw

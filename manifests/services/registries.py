@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 import hashlib
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from django.conf import settings
 
-from registry import RegistryClient
+from registry import RegistryClient, errors
 
 from ..metrics import registry_requests_flush, response_hook_for
 from ..models import Registry
@@ -50,6 +53,44 @@ def registry_client(*, registry: Registry, **overrides) -> RegistryClient:
     client.session.hooks["response"].append(response_hook_for(registry=registry.name))
     client.on_close.append(registry_requests_flush)
     return client
+
+
+_kept = threading.local()  # this thread's client per registry: (settings key, client)
+
+
+def _client_key(registry: Registry) -> tuple:
+    """What a kept client was made from: a change to any of it (a new password, another URL) makes a new one."""
+    return (registry.name, registry.url, registry.auth, registry.username, registry.secret_encrypted, registry.insecure,
+            registry.ca_bundle, registry.concurrency, registry.token_realm_origin,
+            settings.REGISTRY_TIMEOUT_SECONDS, settings.REGISTRY_DEADLINE_SECONDS)
+
+
+@contextmanager
+def registry_client_kept(*, registry: Registry) -> Iterator[RegistryClient]:
+    """A client for `registry` kept by this thread between uses: a worker scans one repository after
+    another, and a new client for each opened new connections (and, on a token registry, asked for new
+    tokens). Its counts start at zero for each use. One that raised anything but a registry's error is
+    closed rather than kept."""
+    clients: dict[int, tuple[tuple, RegistryClient]] = _kept.__dict__.setdefault("clients", {})
+    key = _client_key(registry)
+    kept = clients.pop(registry.pk, None)
+    if kept is not None and kept[0] != key:
+        kept[1].close()
+        kept = None
+    client = kept[1] if kept is not None else registry_client(registry=registry)
+    client.counts_reset()
+    try:
+        yield client
+    except Exception as exc:
+        if not isinstance(exc, errors.RegistryError):
+            client.close()
+            raise
+        clients[registry.pk] = (key, client)
+        raise
+    else:
+        clients[registry.pk] = (key, client)
+    finally:
+        registry_requests_flush()
 
 
 def registry_check_submit(*, registry: Registry, user=None):

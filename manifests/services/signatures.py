@@ -82,6 +82,15 @@ def _from_api(client, repository: Repository, subjects: list[str]) -> tuple[list
     return found, asked
 
 
+_REFERRER_FIELDS = ("subject", "digest", "kind", "media_type", "artifact_type", "source", "tag")
+
+
+def _rows_same(repository: Repository, referrers: list[Referrer]) -> bool:
+    """Whether the repository's referrer rows already say exactly this (one query)."""
+    stored = set(Referrer.objects.filter(repository=repository).values_list(*_REFERRER_FIELDS))
+    return stored == {tuple(getattr(r, name) for name in _REFERRER_FIELDS) for r in referrers}
+
+
 def referrers_refresh(*, repository: Repository, client=None, api_subjects: list[str] = ()) -> dict:
     """Replace the repository's referrer rows with what its tags (and, for `api_subjects`, the API) say."""
     found = _from_tags(repository)
@@ -89,13 +98,15 @@ def referrers_refresh(*, repository: Repository, client=None, api_subjects: list
     if client is not None and api_subjects:
         from_api, asked = _from_api(client, repository, list(api_subjects))
         found += from_api
+    unique = {(r.subject, r.digest): r for r in found}
+    if not asked and _rows_same(repository, list(unique.values())):
+        return {"referrers": len(unique)}  # a re-scan that changed nothing writes nothing
     with transaction.atomic():
         before = set(Referrer.objects.filter(repository=repository).exclude(kind=UNKNOWN).values_list(
             "subject", "kind"))
         # API rows of subjects not asked this time stay as they were.
         Referrer.objects.filter(repository=repository).exclude(source="referrers-api").delete()
         Referrer.objects.filter(repository=repository, source="referrers-api", subject__in=asked).delete()
-        unique = {(r.subject, r.digest): r for r in found}
         Referrer.objects.bulk_create(list(unique.values()), ignore_conflicts=True, batch_size=500)
         after = set(Referrer.objects.filter(repository=repository).exclude(kind=UNKNOWN).values_list(
             "subject", "kind"))

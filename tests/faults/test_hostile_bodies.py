@@ -94,6 +94,21 @@ def test_case_trickling_token_service_is_cut_off_at_the_request_deadline(figures
         checks.record(figures, request, hostile, checked=[], lost=[], client=client)
 
 
+def test_case_token_that_would_split_the_request_is_refused_before_it_is_sent(figures, request):
+    # A line break in the token would end the Authorization header and start one of the service's choosing.
+    with HostileRegistry(auth="bearer") as hostile:
+        hostile.token_reply = Reply(200, {"Content-Type": "application/json"},
+                                    json.dumps({"token": "t0k3n\r\nX-Injected: yes"}).encode(),
+                                    fault="token with a line break")
+        with RegistryClient(hostile.url, username=USER, password=PASSWORD, insecure=True) as client:
+            with pytest.raises(errors.Unauthorized) as refused:
+                client.ping()
+        assert str(refused.value) == \
+            "UNAUTHORIZED: the token service answered with a token that is not printable ASCII"
+        assert hostile.count("GET", "/v2/") == 1  # the challenge; never sent again with that token
+        checks.record(figures, request, hostile, checked=[], lost=[], client=client)
+
+
 @pytest.mark.django_db
 def test_case_too_many_names_in_one_repository_is_a_per_repository_error(hostile, monkeypatch, rest_checked):
     # The real cap (100,000 names) would take 10,000 pages here; the mechanism is the same at 25.

@@ -232,3 +232,20 @@ def test_a_childs_signature_survives_into_an_assembled_list(fresh_registry, db, 
         ("src/amd64", ()), ("src/arm64", ("linux/arm64",)), ("username/test", ("linux/arm64",))}
     unsigned = client.get("/api/v1/coverage?registry=carry&unsigned=1").json()["rows"]
     assert [r["repository"] for r in unsigned] == ["src/amd64", "username/test"]  # src/arm64 is signed throughout
+
+
+def test_a_rescan_that_changed_nothing_rewrites_no_referrer_row(signed_arm64):
+    """The referrer rows come from tags and manifests, which did not change: they are left as they are."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    running, registry, images, signature, sbom = signed_arm64
+    with running.client() as rc:
+        repository_scan(client=rc, registry=registry, name="team/app")
+        before = sorted(Referrer.objects.values_list("pk", "subject", "kind"))
+        with CaptureQueriesContext(connection) as queries:
+            repository_scan(client=rc, registry=registry, name="team/app")
+    assert len(before) == 2 and sorted(Referrer.objects.values_list("pk", "subject", "kind")) == before
+    writes = [q["sql"] for q in queries if '"manifests_referrer"' in q["sql"]
+              and q["sql"].lstrip().upper().startswith(("INSERT", "DELETE", "UPDATE"))]
+    assert not writes, writes

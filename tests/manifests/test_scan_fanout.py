@@ -141,3 +141,39 @@ def test_parts_scanning_side_by_side_fetch_a_digest_shared_by_repositories_once(
     assert requests["GET manifest"] == 10 + 2, requests
     assert requests["GET blob"] == 6, requests
     assert Tag.objects.get(repository__name="share/b", name="multi").platforms == ["linux/amd64", "linux/arm64"]
+
+
+@pytest.mark.django_db
+def test_a_worker_keeps_one_client_per_registry_between_parts_and_counts_each_part_on_its_own(fresh_registry):
+    """Parts scanned one after another reuse the thread's client (its connections and the registry's
+    challenge); each part's counts are its own; a changed secret makes a new client, with the new
+    credentials."""
+    from manifests.services.registries import registry_client_kept
+
+    running = fresh_registry("token")
+    with running.client() as client:
+        for repository in ("kept/a", "kept/b"):
+            image_push(client, repository=repository, tag="v1", platform=Platform("linux", "amd64"))
+    username, password = running.credentials()
+    registry = Registry(name="kept", url=running.url, insecure=True, auth=Registry.AUTH_TOKEN, username=username)
+    registry.set_secret(password)
+    registry.save()
+    job = Job.objects.create(kind="scan", registry=registry, target="kept", status="running",
+                             params={"names": ["kept/a", "kept/b"], "started": "2026-01-01T00:00:00+00:00"},
+                             result={"listing_requests": {}})
+    with registry_client_kept(registry=registry) as first:
+        pass
+    scan_part_run(job_id=job.pk, name="kept/a")
+    scan_part_run(job_id=job.pk, name="kept/b")
+    counts = dict(ScanPart.objects.filter(job=job).values_list("repository", "counts"))
+    # Each part: its tag list and its tag, after one token for its own repository's scope.
+    # The first part's client meets the registry's challenge (a 401, then the tag list again with a token);
+    # the second part's, kept, knows it: it asks a token for its own repository first, and no 401.
+    assert counts["kept/a"]["requests"] == {"GET tags": 2, "GET token": 1, "GET manifest": 1, "GET blob": 1}
+    assert counts["kept/b"]["requests"] == {"GET token": 1, "GET tags": 1, "GET manifest": 1, "GET blob": 1}
+    with registry_client_kept(registry=registry) as again:
+        assert again is first and sum(again.counters.values()) == 0
+    registry.set_secret("another password")
+    registry.save()
+    with registry_client_kept(registry=registry) as changed:
+        assert changed is not first and changed._password == "another password"

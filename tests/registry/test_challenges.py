@@ -222,3 +222,18 @@ def test_it_reads_back_a_bearer_and_a_basic_challenge(realm, service, scopes):
 def test_it_never_raises_on_any_header(header):
     challenges = parse_challenges(header)
     assert all(isinstance(c, Challenge) and c.scheme == c.scheme.lower() for c in challenges)
+
+
+def test_a_kept_clients_token_cache_forgets_expired_tokens_as_it_meets_new_scopes():
+    """A client kept between scan parts meets one scope per repository: expired tokens do not pile up."""
+    import time
+
+    from registry.auth import TokenCache
+
+    cache = TokenCache()
+    for index in range(1000):
+        cache.put(frozenset({f"repository:r{index}:pull"}), f"t{index}", 0.001)
+    time.sleep(0.01)
+    cache.put(frozenset({"repository:last:pull"}), "last", 300)
+    assert len(cache._tokens) <= 256
+    assert cache.get(frozenset({"repository:last:pull"})) == "last"
