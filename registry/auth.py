@@ -89,6 +89,17 @@ class _Token:
     expires_at: float
 
 
+def challenge_pick(header: str, *, basic: bool) -> Challenge | None:
+    """The challenge of a 401's WWW-Authenticate to answer: bearer before basic, and basic only with a
+    username to give (`basic`)."""
+    challenges = parse_challenges(header)
+    for scheme in ("bearer", "basic"):
+        for challenge in challenges:
+            if challenge.scheme == scheme:
+                return None if scheme == "basic" and not basic else challenge
+    return None
+
+
 class TokenCache:
     """Bearer tokens keyed by the exact set of scopes they were asked for."""
 

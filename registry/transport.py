@@ -23,7 +23,7 @@ from urllib.parse import urlencode, urljoin, urlsplit
 import requests
 
 from . import errors
-from .auth import Challenge, TokenCache, parse_challenges
+from .auth import Challenge, TokenCache, challenge_pick, parse_challenges
 from .deadline import Adapter, Deadline, current, deadline_on_close, watchdog
 
 logger = logging.getLogger(__name__)
@@ -37,10 +37,7 @@ MAX_REDIRECTS = 5
 DEFAULT_DEADLINE = 300.0
 READ_CHUNK = 64 * 1024
 USER_AGENT = "manifest-dashboard/1.0 (+python-requests)"
-# A URL sent as it is: ASCII with nothing to quote (RFC 3986 reserved and unreserved characters, and
-# percent escapes); any other goes through requests' quoting.
 _TOKEN_TEXT = re.compile(r"[\x21-\x7e]+")
-_PLAIN_URL = re.compile(r"https?://[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
 
 
 @dataclass(frozen=True)
@@ -407,7 +404,7 @@ class Transport:
 
     def _challenge_adopt(self, response: requests.Response, scopes: frozenset[str]) -> bool:
         """Take a 401's challenge to authenticate the next try; False when there is nothing to answer it with."""
-        challenge = self._pick_challenge(response)
+        challenge = challenge_pick(response.headers.get("WWW-Authenticate", ""), basic=bool(self.username))
         if challenge is None or self._static_token:
             return False
         self._challenge = challenge
@@ -464,7 +461,8 @@ class Transport:
         current.deadline = deadline
         try:
             for _ in range(MAX_REDIRECTS + 1):
-                response = self._exchange(method, url, headers=headers, params=params, data=data)
+                response = self._adapter.exchange(self.session, method, url, headers=headers, params=params,
+                                                  data=data, timeout=self.timeout)
                 if response.status_code not in (301, 302, 303, 307, 308) or "Location" not in response.headers:
                     return response
                 target = urljoin(url, response.headers["Location"])
@@ -479,42 +477,6 @@ class Transport:
             raise errors.RegistryUnavailable("too many redirects", code="TOO_MANY_REDIRECTS")
         finally:
             current.deadline = None
-
-    def _exchange(self, method: str, url: str, *, headers: dict, params, data) -> requests.Response:
-        """One HTTP exchange, streamed, no redirect followed: what `Session.request` does, less its
-        per-request work this client never needs (environment settings, auth handlers, redirect
-        resolving): a scan sends thousands of small requests, and that work was a third of their CPU.
-        The session's headers, verify setting, cookies and response hooks apply as through it."""
-        request = requests.PreparedRequest()
-        request.method = method.upper()
-        if params or not _PLAIN_URL.fullmatch(url):
-            request.prepare_url(url, params)
-        else:  # built here from a validated name and reference, or a Location that needs no quoting
-            request.url = url
-        # http.client refuses a header name or value that could split the request (CR, LF).
-        request.headers = requests.structures.CaseInsensitiveDict(self.session.headers)
-        request.headers.update(headers)
-        if self.session.cookies:
-            request.prepare_cookies(self.session.cookies)
-        request.prepare_body(data, None)
-        request.hooks = {"response": []}
-        response = self._adapter.send(request, stream=True, timeout=self.timeout, verify=self.session.verify,
-                                      cert=None, proxies={})
-        if "Set-Cookie" in response.headers:
-            requests.cookies.extract_cookies_to_jar(self.session.cookies, request, response.raw)
-        for hook in self.session.hooks["response"]:
-            hook(response)
-        return response
-
-    def _pick_challenge(self, response: requests.Response) -> Challenge | None:
-        challenges = parse_challenges(response.headers.get("WWW-Authenticate", ""))
-        for scheme in ("bearer", "basic"):
-            for challenge in challenges:
-                if challenge.scheme == scheme:
-                    if scheme == "basic" and not self.username:
-                        return None
-                    return challenge
-        return None
 
     def _explain_unauthorized(self, response, error: errors.RegistryError, scopes) -> errors.RegistryError:
         challenges = parse_challenges(response.headers.get("WWW-Authenticate", ""))
