@@ -428,6 +428,8 @@ def tags_fetch(*, client: RegistryClient, repository: str, names: list[str], sto
         if fetch.got.digest in mine:
             mine.discard(fetch.got.digest)
             owned.append(fetch)
+        else:  # another tag learns it, or it is stored: what this tag read is not kept
+            fetch.got = None
     manifests_learn(client=client, repository=repository, items=[(fetch, fetch.got, 0) for fetch in owned],
                     known=known, concurrency=concurrency)
     for fetch in fetches:

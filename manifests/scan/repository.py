@@ -84,11 +84,13 @@ def repository_scan(*, client: RegistryClient, registry: Registry, name: str, on
     names, invalid = grammar_split(listed, validate_tag)
     note = f"skipped {len(invalid)} tag names that break the grammar: {_shown(invalid)}" if invalid else ""
     stored = dict(repository.tags.values_list("name", "digest")) if repository is not None else {}
-    fetches = fetching.tags_fetch(client=client, repository=name, names=names, stored=stored, known=Known(share),
-                                  concurrency=concurrency)
-    missing = {digest for fetch in fetches for digest in fetch.missing}
-    errors_unstored: list[TagFetch] = []
-    if only_tags is not None:
+    if only_tags is None:
+        repository, counts, fetched = _listed_scan(client=client, registry=registry, name=name, names=names,
+                                                   stored=stored, share=share, concurrency=concurrency, now=now,
+                                                   note=note)
+    else:
+        fetches = fetching.tags_fetch(client=client, repository=name, names=names, stored=stored, known=Known(share),
+                                      concurrency=concurrency)
         # Tags asked for by name, not listed by the registry: one that failed
         # and is not stored yet was never confirmed to exist.
         errors_unstored = [f for f in fetches if f.error and f.name not in stored]
@@ -97,13 +99,13 @@ def repository_scan(*, client: RegistryClient, registry: Registry, name: str, on
         if repository is None and not fetches:
             return {"tags": 0, "errors": len(errors_unstored),
                     "note": "; ".join(f.error for f in errors_unstored[:3])}
-    repository = repository_write(registry=registry, name=name, fetches=fetches, now=now, missing=missing,
-                                   note=note, listed=names if only_tags is None else None)
-    counts = {"tags": len(names), "errors": sum(1 for f in fetches if f.error) + len(errors_unstored),
-              "changed": sum(1 for f in fetches if not f.unchanged and not f.error)}
+        repository = repository_write(registry=registry, name=name, fetches=fetches, now=now, note=note,
+                                       missing={digest for fetch in fetches for digest in fetch.missing}, listed=None)
+        counts = {"tags": len(names), "errors": sum(1 for f in fetches if f.error) + len(errors_unstored),
+                  "changed": sum(1 for f in fetches if not f.unchanged and not f.error)}
+        fetched = {digest for fetch in fetches if not fetch.error for digest in fetch.learned}
     if invalid:
         counts.update(skipped=len(invalid), note=note)
-    fetched = {digest for fetch in fetches if not fetch.error for digest in fetch.learned}
     if verify_children:
         counts.update(children_verify(client=client, repository=repository, names=names, present=fetched,
                                       concurrency=concurrency))
@@ -113,6 +115,36 @@ def repository_scan(*, client: RegistryClient, registry: Registry, name: str, on
     signatures.scan_referrers(client=client, repository=repository, new_digests=fetched)
     return counts
 
+
+
+# A part holds the manifests and configs of this many tags at most, between a fetch and its write: a
+# worker's memory then stays flat for a repository of any size (a few MiB per thousand tags).
+TAGS_PER_WRITE = 2000
+
+
+def _listed_scan(*, client: RegistryClient, registry: Registry, name: str, names: list[str],
+                 stored: dict[str, str], share: ScanShare | None, concurrency: int, now: datetime.datetime,
+                 note: str) -> tuple[Repository, dict, set[str]]:
+    """A listed repository's tags fetched and written TAGS_PER_WRITE at a time; the tags gone from the
+    listing are deleted by the last write. Returns the repository, the counts and the digests fetched.
+
+    Each batch starts from what the database holds (the batches before it, written): a digest is
+    still fetched once. A list's child that is tagged in a later batch is read by digest first (one
+    request the floor saves by reading every tag first), which a repository under TAGS_PER_WRITE tags
+    never meets."""
+    counts = {"tags": len(names), "errors": 0, "changed": 0}
+    fetched: set[str] = set()
+    batches = list(chunks(names, TAGS_PER_WRITE)) or [[]]
+    for index, batch in enumerate(batches):
+        fetches = fetching.tags_fetch(client=client, repository=name, names=batch, stored=stored,
+                                      known=Known(share), concurrency=concurrency)
+        repository = repository_write(registry=registry, name=name, fetches=fetches, now=now, note=note,
+                                      missing={digest for fetch in fetches for digest in fetch.missing},
+                                      listed=names if index == len(batches) - 1 else None)
+        counts["errors"] += sum(1 for f in fetches if f.error)
+        counts["changed"] += sum(1 for f in fetches if not f.unchanged and not f.error)
+        fetched |= {digest for fetch in fetches if not fetch.error for digest in fetch.learned}
+    return repository, counts, fetched
 
 
 def tag_record(*, client: RegistryClient, registry: Registry, repository: str, tag: str, raw: bytes,
