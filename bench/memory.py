@@ -32,9 +32,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from . import generate
-from .common import REGISTRY_NAME, Django, log, machine_info, tags_check
+from .common import REGISTRY_NAME, Django, log, machine_info
 from .registryd import Distribution
-from .scans import workers_scan
+from .scans import workers_scan_checked
 from .workers import workers_start
 
 COPY_PREFIX = "archive"
@@ -146,6 +146,12 @@ def _timeline(samples: list[tuple[float, int, float]], copies: int) -> dict:
             "max_mib": max((m for _, _, m in samples), default=None), "samples": len(samples)}
 
 
+def _stop(workers: list, distribution: Distribution) -> None:
+    for worker in workers:
+        worker.stop(timeout=30)
+    distribution.stop()
+
+
 def memory_measure(args: argparse.Namespace, template: Django, work: Path) -> dict:
     """Build the registry, scan it cold once through the fan-out; the figures, the registry removed."""
     log(f"memory: a cold scan of {args.memory_tags:,} tags on one worker")
@@ -164,19 +170,13 @@ def memory_measure(args: argparse.Namespace, template: Django, work: Path) -> di
                    "--concurrency", str(args.concurrency))
         workers = workers_start(work / "workers", django.env, count=1, concurrency=1)
         with _Sampler(workers, django.db) as sampler:
-            scan = workers_scan(django, distribution, workers)
-        scan["ours_log"] = scan.pop("log")
-        scan["ours_check"] = tags_check(plan, django.run("tags", "--name", REGISTRY_NAME)["tags"])
+            scan = workers_scan_checked(django, distribution, workers, plan)
         scan["timeline"] = _timeline(sampler.samples, result["generation"]["copied_repositories"])
         scan["samples"] = sampler.samples[:: max(1, len(sampler.samples) // 400)]
         result["scan"] = scan
         result["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
-        log(f"  cold scan {scan['seconds']:.0f}s, {scan['ours_log']['total']:,} requests, peak "
-            f"{max(scan['peak_rss_mib']):.0f} MiB, {scan['ours_check']['wrong_or_missing']} wrong; "
-            f"timeline {scan['timeline']}")
+        log(f"  cold scan {scan['seconds']:.0f}s, peak {max(scan['peak_rss_mib']):.0f} MiB: {scan['timeline']}")
     finally:
-        for worker in workers:
-            worker.stop(timeout=30)
-        distribution.stop()
-        shutil.rmtree(folder, ignore_errors=True)
+        _stop(workers, distribution)
+        shutil.rmtree(folder, ignore_errors=True)  # about a million directories
     return result
