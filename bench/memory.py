@@ -172,7 +172,7 @@ def memory_measure(args: argparse.Namespace, template: Django, work: Path) -> di
         with _Sampler(workers, django.db) as sampler:
             scan = workers_scan_checked(django, distribution, workers, plan)
         scan["timeline"] = _timeline(sampler.samples, result["generation"]["copied_repositories"])
-        scan["samples"] = sampler.samples[:: max(1, len(sampler.samples) // 400)]
+        scan["samples"] = sampler.samples[:: -(-len(sampler.samples) // 200) or 1]  # 200 at most, for the plot
         result["scan"] = scan
         result["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
         log(f"  cold scan {scan['seconds']:.0f}s, peak {max(scan['peak_rss_mib']):.0f} MiB: {scan['timeline']}")

@@ -123,7 +123,8 @@ def _memory_section(results: dict) -> list[str]:
         "",
         f"## Memory at {plan['tags']:,} tags",
         "",
-        f"Measured {memory['date']}, commit {memory['commit']}, load average {memory['loadavg_at_start']} at the "
+        f"Measured {memory['date']}" + (f" (`{memory['command']}`)" if memory.get("command") else "")
+        + f", commit {memory['commit']}, load average {memory['loadavg_at_start']} at the "
         f"start and {memory.get('loadavg_at_end')} at the end. A registry of its own (Docker Distribution, on "
         f"{memory['folder_on']}): {gen['pushed_repositories'] - 1} repositories of {memory['repo_tags']} tags and "
         f"one of {memory['big_tags']:,} (the generator's content, seed {results['meta']['seed']}) pushed through "
