@@ -13,7 +13,9 @@ One run, one registry, through the path users run:
 4. scale-out: the same scans with 1, 2 and 4 workers on PostgreSQL;
 5. pages: queries per page and latency against gunicorn, on the scanned
    database and on a synthetic 100,000-tag inventory (SQLite, PostgreSQL);
-6. bench/results/: results.json, results.md, scan.png, tools.png, pages.png.
+6. memory: a worker's peak memory during a cold scan of a registry of its own
+   with --memory-tags tags (bench/memory.py);
+7. bench/results/: results.json, results.md, scan.png, tools.png, pages.png.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from manifests.stack.redis import redis_start
 
 from . import generate, report
 from .common import REGISTRY_NAME, ROOT, Django, log, machine_info
+from .memory import memory_measure
 from .pages_measure import pages_measure, synthetic_measure
 from .registryd import Distribution
 from .scans import scaleout_measure, scans_measure
@@ -58,7 +61,7 @@ def _generate(args: argparse.Namespace, distribution: Distribution) -> tuple[gen
 
 def _measure(args: argparse.Namespace, results: dict, work: Path, distribution: Distribution,
              redis_port: int) -> PostgresCluster | None:
-    """Phases 1 to 5 into `results`; the PostgreSQL cluster it started, if any, for the caller to stop."""
+    """Phases 1 to 6 into `results`; the PostgreSQL cluster it started, if any, for the caller to stop."""
     base_env = {"DJANGO_SETTINGS_MODULE": "config.settings", "SECRET_KEY": secrets.token_urlsafe(40),
                 "ALLOWED_HOSTS": "127.0.0.1,localhost,testserver", "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
                 "LOG_LEVEL": "WARNING", "DEBUG": "false", "PYTHONDONTWRITEBYTECODE": "1"}
@@ -79,7 +82,18 @@ def _measure(args: argparse.Namespace, results: dict, work: Path, distribution: 
     if not args.skip_pages:
         results["pages"] = pages_measure(args, plan, main_db, work, base_env, registry_url=distribution.url)
         results["synthetic"] = synthetic_measure(args, work, base_env, cluster)
+    if not args.skip_memory:
+        _memory(args, results, template, work)
     return cluster
+
+
+def _memory(args: argparse.Namespace, results: dict, template: Django, work: Path) -> None:
+    """The memory phase; its failure is reported, not the end of the run."""
+    try:
+        results["memory"] = memory_measure(args, template, work)
+    except Exception as exc:  # the other phases' figures are still worth writing
+        log(f"memory phase failed: {exc!r}")
+        results["memory"] = {"error": f"{type(exc).__name__}: {str(exc)[-2000:]}"}
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -137,6 +151,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--skip-tools", action="store_true")
     parser.add_argument("--skip-scaleout", action="store_true")
     parser.add_argument("--skip-pages", action="store_true")
+    parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--memory-tags", type=int, default=100_000, help="memory phase: tags of its registry")
+    parser.add_argument("--memory-big-tags", type=int, default=10_000, help="memory phase: its largest repository")
+    parser.add_argument("--memory-repo-tags", type=int, default=100, help="memory phase: tags of the others")
+    parser.add_argument("--memory-pushed", type=int, default=100,
+                        help="memory phase: repositories pushed through the API; the rest are copies of them")
     parser.add_argument("--work", default="", help="folder for the registry and databases (kept); default a temp folder")
     parser.add_argument("--keep", action="store_true", help="keep the temp work folder")
     args = parser.parse_args(argv)
@@ -148,6 +168,7 @@ def main(argv: list[str] | None = None) -> None:
         args.repos, args.tags, args.big_tags, args.repeat = 10, 20, 200, 1
         args.tool_tags, args.synthetic_repos, args.synthetic_tags = 20, 20, 50
         args.worker_counts = "1,2"
+        args.memory_tags, args.memory_big_tags, args.memory_repo_tags, args.memory_pushed = 3000, 1000, 20, 10
         args.page_requests, args.page_seconds = min(args.page_requests, 30), min(args.page_seconds, 10.0)
     args.worker_counts = [int(n) for n in str(args.worker_counts).split(",") if n.strip()]
     started = time.monotonic()

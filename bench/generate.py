@@ -24,6 +24,7 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 
 from registry import RegistryClient
 from registry.images import attestation_build, config_build, image_manifest_build, index_build, layer
@@ -264,50 +265,81 @@ def plan_build(*, repos: int, tags: int, seed: int, big_tags: int = 1000) -> Pla
                 base_layers=base_layers)
 
 
-def _push_pool(client: RegistryClient, repo: RepoPlan, base_layers: dict[str, bytes], *, first: bool) -> None:
+Run = Callable[[list[Callable[[], object]]], None]  # runs steps that do not depend on each other
+
+
+def _serial(steps: list[Callable[[], object]]) -> None:
+    for step in steps:
+        step()
+
+
+def _mount_or_upload(client: RegistryClient, repo: RepoPlan, digest: str, source: str,
+                     base_layers: dict[str, bytes]) -> None:
+    location = client.mount_blob(repo.name, digest, source)
+    if location is not None:  # not mounted: upload it after all
+        client.upload_blob(repo.name, digest, base_layers.get(digest) or repo.blobs[digest], location=location)
+
+
+def _push_pool(client: RegistryClient, repo: RepoPlan, base_layers: dict[str, bytes], *, first: bool,
+               run: Run = _serial) -> None:
+    """Blobs, then images and attestations, then indexes (whose PUT needs their children present)."""
     if first:
-        for digest, data in base_layers.items():
-            client.upload_blob(repo.name, digest, data)
+        run([partial(client.upload_blob, repo.name, digest, data) for digest, data in base_layers.items()])
     needed = {d for m in repo.manifests for d in m.blobs}
-    for digest, source in sorted(repo.mounts.items()):
-        if digest in needed:
-            location = client.mount_blob(repo.name, digest, source)
-            if location is not None:  # not mounted: upload it after all
-                data = base_layers.get(digest) or repo.blobs[digest]
-                client.upload_blob(repo.name, digest, data, location=location)
-    for digest, data in repo.blobs.items():
-        if digest not in repo.mounts and not (first and digest in base_layers):
-            client.upload_blob(repo.name, digest, data)
-    for manifest in repo.manifests:
-        client.put_manifest(repo.name, manifest.digest, manifest.raw, manifest.media_type)
+    run([partial(_mount_or_upload, client, repo, digest, source, base_layers)
+         for digest, source in sorted(repo.mounts.items()) if digest in needed]
+        + [partial(client.upload_blob, repo.name, digest, data) for digest, data in repo.blobs.items()
+           if digest not in repo.mounts and not (first and digest in base_layers)])
+    for wave in ([m for m in repo.manifests if m.kind != "index"], [m for m in repo.manifests if m.kind == "index"]):
+        run([partial(client.put_manifest, repo.name, m.digest, m.raw, m.media_type) for m in wave])
 
 
-def _push_tags(client: RegistryClient, repo: RepoPlan, tags: list[tuple[str, str]]) -> None:
-    for tag, digest in tags:
-        manifest = repo.manifest(digest)
-        client.put_manifest(repo.name, tag, manifest.raw, manifest.media_type)
+def _push_tags(client: RegistryClient, repo: RepoPlan, *, run: Run = _serial) -> None:
+    """One PUT by tag per tag: the tags of images first, then those of indexes, each digest's tags in
+    sequence. Distribution rewrites a manifest's revision link on every PUT, and a concurrent PUT of an
+    index that reads that link then fails (MANIFEST_BLOB_UNKNOWN): no index is PUT while its children are."""
+    by_digest = {m.digest: m for m in repo.taggable}
+    groups: dict[str, list[str]] = {}
+    for tag, digest in sorted(repo.tags.items()):
+        groups.setdefault(digest, []).append(tag)
+
+    def put(manifest: PoolManifest) -> None:
+        for tag in groups[manifest.digest]:
+            client.put_manifest(repo.name, tag, manifest.raw, manifest.media_type)
+
+    targets = [by_digest[digest] for digest in groups]
+    for wave in ([m for m in targets if m.kind != "index"], [m for m in targets if m.kind == "index"]):
+        run([partial(put, manifest) for manifest in wave])
 
 
 def plan_push(plan: Plan, *, url: str, threads: int = 8, log: Callable[[str], None] = print) -> dict:
-    """Push the plan; returns timings and request counts by kind."""
+    """Push the plan; returns timings and request counts by kind. Repositories are pushed side by side,
+    each in sequence, but one that holds more than a thread's share of the tags would be the last one
+    running alone: its own steps then run side by side."""
     client = RegistryClient(url, insecure=True, pool_size=threads, timeout=60)
     started = time.monotonic()
     timings: dict[str, float] = {}
     try:
         first, rest = plan.repositories[0], plan.repositories[1:]
         _push_pool(client, first, plan.base_layers, first=True)
-        originals = [r for r in rest if not r.mirror_of]
-        mirrors = [r for r in rest if r.mirror_of]
+        large = [r for r in rest if len(r.tags) > plan.total_tags / threads]
+        originals = [r for r in rest if not r.mirror_of and r not in large]
+        mirrors = [r for r in rest if r.mirror_of and r not in large]
         with ThreadPoolExecutor(max_workers=threads) as pool:
+            def side_by_side(steps: list[Callable[[], object]]) -> None:
+                list(pool.map(lambda step: step(), steps))
+
+            for repo in large:
+                _push_pool(client, repo, plan.base_layers, first=False, run=side_by_side)
             list(pool.map(lambda r: _push_pool(client, r, plan.base_layers, first=False), originals))
             list(pool.map(lambda r: _push_pool(client, r, plan.base_layers, first=False), mirrors))
             timings["pools_seconds"] = time.monotonic() - started
             log(f"  pools pushed in {timings['pools_seconds']:.1f}s, {sum(client.counters.values())} requests")
             tag_started = time.monotonic()
-            # One repository's tags in sequence: Distribution rewrites a manifest's revision link on every
-            # PUT, and a concurrent PUT of an index that reads that link then fails (MANIFEST_BLOB_UNKNOWN).
-            list(pool.map(lambda r: _push_tags(client, r, sorted(r.tags.items())),
-                          sorted(plan.repositories, key=lambda r: -len(r.tags))))
+            for repo in large:
+                _push_tags(client, repo, run=side_by_side)
+            list(pool.map(lambda r: _push_tags(client, r), sorted((r for r in plan.repositories if r not in large),
+                                                               key=lambda r: -len(r.tags))))
             timings["tags_seconds"] = time.monotonic() - tag_started
     finally:
         client.close()

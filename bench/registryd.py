@@ -81,6 +81,13 @@ class Distribution(RunningRegistry):
         """User plus system CPU time the registry process has used so far."""
         return process_cpu_seconds(self.process.pid) if self.process is not None else 0.0
 
+    def repository_copy(self, source: str, target: str) -> None:
+        """`target` as a copy of `source` in the storage: its folder holds link files naming digests (tags,
+        revisions, layers), the same files a push of the same manifests and tags to `target` writes."""
+        root = self.data_dir / "docker" / "registry" / "v2" / "repositories"
+        (root / target).parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["cp", "-a", str(root / source), str(root / target)], check=True)
+
     def mark(self) -> int:
         """A position in the access log; Go writes os.Stdout unbuffered, so it is current."""
         return self.log_path.stat().st_size

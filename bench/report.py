@@ -7,6 +7,7 @@ import statistics
 from pathlib import Path
 
 from .goals import (
+    MIB_MB,
     P95_TARGET_MS,
     goals_evaluate,
     kinds_text,
@@ -14,6 +15,7 @@ from .goals import (
     spread,
     tool_medians,
 )
+from .memory import SAMPLE_SECONDS
 
 
 def _mark(ok: bool | None) -> str:
@@ -90,16 +92,76 @@ def _scans_section(results: dict) -> list[str]:
             f"| {ours['registry_cpu_seconds']:.1f} / {floor['registry_cpu_seconds']:.1f} "
             f"| {', '.join(f'{p:.0f}' for p in ours['peak_rss_mib'])} | {scan['loadavg_before'][0]} "
             f"| {check['expected'] - check['wrong_or_missing']:,}/{check['expected']:,} |")
-    lines += [
-        "",
-        "Memory: a part holds one repository's tags and what it fetched for them, and the worker keeps "
-        "nothing between parts, so a worker's peak grows with the largest repository, not with the "
-        "registry (here the largest has "
-        f"{meta['big_tags']:,} tags). A 100,000-tag registry of 100-tag repositories stays within the "
-        "peak measured here; one repository of 100,000 tags was not generated (pushing it takes most of an "
-        "hour on this machine).",
-    ]
+    lines += ["", _memory_note(results)]
     return lines
+
+
+def _memory_note(results: dict) -> str:
+    """Under the scans table: why the peak follows the largest repository, and where 100,000 tags were."""
+    text = ("Memory: a part holds one repository's tags and what it fetched for them, and the worker keeps "
+            "nothing between parts, so a worker's peak grows with the largest repository, not with the "
+            f"registry (here the largest has {results['meta']['big_tags']:,} tags). ")
+    memory = results.get("memory")
+    if not memory:
+        return text + "The memory phase at 100,000 tags did not run (`--skip-memory`)."
+    if "error" in memory:
+        return text + f"The memory phase failed: {memory['error'][-300:]}"
+    plan = memory["generation"]["plan"]
+    return text + (f"A registry of {plan['tags']:,} tags, whose largest repository has {memory['big_tags']:,}, "
+                   f"was scanned cold by the same path: see Memory at {plan['tags']:,} tags below.")
+
+
+def _memory_section(results: dict) -> list[str]:
+    """The memory phase: its registry, the cold scan's peak, the resident set along the scan."""
+    memory = results.get("memory")
+    if not memory or "error" in memory:
+        return []
+    gen, scan, line = memory["generation"], memory["scan"], memory["scan"]["timeline"]
+    plan, check, log = gen["plan"], memory["scan"]["ours_check"], memory["scan"]["ours_log"]
+    peak = max(scan["peak_rss_mib"])
+    return [
+        "",
+        f"## Memory at {plan['tags']:,} tags",
+        "",
+        f"Measured {memory['date']}" + (f" (`{memory['command']}`)" if memory.get("command") else "")
+        + f", commit {memory['commit']}, load average {memory['loadavg_at_start']} at the "
+        f"start and {memory.get('loadavg_at_end')} at the end. A registry of its own (Docker Distribution, on "
+        f"{memory['folder_on']}): {gen['pushed_repositories'] - 1} repositories of {memory['repo_tags']} tags and "
+        f"one of {memory['big_tags']:,} (the generator's content, seed {results['meta']['seed']}) pushed through "
+        f"the API, {gen['pushed_tags']:,} tags in {gen['push_seconds']:.0f} s ({gen['push_requests']:,} requests); "
+        f"then {gen['copied_repositories']:,} copies of the {memory['repo_tags']}-tag repositories under "
+        "`archive/<k>/`, made in the registry's storage in "
+        f"{gen['copy_seconds']:.0f} s (each the folder Distribution wrote for a pushed repository, link files "
+        "naming digests, copied under another name: what pushing the same manifests and tags there writes, "
+        "without one PUT per tag). In all **"
+        f"{plan['tags']:,} tags in {plan['repositories']:,} repositories**, {plan['distinct_manifests']:,} "
+        f"distinct manifests ({kinds_text(plan['distinct_manifests_by_kind'])}), {plan['distinct_configs']:,} "
+        f"distinct configs; generated in {gen['seconds']:.0f} s.",
+        "",
+        "One cold scan on an empty SQLite database, as in the scans above: `scan_submit`, one Celery worker "
+        f"(`-c 1`) fanning out one task per repository, each part with {results['meta']['concurrency']} requests "
+        "in flight. Peak: VmHWM of the worker's pool process after the scan; requests: the access log.",
+        "",
+        "| Tags | Repositories | Largest repository | Worker peak (MiB) | Seconds | Requests (access log) | "
+        "Repeated digest GETs | CPU s: worker / registry | Load before | Tags correct |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+        f"| {plan['tags']:,} | {plan['repositories']:,} | {memory['big_tags']:,} tags | {peak:.0f} "
+        f"({peak * MIB_MB:.0f} MB) | {scan['seconds']:.0f} | {log['total']:,}: {kinds_text(log['requests'])} "
+        f"| {sum(log['repeated_digest_gets'].values())} | {scan['cpu_seconds']:.0f} / "
+        f"{scan['registry_cpu_seconds']:.0f} | {scan['loadavg_before']} "
+        f"| {check['expected'] - check['wrong_or_missing']:,}/{check['expected']:,} |",
+        "",
+        f"The pool process's resident set (VmRSS), sampled every {SAMPLE_SECONDS} s beside the parts done "
+        f"({line['samples']} samples): the copies are scanned first (`archive/` sorts first), then the "
+        f"{memory['big_tags']:,}-tag repository, then the pushed ones. {_mib(line['copies_tenth_mib'])} after a "
+        f"tenth of the {gen['copied_repositories']:,} copies, {_mib(line['copies_end_mib'])} at their end (highest "
+        f"{_mib(line['copies_max_mib'])}), up to {_mib(line['big_max_mib'])} during the largest repository's "
+        f"part, {_mib(line['max_mib'])} at the highest sample.",
+    ]
+
+
+def _mib(value: float | None) -> str:
+    return "?" if value is None else f"{value:.0f} MiB"
 
 
 def _tools_section(results: dict) -> list[str]:
@@ -257,7 +319,7 @@ def _method_section(results: dict) -> list[str]:
 
 def markdown(results: dict) -> str:
     lines: list[str] = []
-    for section in (_header_section, _scans_section, _tools_section, _scaleout_section, _pages_section,
+    for section in (_header_section, _scans_section, _memory_section, _tools_section, _scaleout_section, _pages_section,
                     _synthetic_section, _method_section):
         lines += section(results)
     return "\n".join(lines) + "\n"

@@ -40,6 +40,13 @@ def workers_scan(django: Django, distribution: Distribution, workers: list) -> d
     return result
 
 
+def workers_scan_checked(django: Django, distribution: Distribution, workers: list, plan: generate.Plan) -> dict:
+    """workers_scan, its access log as "ours_log" and every tag's stored digest checked ("ours_check")."""
+    result = workers_scan(django, distribution, workers)
+    result["ours_log"] = result.pop("log")
+    result["ours_check"] = tags_check(plan, django.run("tags", "--name", REGISTRY_NAME)["tags"])
+    return result
+
 
 
 def _phase(args: argparse.Namespace, plan: generate.Plan, distribution: Distribution, workers: list, *,
@@ -118,12 +125,9 @@ def scaleout_measure(args: argparse.Namespace, plan: generate.Plan, distribution
         pool = workers_start(work / "workers", django.env, count=count, concurrency=1)
         try:
             for kind in ("cold", "warm"):
-                run_result = workers_scan(django, distribution, pool)
+                run_result = workers_scan_checked(django, distribution, pool, plan)
                 run_result.update({"name": f"{kind}, {count} worker{'s' if count > 1 else ''}",
-                                   "kind": kind, "workers": count,
-                                   "ours_log": run_result.pop("log"),
-                                   "ours_check": tags_check(plan, django.run(
-                                       "tags", "--name", REGISTRY_NAME)["tags"])})
+                                   "kind": kind, "workers": count})
                 scale["runs"].append(run_result)
                 log(f"  {run_result['name']}: {run_result['seconds']:.2f}s, "
                     f"{sum(run_result['requests'].values())} req, worker cpu "
