@@ -119,7 +119,7 @@ def repository_scan(*, client: RegistryClient, registry: Registry, name: str, on
 
 # A part holds the manifests and configs of this many tags at most, between a fetch and its write: a
 # worker's memory then stays flat for a repository of any size (a few MiB per thousand tags).
-TAGS_PER_WRITE = 2000
+TAGS_PER_WRITE = 1000
 
 
 def _listed_scan(*, client: RegistryClient, registry: Registry, name: str, names: list[str],
