@@ -59,7 +59,7 @@ test: system-test venv keys
 	TEST_DATABASE=sqlite $(PY) -m pytest $(PYTEST_ARGS)
 	TEST_DATABASE=postgres $(PY) -m pytest --ignore=tests/registry $(PYTEST_ARGS)
 
-# The benchmark (bench/README.md): about 35 minutes; `make bench BENCH_ARGS=--quick` for a smoke run.
+# The benchmark (bench/README.md): about 20 minutes on a quiet machine; `make bench BENCH_ARGS=--quick` for a smoke run.
 # It needs PostgreSQL (scale-out, pages) and, for the comparison, the docker and skopeo CLIs.
 bench: system-run venv
 	$(call apt_install,postgresql)
