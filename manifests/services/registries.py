@@ -79,17 +79,18 @@ def registry_client_kept(*, registry: Registry) -> Iterator[RegistryClient]:
         kept = None
     client = kept[1] if kept is not None else registry_client(registry=registry)
     client.counts_reset()
+    keep = False
     try:
         yield client
-    except Exception as exc:
-        if not isinstance(exc, errors.RegistryError):
-            client.close()
-            raise
-        clients[registry.pk] = (key, client)
+        keep = True
+    except errors.RegistryError:
+        keep = True  # the registry's answer, not a broken client
         raise
-    else:
-        clients[registry.pk] = (key, client)
     finally:
+        if keep:
+            clients[registry.pk] = (key, client)
+        else:
+            client.close()
         registry_requests_flush()
 
 
