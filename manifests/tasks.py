@@ -23,9 +23,9 @@ def job_run(self, job_id: int) -> None:
 
 
 @shared_task
-def scan_part_run(job_id: int, name: str) -> None:
-    """One repository of a fanned-out scan."""
-    fanout.scan_part_run(job_id=job_id, name=name)
+def scan_part_run(job_id: int, names: list[str] | str) -> None:
+    """Some repositories of a fanned-out scan (one name, from before parts held several)."""
+    fanout.scan_part_run(job_id=job_id, names=names, behind=True)
 
 
 @shared_task

@@ -156,6 +156,12 @@ class Transport:
             self.largest_body.clear()
             self.bytes_streamed = 0
 
+    def counts_take(self) -> dict[str, int]:
+        """The request counts since the last take (or reset); they start again from zero."""
+        with self._lock:
+            taken, self.counters = self.counters, Counter()
+        return dict(taken)
+
     # -- plumbing ---------------------------------------------------------
 
     def _count(self, op: str) -> None:

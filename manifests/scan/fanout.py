@@ -11,8 +11,10 @@ here, one after another: the same code.
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
+from concurrent.futures import Future
 
 from django.db import transaction
 from django.utils import timezone
@@ -25,7 +27,8 @@ from .. import jobs
 from ..models import Job, Registry, Repository, ScanPart
 from ..services import history
 from ..services.registries import registry_client, registry_client_kept
-from .repository import grammar_split, registry_repositories, repository_scan, skipped_note
+from .behind import WriteBehind, behind_failed
+from .repository import grammar_split, registry_repositories, repository_scan, repository_scan_behind, skipped_note
 from .share import ScanShare
 
 logger = logging.getLogger(__name__)
@@ -126,51 +129,108 @@ def _scan_fanout(job: Job, progress: jobs.JobProgress) -> object:
     if not names:
         _scan_close(job)
         return None
-    for name in names:
+    for part in part_names(names):
         if jobs.job_inline():
-            scan_part_run(job_id=job.pk, name=name, share=False)
+            scan_part_run(job_id=job.pk, names=part, share=False)
         else:
-            jobs.task_send(PART_TASK, job.pk, name)
+            jobs.task_send(PART_TASK, job.pk, part)
     return jobs.CONTINUES  # the last part closes the job
 
 
-def scan_part_run(*, job_id: int, name: str, share: bool = True) -> None:
-    """One repository of a fanned-out scan; idempotent. `share`: with the parts running
-    at the same time (share.py); parts run one after another need not."""
+# A whole-registry scan sends its repositories in parts of up to PART_REPOSITORIES each: a part writes
+# one repository while it fetches the next (behind.py). A registry of fewer than PART_REPOSITORIES *
+# PARTS_MIN repositories gets smaller parts, so that several workers still share its scan.
+PART_REPOSITORIES = 8
+PARTS_MIN = 8
+
+
+def part_names(names: list[str]) -> list[list[str]]:
+    """The repositories of each part of a fanned-out scan, in catalog order."""
+    size = max(1, min(PART_REPOSITORIES, len(names) // PARTS_MIN))
+    return [names[start:start + size] for start in range(0, len(names), size)]
+
+
+class _ClientSpoilt(Exception):
+    """A repository of the part crashed: its client is closed rather than kept (registry_client_kept)."""
+
+
+def scan_part_run(*, job_id: int, names: list[str] | str, share: bool = True, behind: bool = False) -> None:
+    """Some repositories of a fanned-out scan (one name: that repository); idempotent, each repository
+    is counted once. `share`: with the parts running at the same time (share.py), which parts run one
+    after another need not. `behind`: each repository's writes run beside the fetch of the next."""
+    names = [names] if isinstance(names, str) else list(names)
     job = Job.objects.select_related("registry").filter(pk=job_id).first()
     if job is None or job.is_done or job.registry is None:
         return
-    if ScanPart.objects.filter(job=job, repository=name).exists():
+    done = set(ScanPart.objects.filter(job=job, repository__in=names).values_list("repository", flat=True))
+    names = [name for name in names if name not in done]
+    if not names:
         return
     registry = job.registry
     share = (ScanShare.for_job(job_id, job.params["share"])
              if share and job.params.get("share") and len(job.params.get("names") or ()) > 1 else None)
+    writer = WriteBehind(threaded=behind)
+    taken = {"hits": 0}
+    records: list[Future] = []
     try:
         with registry_client_kept(registry=registry) as client:
-            counts = repository_scan(client=client, registry=registry, name=name, concurrency=registry.concurrency,
-                                     share=share)
-            counts["requests"] = dict(client.counters)
-            if share is not None and share.hits:
-                counts["shared_hits"] = share.hits
-    except Exception as exc:  # one repository's failure must not stall the whole job
+            for name in names:
+                try:
+                    scanned = repository_scan_behind(client=client, registry=registry, name=name,
+                                                     concurrency=registry.concurrency, share=share, writer=writer)
+                except Exception as exc:
+                    scanned = behind_failed(exc)
+                records.append(writer.then(functools.partial(
+                    _repository_record, job=job, name=name, scanned=scanned, client=client, share=share,
+                    taken=taken)))
+            writer.wait()
+            if any(record.result() for record in records):
+                raise _ClientSpoilt
+    except _ClientSpoilt:
+        pass
+    except Exception as exc:  # no client (its credentials cannot be read): each repository not counted says so
         if not isinstance(exc, errors.RegistryError | jobs.CredentialsUndecryptable):
-            logger.exception("scan of %s in job %s crashed", name, job_id)
-        counts = {"tags": 0, "errors": 1, "crash": type(exc).__name__, "note": jobs.job_error(exc)[0]}
+            logger.exception("a part of scan job %s failed", job_id)
+        writer.wait()
+        for name in names[len(records):]:
+            writer.then(functools.partial(_repository_record, job=job, name=name, scanned=behind_failed(exc),
+                                          client=None, share=share, taken=taken))
     finally:
+        writer.close()
         if share is not None:
             share.close()
+
+
+def _repository_record(*, job: Job, name: str, scanned: Future, client, share: ScanShare | None,
+                       taken: dict) -> bool:
+    """Count one repository of a part once, and close the job after its last; whether it crashed.
+
+    Its requests are those sent since the part's repository before was counted: the totals are
+    exact, and a repository's own figure is, unless its part wrote it beside the next one's fetch."""
+    crashed = False
+    try:
+        counts = scanned.result()
+    except Exception as exc:  # one repository's failure must not stall the whole job
+        crashed = not isinstance(exc, errors.RegistryError)
+        if not isinstance(exc, errors.RegistryError | jobs.CredentialsUndecryptable):
+            logger.exception("scan of %s in job %s crashed", name, job.pk)
+        counts = {"tags": 0, "errors": 1, "crash": type(exc).__name__, "note": jobs.job_error(exc)[0]}
+    counts["requests"] = client.counts_take() if client is not None else {}
+    if share is not None and share.hits > taken["hits"]:
+        counts["shared_hits"], taken["hits"] = share.hits - taken["hits"], share.hits
     try:
         _, created = ScanPart.objects.get_or_create(job=job, repository=name, defaults={"counts": counts})
         if created and ScanPart.objects.filter(job=job).count() >= len(job.params.get("names") or ()):
             with transaction.atomic():
-                job = Job.objects.select_for_update().get(pk=job_id)
-                if not job.is_done:
-                    _scan_close(job)
+                closing = Job.objects.select_for_update().get(pk=job.pk)
+                if not closing.is_done:
+                    _scan_close(closing)
     except Exception as exc:
         # The part cannot be counted (or the job closed): the job would wait for it forever.
-        logger.exception("recording %s of scan job %s failed", name, job_id)
-        jobs.job_fail(job=Job.objects.get(pk=job_id), progress=None, exc=jobs.JobFailed(
+        logger.exception("recording %s of scan job %s failed", name, job.pk)
+        jobs.job_fail(job=Job.objects.get(pk=job.pk), progress=None, exc=jobs.JobFailed(
             f"recording the scan of {name} failed: {jobs.job_error(exc)[0]}"))
+    return crashed
 
 
 def _scan_close(job: Job) -> None:

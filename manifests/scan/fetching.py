@@ -62,6 +62,15 @@ class TagFetch:
     got: Manifest | None = None  # what a GET by tag answered, until its round learns it
 
 
+@dataclass
+class Carried:
+    """What an earlier batch of the same part fetched, while its write may still be running
+    (behind.py): counted as stored, so it is not fetched again."""
+
+    manifests: frozenset[str] = frozenset()
+    configs: dict[str, dict] = field(default_factory=dict)
+
+
 class Known:
     """What is stored or being fetched in one repository's scan, shared by the fetching threads.
 
@@ -72,10 +81,11 @@ class Known:
     asked before a round (share_claim), told after it (share_flush).
     """
 
-    def __init__(self, share: ScanShare | None = None) -> None:
-        self._digests: set[str] = set()
+    def __init__(self, share: ScanShare | None = None, carried: Carried | None = None) -> None:
+        carried = carried or Carried()
+        self._digests: set[str] = set(carried.manifests)
         self._configs: dict[str, dict] = {}
-        self._stored_configs: dict[str, dict] = {}
+        self._stored_configs: dict[str, dict] = dict(carried.configs)
         self._pending: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
         # The scan job's other parts (other repositories, other processes): what they fetched, what
@@ -140,6 +150,14 @@ class Known:
 
     def claim(self, digest: str) -> bool:
         return bool(self.claim_many([digest]))
+
+    def carry(self, fetches: list[TagFetch]) -> Carried:
+        """What this batch fetched, for the next batch to count as stored while this one is written:
+        the manifests of the tags that did not fail, and the configs it read (the stored ones are found
+        in the database, as the batch before's are by the time the next batch starts)."""
+        return Carried(manifests=frozenset(digest for fetch in fetches if not fetch.error for digest in fetch.learned),
+                       configs={digest: config for digest, config in self._configs.items()
+                                if digest not in self._stored_configs})
 
     def configs_lookup(self, digests: list[str]) -> set[str]:
         """The calling thread's, before a round: which of these configs stored manifests already use,

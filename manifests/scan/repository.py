@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime
+import functools
+from concurrent.futures import Future
+from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.utils import timezone
@@ -15,6 +18,7 @@ from .. import selectors
 from ..models import ListCheck, Registry, Repository, Tag
 from ..services import events, signatures
 from . import fetching
+from .behind import WriteBehind
 from .fetching import Known, TagFetch, thread_map
 from .share import ScanShare
 from .storing import chunks, repository_write
@@ -57,10 +61,22 @@ def repository_scan(*, client: RegistryClient, registry: Registry, name: str, on
     `verify_children` also checks that every child of the lists these tags
     hold is still in the repository (children_verify).
     """
+    return repository_scan_behind(client=client, registry=registry, name=name, only_tags=only_tags,
+                                  concurrency=concurrency, verify_children=verify_children, share=share,
+                                  writer=WriteBehind()).result()
+
+
+def repository_scan_behind(*, client: RegistryClient, registry: Registry, name: str, writer: WriteBehind,
+                           only_tags: list[str] | None = None, concurrency: int = 4, verify_children: bool = False,
+                           share: ScanShare | None = None) -> Future:
+    """repository_scan, its registry I/O here and its database work given to `writer` (behind.py),
+    whose `carried` says what the part's batch before fetched. Returns the future of the last step:
+    the counts, or what it raised."""
     try:
         validate_repository(name)
     except errors.InvalidReference as exc:
-        return {"tags": 0, "errors": 1, "note": str(exc)}
+        counts = {"tags": 0, "errors": 1, "note": str(exc)}
+        return writer.then(lambda: counts)
     # Rows are made only from what the registry answered, never before asking:
     # a repository it does not know, or a tag asked for by name that it did
     # not serve, leaves no row.
@@ -69,52 +85,35 @@ def repository_scan(*, client: RegistryClient, registry: Registry, name: str, on
     try:
         listed = only_tags if only_tags is not None else list(client.tags(name))
     except errors.RegistryError as exc:
-        if isinstance(exc, errors.NameUnknown) and only_tags is None:
-            if repository is not None:
-                repository.delete()
-            return {"tags": 0, "errors": 0, "deleted": True}
-        if repository is None and only_tags is None:
-            # The registry answered for this name with something other than
-            # "unknown" (a loop, a 5xx): the repository's row carries the error.
-            repository, _ = Repository.objects.get_or_create(registry=registry, name=name)
-        if repository is not None:
-            repository.error, repository.scanned_at = str(exc), now
-            repository.save(update_fields=["error", "scanned_at"])
-        return {"tags": 0, "errors": 1, "note": str(exc)}
+        return writer.then(functools.partial(_listing_failed, registry, name, repository, exc, now=now,
+                                             listed=only_tags is None))
     names, invalid = grammar_split(listed, validate_tag)
     note = f"skipped {len(invalid)} tag names that break the grammar: {_shown(invalid)}" if invalid else ""
     stored = dict(repository.tags.values_list("name", "digest")) if repository is not None else {}
     if only_tags is None:
-        repository, counts, fetched = _listed_scan(client=client, registry=registry, name=name, names=names,
-                                                   stored=stored, share=share, concurrency=concurrency, now=now,
-                                                   note=note)
+        state = _listed_scan(client=client, registry=registry, name=name, names=names, stored=stored, share=share,
+                             concurrency=concurrency, now=now, note=note, writer=writer)
     else:
-        fetches = fetching.tags_fetch(client=client, repository=name, names=names, stored=stored, known=Known(share),
-                                      concurrency=concurrency)
-        # Tags asked for by name, not listed by the registry: one that failed
-        # and is not stored yet was never confirmed to exist.
-        errors_unstored = [f for f in fetches if f.error and f.name not in stored]
-        fetches = [f for f in fetches if not (f.error and f.name not in stored)]
-        names = [f.name for f in fetches]
-        if repository is None and not fetches:
-            return {"tags": 0, "errors": len(errors_unstored),
-                    "note": "; ".join(f.error for f in errors_unstored[:3])}
-        repository = repository_write(registry=registry, name=name, fetches=fetches, now=now, note=note,
-                                       missing={digest for fetch in fetches for digest in fetch.missing}, listed=None)
-        counts = {"tags": len(names), "errors": sum(1 for f in fetches if f.error) + len(errors_unstored),
-                  "changed": sum(1 for f in fetches if not f.unchanged and not f.error)}
-        fetched = {digest for fetch in fetches if not fetch.error for digest in fetch.learned}
-    if invalid:
-        counts.update(skipped=len(invalid), note=note)
-    if verify_children:
-        counts.update(children_verify(client=client, repository=repository, names=names, present=fetched,
-                                      concurrency=concurrency))
-    elif only_tags is None:
-        counts.update(children_check_due(client=client, repository=repository, present=fetched,
-                                         concurrency=concurrency))
-    signatures.scan_referrers(client=client, repository=repository, new_digests=fetched)
-    return counts
+        state = _named_scan(client=client, registry=registry, name=name, names=names, stored=stored, share=share,
+                            concurrency=concurrency, now=now, note=note, writer=writer, exists=repository is not None)
+        if isinstance(state, dict):
+            return writer.then(lambda: state)
 
+    def finish() -> dict:
+        repository = state.repository()
+        counts = state.counts
+        if invalid:
+            counts.update(skipped=len(invalid), note=note)
+        if verify_children:
+            counts.update(children_verify(client=client, repository=repository, names=state.names,
+                                          present=state.fetched, concurrency=concurrency))
+        elif only_tags is None:
+            counts.update(children_check_due(client=client, repository=repository, present=state.fetched,
+                                             concurrency=concurrency))
+        signatures.scan_referrers(client=client, repository=repository, new_digests=state.fetched)
+        return counts
+
+    return writer.then(finish)
 
 
 # A part holds the manifests and configs of this many tags at most, between a fetch and its write: a
@@ -122,29 +121,95 @@ def repository_scan(*, client: RegistryClient, registry: Registry, name: str, on
 TAGS_PER_WRITE = 1000
 
 
+@dataclass
+class _Scanned:
+    """A repository's fetch, done; its writes given to the writer (the futures of their repository)."""
+
+    names: list[str]
+    counts: dict
+    fetched: set[str]
+    writes: list[Future] = field(default_factory=list)
+
+    def repository(self) -> Repository:
+        """The repository as its last write left it; raises what a write raised (steps run in order:
+        each write has ended when a later step runs)."""
+        for write in self.writes:
+            repository = write.result()
+        return repository
+
+
+def _write_step(writes: list[Future], **kwargs) -> Repository:
+    """A write of one batch; none after one of the same repository failed (the part records that error)."""
+    for write in writes:
+        write.result()
+    return repository_write(**kwargs)
+
+
 def _listed_scan(*, client: RegistryClient, registry: Registry, name: str, names: list[str],
                  stored: dict[str, str], share: ScanShare | None, concurrency: int, now: datetime.datetime,
-                 note: str) -> tuple[Repository, dict, set[str]]:
+                 note: str, writer: WriteBehind) -> _Scanned:
     """A listed repository's tags fetched and written TAGS_PER_WRITE at a time; the tags gone from the
-    listing are deleted by the last write. Returns the repository, the counts and the digests fetched.
+    listing are deleted by the last write.
 
-    Each batch starts from what the database holds (the batches before it, written): a digest is
-    still fetched once. A list's child that is tagged in a later batch is read by digest first (one
-    request the floor saves by reading every tag first), which a repository under TAGS_PER_WRITE tags
-    never meets."""
-    counts = {"tags": len(names), "errors": 0, "changed": 0}
-    fetched: set[str] = set()
+    Each batch starts from what the database holds and what the batch before it fetched (`carried`,
+    its write perhaps still running): a digest is still fetched once. A list's child that is tagged in
+    a later batch is read by digest first (one request the floor saves by reading every tag first),
+    which a repository under TAGS_PER_WRITE tags never meets."""
+    state = _Scanned(names=names, counts={"tags": len(names), "errors": 0, "changed": 0}, fetched=set())
     batches = list(chunks(names, TAGS_PER_WRITE)) or [[]]
     for index, batch in enumerate(batches):
-        fetches = fetching.tags_fetch(client=client, repository=name, names=batch, stored=stored,
-                                      known=Known(share), concurrency=concurrency)
-        repository = repository_write(registry=registry, name=name, fetches=fetches, now=now, note=note,
-                                      missing={digest for fetch in fetches for digest in fetch.missing},
-                                      listed=names if index == len(batches) - 1 else None)
-        counts["errors"] += sum(1 for f in fetches if f.error)
-        counts["changed"] += sum(1 for f in fetches if not f.unchanged and not f.error)
-        fetched |= {digest for fetch in fetches if not fetch.error for digest in fetch.learned}
-    return repository, counts, fetched
+        known = Known(share, writer.carried)
+        fetches = fetching.tags_fetch(client=client, repository=name, names=batch, stored=stored, known=known,
+                                      concurrency=concurrency)
+        writer.carried = known.carry(fetches)
+        state.writes.append(writer.write(functools.partial(
+            _write_step, list(state.writes), registry=registry, name=name, fetches=fetches, now=now, note=note,
+            missing={digest for fetch in fetches for digest in fetch.missing},
+            listed=names if index == len(batches) - 1 else None)))
+        state.counts["errors"] += sum(1 for f in fetches if f.error)
+        state.counts["changed"] += sum(1 for f in fetches if not f.unchanged and not f.error)
+        state.fetched |= {digest for fetch in fetches if not fetch.error for digest in fetch.learned}
+    return state
+
+
+def _named_scan(*, client: RegistryClient, registry: Registry, name: str, names: list[str], stored: dict[str, str],
+                share: ScanShare | None, concurrency: int, now: datetime.datetime, note: str, writer: WriteBehind,
+                exists: bool) -> _Scanned | dict:
+    """Tags asked for by name, not listed by the registry: one that failed and is not stored yet was
+    never confirmed to exist. Returns the counts alone when nothing is to be written (`exists`: the
+    repository's row)."""
+    fetches = fetching.tags_fetch(client=client, repository=name, names=names, stored=stored, known=Known(share),
+                                  concurrency=concurrency)
+    errors_unstored = [f for f in fetches if f.error and f.name not in stored]
+    fetches = [f for f in fetches if not (f.error and f.name not in stored)]
+    if not exists and not fetches:
+        return {"tags": 0, "errors": len(errors_unstored), "note": "; ".join(f.error for f in errors_unstored[:3])}
+    state = _Scanned(names=[f.name for f in fetches], fetched={
+        digest for fetch in fetches if not fetch.error for digest in fetch.learned}, counts={
+        "tags": len(fetches), "errors": sum(1 for f in fetches if f.error) + len(errors_unstored),
+        "changed": sum(1 for f in fetches if not f.unchanged and not f.error)})
+    state.writes.append(writer.write(functools.partial(
+        repository_write, registry=registry, name=name, fetches=fetches, now=now, note=note,
+        missing={digest for fetch in fetches for digest in fetch.missing}, listed=None)))
+    return state
+
+
+def _listing_failed(registry: Registry, name: str, repository: Repository | None, exc: errors.RegistryError, *,
+                    now: datetime.datetime, listed: bool) -> dict:
+    """The tag list (or a listed scan) failed: a repository the registry does not know is forgotten;
+    else its row carries the error."""
+    if isinstance(exc, errors.NameUnknown) and listed:
+        if repository is not None:
+            repository.delete()
+        return {"tags": 0, "errors": 0, "deleted": True}
+    if repository is None and listed:
+        # The registry answered for this name with something other than
+        # "unknown" (a loop, a 5xx): the repository's row carries the error.
+        repository, _ = Repository.objects.get_or_create(registry=registry, name=name)
+    if repository is not None:
+        repository.error, repository.scanned_at = str(exc), now
+        repository.save(update_fields=["error", "scanned_at"])
+    return {"tags": 0, "errors": 1, "note": str(exc)}
 
 
 def tag_record(*, client: RegistryClient, registry: Registry, repository: str, tag: str, raw: bytes,

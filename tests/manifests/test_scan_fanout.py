@@ -51,11 +51,11 @@ def test_a_redelivered_repository_task_counts_once(fresh_registry):
     job = Job.objects.create(kind="scan", registry=registry, target="fan", status="running",
                              params={"names": ["demo/cli", "demo/tools"], "started": "2026-01-01T00:00:00+00:00"},
                              result={"listing_requests": {"GET catalog": 1}})
-    scan_part_run(job_id=job.pk, name="demo/cli")
-    scan_part_run(job_id=job.pk, name="demo/cli")  # the same task delivered twice
+    scan_part_run(job_id=job.pk, names="demo/cli")
+    scan_part_run(job_id=job.pk, names="demo/cli")  # the same task delivered twice
     job.refresh_from_db()
     assert not job.is_done and ScanPart.objects.filter(job=job).count() == 1
-    scan_part_run(job_id=job.pk, name="demo/tools")
+    scan_part_run(job_id=job.pk, names="demo/tools")
     job.refresh_from_db()
     assert job.status == "succeeded" and job.result["repositories"] == 2
     assert job.result["tags"] == 3
@@ -101,7 +101,7 @@ def test_a_repository_part_that_cannot_be_recorded_fails_the_scan_instead_of_lea
         raise OperationalError("database is locked")
 
     monkeypatch.setattr(fanout, "_scan_close", close_fails)
-    scan_part_run(job_id=job.pk, name="close/app")
+    scan_part_run(job_id=job.pk, names="close/app")
     job.refresh_from_db()
     assert job.status == Job.STATUS_FAILED
     assert job.error == "recording the scan of close/app failed: database error (OperationalError): see the worker log"
@@ -163,8 +163,8 @@ def test_a_worker_keeps_one_client_per_registry_between_parts_and_counts_each_pa
                              result={"listing_requests": {}})
     with registry_client_kept(registry=registry) as first:
         pass
-    scan_part_run(job_id=job.pk, name="kept/a")
-    scan_part_run(job_id=job.pk, name="kept/b")
+    scan_part_run(job_id=job.pk, names="kept/a")
+    scan_part_run(job_id=job.pk, names="kept/b")
     counts = dict(ScanPart.objects.filter(job=job).values_list("repository", "counts"))
     # Each part: its tag list and its tag, after one token for its own repository's scope.
     # The first part's client meets the registry's challenge (a 401, then the tag list again with a token);
