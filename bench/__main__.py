@@ -6,7 +6,7 @@ One run, one registry, through the path users run:
    R x T tags plus one repository of --big-tags tags, from the seed;
 2. scans: cold (each on an empty database), warm (nothing changed) and after
    1% of tags moved, each measured as ours (scan_submit on a Celery worker
-   that fans out one task per repository, as `manage.py scan --wait` runs it)
+   that fans out parts of up to 8 repositories, as `manage.py scan --wait` runs it)
    and as the floor (bench/floor.py), the access log read between marks;
 3. tools: `docker manifest inspect` and `skopeo inspect --raw` per tag, on a
    sample of tags, with the same concurrency;

@@ -11,7 +11,7 @@ that would cost minutes here. It lives on tmpfs where there is one (a
 100,000-tag registry is about a million directories).
 
 Then one cold scan as the Refresh button starts it (bench.scans.workers_scan:
-scan_submit, one Celery worker of -c 1 fanning out one task per repository),
+scan_submit, one Celery worker of -c 1 fanning out parts of up to 8 repositories),
 with the pool process's resident set sampled meanwhile beside the number of
 parts done, so that growth across parts (a leak) shows apart from the peak
 of the largest repository. The copies sort before the largest repository

@@ -73,7 +73,8 @@ def _scans_section(results: dict) -> list[str]:
         "## Scans",
         "",
         f"Ours: `scan_submit` as the Refresh button or `manage.py scan --wait` starts it, on one Celery worker "
-        f"(`-c 1`) that fans out one task per repository; each part runs {meta['concurrency']} requests at once "
+        f"(`-c 1`) that fans out parts of up to 8 repositories (each written while the next is fetched); each "
+        f"part runs {meta['concurrency']} requests at once "
         "(the registry's concurrency setting), as the floor does. Timed from `scan_submit` until the job row is "
         "done. CPU is the worker's (main and pool process); the floor's is this process's while it ran alone.",
         "",
@@ -139,7 +140,7 @@ def _memory_section(results: dict) -> list[str]:
         f"distinct configs; generated in {gen['seconds']:.0f} s.",
         "",
         "One cold scan on an empty SQLite database, as in the scans above: `scan_submit`, one Celery worker "
-        f"(`-c 1`) fanning out one task per repository, each part with {results['meta']['concurrency']} requests "
+        f"(`-c 1`) fanning out parts of up to 8 repositories, each with {results['meta']['concurrency']} requests "
         "in flight. Peak: VmHWM of the worker's pool process after the scan; requests: the access log.",
         "",
         "| Tags | Repositories | Largest repository | Worker peak (MiB) | Seconds | Requests (access log) | "

@@ -1,8 +1,10 @@
 """A scan job: one repository (or some of its tags) at once, or a whole registry fanned out.
 
-A whole-registry scan lists the repositories, then sends one part per
-repository (the `scan_part_run` task), so that adding workers (on other
-machines, same Redis and database) shortens it; the last part to finish
+A whole-registry scan lists the repositories, then sends them in parts of
+a few repositories (the `scan_part_run` task, part_names), so that adding
+workers (on other machines, same Redis and database) shortens it; a part
+writes each repository while it fetches the next (behind.py). Each repository
+is counted once (a ScanPart row); the last to be counted
 closes the job (`_scan_close`): the totals, the repositories gone from the
 catalog and the registry's last scan are written there, and only there.
 Run inline (jobs.job_run(inline=True): tests, the benchmark), the parts run
