@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 
 from .fetching import Carried
 
@@ -37,6 +37,12 @@ def _writing_thread() -> ThreadPoolExecutor:
             _thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scan-write")
             _thread_pid = os.getpid()
         return _thread
+
+
+def writing_thread_release() -> None:
+    """Close the writing thread's database connections (a test's database is then free to drop)."""
+    if _thread is not None and _thread_pid == os.getpid():
+        _thread.submit(connections.close_all).result()
 
 
 def behind_failed(error: BaseException) -> Future:
@@ -59,8 +65,10 @@ class WriteBehind:
     def __init__(self, *, threaded: bool = False) -> None:
         self.threaded = threaded
         self._last: Future = _done()
-        # What the batch last given fetched, for the next batch to count as stored.
+        # What the batch last given fetched, for the next batch to count as stored, and the future of
+        # its write: a batch that counted on it is not written if that write failed.
         self.carried: Carried | None = None
+        self.carried_write: Future | None = None
 
     def write(self, step: Callable[[], object]) -> Future:
         """Give a batch's write: it runs after every step given before, which the calling thread first

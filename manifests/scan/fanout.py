@@ -131,7 +131,8 @@ def _scan_fanout(job: Job, progress: jobs.JobProgress) -> object:
     if not names:
         _scan_close(job)
         return None
-    for part in part_names(names):
+    sizes = dict(Repository.objects.filter(registry=registry).values_list("name", "tag_count"))
+    for part in part_names(names, sizes):
         if jobs.job_inline():
             scan_part_run(job_id=job.pk, names=part, share=False)
         else:
@@ -141,15 +142,27 @@ def _scan_fanout(job: Job, progress: jobs.JobProgress) -> object:
 
 # A whole-registry scan sends its repositories in parts of up to PART_REPOSITORIES each: a part writes
 # one repository while it fetches the next (behind.py). A registry of fewer than PART_REPOSITORIES *
-# PARTS_MIN repositories gets smaller parts, so that several workers still share its scan.
+# PARTS_MIN repositories gets smaller parts, so that several workers still share its scan; a part
+# holds repositories of PART_TAGS tags at most, as the last scan counted them, so that its task
+# stays short beside the broker's visibility timeout (a repository larger than that is a part alone).
 PART_REPOSITORIES = 8
 PARTS_MIN = 8
+PART_TAGS = 5000
 
 
-def part_names(names: list[str]) -> list[list[str]]:
-    """The repositories of each part of a fanned-out scan, in catalog order."""
-    size = max(1, min(PART_REPOSITORIES, len(names) // PARTS_MIN))
-    return [names[start:start + size] for start in range(0, len(names), size)]
+def part_names(names: list[str], sizes: dict[str, int]) -> list[list[str]]:
+    """The repositories of each part of a fanned-out scan, in catalog order; `sizes`: tags per
+    repository at the last scan (a repository never scanned counts as none)."""
+    most = max(1, min(PART_REPOSITORIES, len(names) // PARTS_MIN))
+    parts: list[list[str]] = []
+    tags = 0
+    for name in names:
+        if not parts or len(parts[-1]) >= most or tags + sizes.get(name, 0) > PART_TAGS:
+            parts.append([])
+            tags = 0
+        parts[-1].append(name)
+        tags += sizes.get(name, 0)
+    return parts
 
 
 class _ClientSpoilt(Exception):
@@ -168,39 +181,55 @@ def scan_part_run(*, job_id: int, names: list[str] | str, share: bool = True, be
     names = [name for name in names if name not in done]
     if not names:
         return
-    registry = job.registry
     share = (ScanShare.for_job(job_id, job.params["share"])
              if share and job.params.get("share") and len(job.params.get("names") or ()) > 1 else None)
     writer = WriteBehind(threaded=behind)
-    taken = {"hits": 0}
-    records: list[Future] = []
     try:
-        with registry_client_kept(registry=registry) as client:
-            for name in names:
-                try:
-                    scanned = repository_scan_behind(client=client, registry=registry, name=name,
-                                                     concurrency=registry.concurrency, share=share, writer=writer)
-                except Exception as exc:
-                    scanned = behind_failed(exc)
-                records.append(writer.then(functools.partial(
-                    _repository_record, job=job, name=name, scanned=scanned, client=client, share=share,
-                    taken=taken)))
-            writer.wait()
-            if any(record.result() for record in records):
-                raise _ClientSpoilt
-    except _ClientSpoilt:
-        pass
-    except Exception as exc:  # no client (its credentials cannot be read): each repository not counted says so
-        if not isinstance(exc, errors.RegistryError | jobs.CredentialsUndecryptable):
-            logger.exception("a part of scan job %s failed", job_id)
-        writer.wait()
-        for name in names[len(records):]:
-            writer.then(functools.partial(_repository_record, job=job, name=name, scanned=behind_failed(exc),
-                                          client=None, share=share, taken=taken))
+        _part_scan(job=job, names=names, share=share, writer=writer)
     finally:
         writer.close()
         if share is not None:
             share.close()
+
+
+def _part_scan(*, job: Job, names: list[str], share: ScanShare | None, writer: WriteBehind) -> None:
+    """The part's repositories through the thread's kept client. One that crashed here (anything but
+    a registry's error) has its client closed, and the next repository gets a new one; one that crashed
+    in the writing thread, at the end of the part."""
+    taken = {"hits": 0}
+    records: list[Future] = []
+    remaining = list(names)
+    while remaining:
+        try:
+            with registry_client_kept(registry=job.registry) as client:
+                while remaining:
+                    name = remaining.pop(0)
+                    spoilt = False
+                    try:
+                        scanned = repository_scan_behind(client=client, registry=job.registry, name=name,
+                                                         concurrency=job.registry.concurrency, share=share,
+                                                         writer=writer)
+                    except Exception as exc:
+                        scanned, spoilt = behind_failed(exc), not isinstance(exc, errors.RegistryError)
+                    records.append(writer.then(functools.partial(
+                        _repository_record, job=job, name=name, scanned=scanned, client=client, share=share,
+                        taken=taken)))
+                    if spoilt:
+                        writer.wait()  # the steps given before use this client: they end before it is closed
+                        raise _ClientSpoilt
+                writer.wait()
+                if any(record.result() for record in records):
+                    raise _ClientSpoilt
+        except _ClientSpoilt:
+            continue
+        except Exception as exc:  # no client (its credentials cannot be read): each repository left says so
+            if not isinstance(exc, errors.RegistryError | jobs.CredentialsUndecryptable):
+                logger.exception("a part of scan job %s failed", job.pk)
+            writer.wait()
+            for name in remaining:
+                writer.then(functools.partial(_repository_record, job=job, name=name, scanned=behind_failed(exc),
+                                              client=None, share=share, taken=taken))
+            return
 
 
 def _repository_record(*, job: Job, name: str, scanned: Future, client, share: ScanShare | None,

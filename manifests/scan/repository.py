@@ -139,7 +139,8 @@ class _Scanned:
 
 
 def _write_step(writes: list[Future], **kwargs) -> Repository:
-    """A write of one batch; none after one of the same repository failed (the part records that error)."""
+    """A write of one batch; none after one of the same repository failed, nor after the write of what
+    the batch counted as stored failed (the part records that error)."""
     for write in writes:
         write.result()
     return repository_write(**kwargs)
@@ -159,16 +160,20 @@ def _listed_scan(*, client: RegistryClient, registry: Registry, name: str, names
     batches = list(chunks(names, TAGS_PER_WRITE)) or [[]]
     for index, batch in enumerate(batches):
         known = Known(share, writer.carried)
+        counted_on = [writer.carried_write] if writer.carried_write is not None else []
         fetches = fetching.tags_fetch(client=client, repository=name, names=batch, stored=stored, known=known,
                                       concurrency=concurrency)
         writer.carried = known.carry(fetches)
-        state.writes.append(writer.write(functools.partial(
-            _write_step, list(state.writes), registry=registry, name=name, fetches=fetches, now=now, note=note,
-            missing={digest for fetch in fetches for digest in fetch.missing},
-            listed=names if index == len(batches) - 1 else None)))
+        writer.carried_write = writer.write(functools.partial(
+            _write_step, [*counted_on, *state.writes], registry=registry, name=name, fetches=fetches, now=now,
+            note=note, missing={digest for fetch in fetches for digest in fetch.missing},
+            listed=names if index == len(batches) - 1 else None))
+        state.writes.append(writer.carried_write)
         state.counts["errors"] += sum(1 for f in fetches if f.error)
         state.counts["changed"] += sum(1 for f in fetches if not f.unchanged and not f.error)
         state.fetched |= {digest for fetch in fetches if not fetch.error for digest in fetch.learned}
+        if any(write.done() and write.exception() is not None for write in state.writes):
+            break  # a write failed: the batches after it would not be written (finish says why)
     return state
 
 

@@ -11,9 +11,26 @@ import pytest
 from manifests.models import Job, Registry, ScanPart, Tag
 from manifests.scan import fetching
 from manifests.scan import repository as scan_repository
-from manifests.scan.fanout import scan_part_run
+from manifests.scan import behind
+from manifests.scan.fanout import PART_TAGS, part_names, scan_part_run
 from registry.images import image_push, index_push
 from registry.platform import Platform
+
+@pytest.fixture(autouse=True)
+def _writing_thread_released():
+    yield
+    behind.writing_thread_release()  # its connection would keep the test database from being dropped
+
+
+def test_parts_hold_up_to_eight_repositories_of_a_bounded_size_and_several_workers_still_share_a_scan():
+    names = [f"r{index:03}" for index in range(100)]
+    assert part_names(names[:7], {}) == [[name] for name in names[:7]]  # fewer than 8 parts otherwise
+    assert [len(part) for part in part_names(names[:20], {})] == [2] * 10
+    assert [len(part) for part in part_names(names, {})] == [8] * 12 + [4]
+    sizes = {"r001": PART_TAGS, "r005": 2000, "r006": 2000, "r007": 2000}  # as the last scan counted them
+    assert part_names(names, sizes)[:3] == [names[0:5], names[5:7], names[7:15]]  # at most PART_TAGS
+    assert sum(part_names(names, sizes), []) == names  # each once, in catalog order
+
 
 PLATFORMS = [Platform("linux", "amd64"), Platform("linux", "arm64", "v8"), Platform("linux", "386")]
 
@@ -146,3 +163,37 @@ def test_a_part_whose_credentials_cannot_be_read_counts_each_of_its_repositories
     assert all(counts["errors"] == 1 and "cannot be decrypted" in counts["note"] for counts in parts.values()), parts
     job.refresh_from_db()
     assert job.is_done and job.result["errors"] == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_repository_that_counted_on_a_write_that_failed_is_not_written_without_what_it_lacks(fresh_registry,
+                                                                                            monkeypatch):
+    """a's write fails (a database error, injected: a narrow error path no real database gives on demand);
+    b, fetched meanwhile, counted a's content as stored: it is not written pointing at manifests no row
+    holds, but counted with the error, and the next scan stores both."""
+    from django.db import OperationalError
+
+    running = fresh_registry("anonymous")
+    with running.client() as client:
+        _mirrors(client, ("failed/a", "failed/b"))
+    registry = Registry.objects.create(name="failed", url=running.url, insecure=True)
+    write = scan_repository.repository_write
+
+    def fails_for_a(**kwargs):
+        if kwargs["name"] == "failed/a":
+            raise OperationalError("database is locked")
+        return write(**kwargs)
+
+    monkeypatch.setattr(scan_repository, "repository_write", fails_for_a)
+    job = _job(registry, ["failed/a", "failed/b"])
+    scan_part_run(job_id=job.pk, names=["failed/a", "failed/b"], behind=True)
+    parts = dict(ScanPart.objects.filter(job=job).values_list("repository", "counts"))
+    assert parts["failed/a"]["crash"] == parts["failed/b"]["crash"] == "OperationalError", parts
+    assert not Tag.objects.filter(repository__registry=registry).exists()
+
+    monkeypatch.setattr(scan_repository, "repository_write", write)
+    again = _job(registry, ["failed/a", "failed/b"])
+    scan_part_run(job_id=again.pk, names=["failed/a", "failed/b"], behind=True)
+    again.refresh_from_db()
+    assert again.result["errors"] == 0 and again.result["tags"] == 8, again.result
+    assert not Tag.objects.filter(repository__registry=registry).exclude(error="").exists()
