@@ -9,12 +9,12 @@ import time
 import pytest
 
 from manifests.models import Job, Registry, ScanPart, Tag
-from manifests.scan import fetching
+from manifests.scan import behind, fetching
 from manifests.scan import repository as scan_repository
-from manifests.scan import behind
 from manifests.scan.fanout import PART_TAGS, part_names, scan_part_run
 from registry.images import image_push, index_push
 from registry.platform import Platform
+
 
 @pytest.fixture(autouse=True)
 def _writing_thread_released():
