@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -62,12 +63,24 @@ def push_params(params: dict) -> PushParams:
 def push_submit(*, registry: Registry, target: str, sources: list[SourceSpec], fmt: str,
                 annotations: dict[str, str], expect_digest: str | None, user=None,
                 preview_digest: str | None = None) -> Job:
-    """Record a push job and send it to a worker once the transaction commits."""
-    return jobs.job_submit(
-        kind=Job.KIND_PUSH, registry=registry, target=target, user=user,
-        params={"sources": [s.to_json() for s in sources], "format": fmt, "annotations": annotations,
-                "expect_digest": expect_digest, "preview_digest": preview_digest},
-    )
+    """Record a push job and send it to a worker once the transaction commits.
+
+    The same push by the same user while the first is still queued or running (a double click, a
+    POST the browser sent again) is that job: the list is put once, and moves its tag once in history.
+    """
+    params = json.loads(json.dumps({  # as the job row gives them back, to compare
+        "sources": [s.to_json() for s in sources], "format": fmt, "annotations": annotations,
+        "expect_digest": expect_digest, "preview_digest": preview_digest}))
+    with transaction.atomic():
+        # One submission at a time per registry (SQLite takes its write lock here, at BEGIN IMMEDIATE).
+        list(Registry.objects.select_for_update().filter(pk=registry.pk).values_list("pk", flat=True))
+        pending = Job.objects.filter(kind=Job.KIND_PUSH, registry=registry, target=target,
+                                     created_by=user if user is not None and user.is_authenticated else None,
+                                     status__in=(Job.STATUS_QUEUED, Job.STATUS_RUNNING))
+        for job in pending.order_by("pk"):
+            if job.params == params:
+                return job
+        return jobs.job_submit(kind=Job.KIND_PUSH, registry=registry, target=target, user=user, params=params)
 
 
 class _InventoryFirst:
