@@ -6,10 +6,13 @@ tested is which job rows a submission makes, not a worker."""
 
 from __future__ import annotations
 
+import datetime
 import threading
 
 import pytest
+from django.conf import settings
 from django.db import connections
+from django.utils import timezone
 
 from manifests import jobs
 from manifests.models import Job, Registry
@@ -47,11 +50,28 @@ def test_the_same_push_while_the_first_waits_is_the_first_job_and_another_push_i
               _push(registry, alice, target="username/test:1.4"),
               _push(registry, alice, expect_digest="sha256:" + "b" * 64)]
     assert len({first.pk, *(job.pk for job in others)}) == 5
-    Job.objects.filter(pk=first.pk).update(status=Job.STATUS_RUNNING)
+    Job.objects.filter(pk=first.pk).update(status=Job.STATUS_RUNNING, heartbeat_at=timezone.now())
     assert _push(registry, alice).pk == first.pk
     Job.objects.filter(pk=first.pk).update(status=Job.STATUS_SUCCEEDED)
     again = _push(registry, alice)  # pushed already: asked again, it is pushed again
     assert again.pk != first.pk and Job.objects.filter(kind=Job.KIND_PUSH).count() == 6
+
+
+@pytest.mark.django_db
+def test_a_push_whose_job_is_no_longer_alive_is_pushed_again(queued, django_user_model):
+    """A queued job whose task was lost (a broker restarted) or a running one whose worker died (its
+    lease not renewed) does not swallow the same push asked again."""
+    registry = Registry.objects.create(name="stale", url="http://127.0.0.1:9", insecure=True)
+    user = django_user_model.objects.create_user("retrier")
+    lost = _push(registry, user)
+    Job.objects.filter(pk=lost.pk).update(created_at=timezone.now() - datetime.timedelta(seconds=120))
+    second = _push(registry, user)
+    assert second.pk != lost.pk
+    stale = datetime.timedelta(seconds=settings.JOB_LEASE_SECONDS + 5)
+    Job.objects.filter(pk=second.pk).update(status=Job.STATUS_RUNNING, heartbeat_at=timezone.now() - stale)
+    third = _push(registry, user)
+    assert third.pk not in (lost.pk, second.pk)
+    assert _push(registry, user).pk == third.pk  # the one alive
 
 
 @pytest.mark.django_db(transaction=True)
