@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import datetime
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
 
 from registry import errors
 from registry.assemble import (
@@ -24,7 +29,7 @@ from registry.mediatypes import parse_manifest
 
 from .. import jobs
 from ..models import Job, PushRecord, Registry
-from . import signatures
+from . import queue, signatures
 from .across import Across, SourceClients, source_registries, sources_foreign
 from .inventory import InventoryClient
 from .registries import registry_client
@@ -59,15 +64,41 @@ def push_params(params: dict) -> PushParams:
                       expect_digest=params.get("expect_digest"), preview_digest=params.get("preview_digest"))
 
 
+# A queued push this recent takes the same push asked again; an older one has waited long enough to
+# be asked again for a reason (its task lost with a broker that restarted).
+PUSH_AGAIN_SECONDS = 60
+
+
 def push_submit(*, registry: Registry, target: str, sources: list[SourceSpec], fmt: str,
                 annotations: dict[str, str], expect_digest: str | None, user=None,
                 preview_digest: str | None = None) -> Job:
-    """Record a push job and send it to a worker once the transaction commits."""
-    return jobs.job_submit(
-        kind=Job.KIND_PUSH, registry=registry, target=target, user=user,
-        params={"sources": [s.to_json() for s in sources], "format": fmt, "annotations": annotations,
-                "expect_digest": expect_digest, "preview_digest": preview_digest},
-    )
+    """Record a push job and send it to a worker once the transaction commits.
+
+    The same push by the same user while the first is still queued or running (a double click, a
+    POST the browser sent again) is that job: the list is put once, and moves its tag once in history.
+    """
+    params = json.loads(json.dumps({  # as the job row gives them back, to compare
+        "sources": [s.to_json() for s in sources], "format": fmt, "annotations": annotations,
+        "expect_digest": expect_digest, "preview_digest": preview_digest}))
+    if not queue.queue_available():  # asked before the lock below: the broker may take seconds to answer
+        raise queue.QueueUnavailable()
+    now = timezone.now()
+    with transaction.atomic():
+        # One submission at a time per registry (SQLite takes its write lock here, at BEGIN IMMEDIATE).
+        list(Registry.objects.select_for_update(no_key=True).filter(pk=registry.pk).values_list("pk", flat=True))
+        # Alive: queued a moment ago, or running with a fresh lease (a job whose task was lost, or whose
+        # worker died, does not swallow the push asked again).
+        alive = Job.objects.filter(kind=Job.KIND_PUSH, registry=registry, target=target,
+                                   created_by=user if user is not None and user.is_authenticated else None).filter(
+            Q(status=Job.STATUS_QUEUED, created_at__gte=now - datetime.timedelta(seconds=PUSH_AGAIN_SECONDS))
+            | Q(status=Job.STATUS_RUNNING,
+                heartbeat_at__gte=now - datetime.timedelta(seconds=settings.JOB_LEASE_SECONDS)))
+        for job in alive.order_by("pk"):
+            if job.params == params:
+                return job
+        job = jobs.job_create(kind=Job.KIND_PUSH, registry=registry, target=target, user=user, params=params)
+        jobs.job_send(job)  # job_submit's, but the queue was asked above
+        return job
 
 
 class _InventoryFirst:
