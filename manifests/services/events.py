@@ -59,6 +59,10 @@ def moves_record(*, repository: Repository, moves: list[TagMove]) -> list[Event]
     """
     registry = Registry.objects.get(pk=repository.registry_id)
     required = registry.required_list if registry.last_scan_at is not None else []
+    if not required:  # only a tag that moved from a digest can have lost a platform
+        moves = [move for move in moves if move.old_digest]
+        if not moves:
+            return []
     names = [move.tag for move in moves]
     now_platforms: dict[str, set[str]] = {name: set() for name in names}
     for start in range(0, len(names), 500):
