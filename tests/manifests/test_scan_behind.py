@@ -12,8 +12,8 @@ from manifests.models import Job, Registry, ScanPart, Tag
 from manifests.scan import behind, fetching
 from manifests.scan import repository as scan_repository
 from manifests.scan.fanout import PART_TAGS, part_names, scan_part_run
-from registry.images import image_push, index_push
 from registry.platform import Platform
+from tests.harness.content import mirrors_push
 
 
 @pytest.fixture(autouse=True)
@@ -36,17 +36,8 @@ PLATFORMS = [Platform("linux", "amd64"), Platform("linux", "arm64", "v8"), Platf
 
 
 def _mirrors(client, repositories: tuple[str, ...], *, same: bool = True) -> None:
-    """In each repository three images, and a list of two more: the same content in each (`same`), or
-    each repository's own."""
-    for repository in repositories:
-        own = "" if same else repository
-        for index, platform in enumerate(PLATFORMS):
-            image_push(client, repository=repository, tag=f"v{index}", platform=platform,
-                       content=f"behind image {index} {own}\n")
-        children = [image_push(client, repository=repository, tag=None, platform=platform,
-                               content=f"behind child {platform.normalized} {own}\n").descriptor()
-                    for platform in PLATFORMS[:2]]
-        index_push(client, repository=repository, tag="multi", children=children)
+    """Three images and a list of two more in each repository: the same content, or each its own."""
+    mirrors_push(client, repositories, PLATFORMS, label="behind", same=same)
 
 
 class _Timeline:

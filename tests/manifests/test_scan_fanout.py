@@ -113,21 +113,14 @@ def test_parts_scanning_side_by_side_fetch_a_digest_shared_by_repositories_once(
     """Two repositories holding the same images (a mirror): their parts run at once on the worker's
     two processes, through a registry slowed down so that they overlap; each config and each child
     is fetched by one of them, the other reads what it fetched."""
-    from registry.images import index_push
+    from tests.harness.content import mirrors_push
     from tests.harness.throttle import ThrottledProxy
 
     running = fresh_registry("anonymous")
     platforms = [Platform("linux", "amd64"), Platform("linux", "arm64"), Platform("linux", "386"),
                  Platform("linux", "ppc64le")]
     with running.client() as client:
-        for repository in ("share/a", "share/b"):
-            for index, platform in enumerate(platforms):
-                image_push(client, repository=repository, tag=f"v{index}", platform=platform,
-                           content=f"shared image {index}\n")
-            children = [image_push(client, repository=repository, tag=None, platform=platform,
-                                   content=f"shared child {platform.normalized}\n").descriptor()
-                        for platform in platforms[:2]]
-            index_push(client, repository=repository, tag="multi", children=children)
+        mirrors_push(client, ("share/a", "share/b"), platforms, label="shared")
     proxy = ThrottledProxy(running.port, bytes_per_second=24 * 1024).start()
     try:
         registry = Registry.objects.create(name="share", url=proxy.url, insecure=True)
